@@ -1,0 +1,71 @@
+# govex — the two commands a newcomer needs are `make run` and `make test`.
+# Everything else (generate, lint, protoset, bench) is for developers and CI.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTO_FILES := $(shell find protos/govex -name '*.proto' | sort)
+GOVEX_LISTEN ?= 127.0.0.1:50051
+
+.PHONY: run test lint generate protoset bench system-deps venv clean format
+
+# The virtualenv is rebuilt whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# PostgreSQL (integration tests) and h2load (benchmarks) come from Debian.
+system-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing postgresql (needed by the integration tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+run: $(STAMP)
+	$(BIN)/python -m govex_server.devrun --listen $(GOVEX_LISTEN)
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check server clients tests
+	$(BIN)/ruff format --check server clients tests
+	$(BIN)/mypy server clients tests
+	$(BIN)/buf lint
+	$(BIN)/buf format --diff --exit-code --path protos/govex
+
+format: $(STAMP)
+	$(BIN)/ruff format server clients tests
+	$(BIN)/ruff check --fix server clients tests
+	$(BIN)/buf format -w --path protos/govex
+
+# Regenerates generated/ from protos/ (messages, grpc stubs, mypy stubs).
+generate: $(STAMP)
+	rm -rf generated/govex
+	mkdir -p generated
+	$(BIN)/python -m grpc_tools.protoc -Iprotos \
+	  --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
+	  --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
+	  --python_out=generated --grpc_python_out=generated \
+	  --mypy_out=generated --mypy_grpc_out=generated \
+	  $(PROTO_FILES)
+
+# A descriptor set with comments, for `grpcurl -protoset build/govex.protoset`
+# (server reflection drops comments).
+protoset: $(STAMP)
+	mkdir -p build
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --include_imports --include_source_info \
+	  --descriptor_set_out=build/govex.protoset $(PROTO_FILES) \
+	  protos/google/rpc/error_details.proto protos/google/rpc/status.proto
+	@echo "wrote build/govex.protoset"
+
+bench: $(STAMP)
+	@command -v h2load >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null; }
+	$(BIN)/python -m tests.bench.run_all
+
+clean:
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache
