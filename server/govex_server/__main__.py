@@ -1,0 +1,60 @@
+"""``govex-server serve`` and ``govex-server migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from govex_server import logs
+from govex_server.app import migrate_only, serve
+from govex_server.config import ConfigError, load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="govex-server", description="govex gRPC server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="migrate the database and serve gRPC")
+    serve_cmd.add_argument("--listen", help="host:port (GOVEX_LISTEN)")
+    serve_cmd.add_argument("--database-url", help="SQLAlchemy URL (GOVEX_DATABASE_URL)")
+    serve_cmd.add_argument("--principals-file", help="principals TOML (GOVEX_PRINCIPALS_FILE)")
+    serve_cmd.add_argument("--config", help="settings TOML file (GOVEX_CONFIG_FILE)")
+    migrate_cmd = commands.add_parser("migrate", help="apply database migrations and exit")
+    migrate_cmd.add_argument("--database-url", help="SQLAlchemy URL (GOVEX_DATABASE_URL)")
+    migrate_cmd.add_argument("--config", help="settings TOML file (GOVEX_CONFIG_FILE)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``govex-server`` console script."""
+    args = build_parser().parse_args(argv)
+    overrides = {
+        "listen": getattr(args, "listen", None),
+        "database_url": getattr(args, "database_url", None),
+        "principals_file": getattr(args, "principals_file", None),
+    }
+    try:
+        settings = load_settings(args.config, overrides=overrides)
+    except ConfigError as exc:
+        print(f"govex-server: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        if args.command == "migrate":
+            asyncio.run(migrate_only(settings))
+            logging.getLogger("govex").info("database migrated")
+        else:
+            asyncio.run(serve(settings))
+    except ConfigError as exc:
+        print(f"govex-server: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"govex-server: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Domain <-> proto translation for the governance API."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from govex.governance.v1 import governance_state_pb2, plan_pb2
+from govex_server.domain.errors import invalid_field
+from govex_server.domain.governance import CooldownStatus, GovernanceMode
+from govex_server.domain.plans import Plan, PlanState, Step, Target
+from govex_server.domain.principals import PrincipalKind
+
+
+def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    """A protobuf Timestamp of an aware datetime."""
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def duration(value: timedelta) -> duration_pb2.Duration:
+    """A protobuf Duration."""
+    d = duration_pb2.Duration()
+    d.FromTimedelta(value)
+    return d
+
+
+def plan_state_to_pb(state: PlanState) -> plan_pb2.PlanState.ValueType:
+    """PlanState.DRAFT -> PLAN_STATE_DRAFT."""
+    return plan_pb2.PlanState.Value(f"PLAN_STATE_{state.value}")
+
+
+def plan_state_from_pb(value: int, field: str) -> PlanState:
+    """A known, specified PlanState or INVALID_ARGUMENT naming ``field``."""
+    if value == plan_pb2.PLAN_STATE_UNSPECIFIED or value not in plan_pb2.PlanState.values():
+        raise invalid_field(field, f"{value} is not a PlanState (use PLAN_STATE_DRAFT..CANCELLED)")
+    return PlanState(plan_pb2.PlanState.Name(value).removeprefix("PLAN_STATE_"))  # type: ignore[arg-type]
+
+
+def mode_to_pb(mode: GovernanceMode) -> plan_pb2.GovernanceMode.ValueType:
+    """GovernanceMode.MANUAL -> GOVERNANCE_MODE_MANUAL."""
+    return plan_pb2.GovernanceMode.Value(f"GOVERNANCE_MODE_{mode.value}")
+
+
+def mode_from_pb(value: int, field: str = "mode") -> GovernanceMode:
+    """A known, specified GovernanceMode or INVALID_ARGUMENT naming ``field``."""
+    if (
+        value == plan_pb2.GOVERNANCE_MODE_UNSPECIFIED
+        or value not in plan_pb2.GovernanceMode.values()
+    ):
+        raise invalid_field(
+            field, f"{value} is not a GovernanceMode (MANUAL, AI_ASSISTED or FULL_AI)"
+        )
+    name = plan_pb2.GovernanceMode.Name(value)  # type: ignore[arg-type]
+    return GovernanceMode(name.removeprefix("GOVERNANCE_MODE_"))
+
+
+def _kind_to_pb(kind: PrincipalKind) -> plan_pb2.PrincipalKind.ValueType:
+    return (
+        plan_pb2.PRINCIPAL_KIND_HUMAN if kind is PrincipalKind.HUMAN else plan_pb2.PRINCIPAL_KIND_AI
+    )
+
+
+def _step_to_pb(step: Step | None, out: plan_pb2.PlanStep) -> None:
+    if step is None:
+        return
+    out.principal = step.principal
+    out.principal_kind = _kind_to_pb(step.kind)
+    out.time.CopyFrom(timestamp(step.time))
+    out.comment = step.comment
+
+
+def plan_to_pb(plan: Plan) -> plan_pb2.Plan:
+    """The proto Plan."""
+    out = plan_pb2.Plan(
+        name=plan.name,
+        state=plan_state_to_pb(plan.state),
+        reason=plan.reason,
+        version=plan.version,
+        etag=plan.etag,
+        proposed_under_mode=mode_to_pb(GovernanceMode(plan.proposed_under_mode)),
+        cooldown_overridden=plan.cooldown_overridden,
+    )
+    for target in plan.targets:
+        out.targets.add(asset=target.asset, weight_percent=target.weight_percent)
+    _step_to_pb(plan.proposed, out.proposed)
+    _step_to_pb(plan.reviewed, out.reviewed)
+    _step_to_pb(plan.approved, out.approved)
+    _step_to_pb(plan.activated, out.activated)
+    _step_to_pb(plan.rejected, out.rejected)
+    _step_to_pb(plan.cancelled, out.cancelled)
+    if plan.execute_time is not None:
+        out.execute_time.CopyFrom(timestamp(plan.execute_time))
+    out.create_time.CopyFrom(timestamp(plan.create_time))
+    out.update_time.CopyFrom(timestamp(plan.update_time))
+    return out
+
+
+def targets_from_pb(targets: list[plan_pb2.TargetWeight]) -> list[Target]:
+    """Proto targets as domain targets (validated by the domain)."""
+    return [Target(t.asset, t.weight_percent) for t in targets]
+
+
+def cooldown_to_pb(status: CooldownStatus) -> governance_state_pb2.CooldownStatus:
+    """The proto CooldownStatus."""
+    out = governance_state_pb2.CooldownStatus(
+        cooldown=duration(status.cooldown),
+        last_activated_plan=status.last_activated_plan or "",
+        next_allowed_time=timestamp(status.next_allowed_time),
+        remaining=duration(status.remaining),
+        publishing_allowed=status.publishing_allowed,
+    )
+    if status.last_activation_time is not None:
+        out.last_activation_time.CopyFrom(timestamp(status.last_activation_time))
+    return out

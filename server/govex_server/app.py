@@ -1,0 +1,137 @@
+"""Composition root: builds the store, services and gRPC server, and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from datetime import timedelta
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from govex.execution.v1 import execution_service_pb2, execution_service_pb2_grpc
+from govex.governance.v1 import governance_service_pb2, governance_service_pb2_grpc
+from govex_server.api.auth import Authenticator
+from govex_server.api.execution import ExecutionServicer
+from govex_server.api.governance import GovernanceServicer
+from govex_server.config import Settings, load_principals
+from govex_server.domain.clock import Clock, SystemClock
+from govex_server.services.bounds import SignalsRequiredBounds
+from govex_server.services.governance import GovernanceService
+from govex_server.store.database import Store, create_engine
+from govex_server.store.migrate import migrate
+
+log = logging.getLogger("govex.app")
+
+SERVICE_NAMES = (
+    governance_service_pb2.DESCRIPTOR.services_by_name["GovernanceService"].full_name,
+    execution_service_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name,
+)
+
+# Keepalive: detect dead peers of long streams, and tolerate clients that
+# ping every 10 s. Pending-request limits are raised so that thousands of
+# concurrent stream subscriptions are accepted instead of being cancelled by
+# gRPC core before Python sees them (defaults 1,000 and 3,000).
+SERVER_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.server.max_pending_requests", 20_000),
+    ("grpc.server.max_pending_requests_hard_limit", 40_000),
+    ("grpc.max_concurrent_streams", 20_000),
+    ("grpc.so_reuseport", 0),
+]
+
+
+@dataclass
+class Running:
+    """A started server: its port and how to stop it."""
+
+    server: grpc.aio.Server
+    health: health.HealthServicer
+    store: Store
+    port: int
+
+    async def stop(self, grace: float) -> None:
+        """NOT_SERVING first (load balancers drain), then a graceful stop."""
+        for name in ("", *SERVICE_NAMES):
+            await _set_health(self.health, name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace)
+        await self.store.close()
+
+
+async def _set_health(
+    servicer: health.HealthServicer,
+    name: str,
+    status: health_pb2.HealthCheckResponse.ServingStatus.ValueType,
+) -> None:
+    result = servicer.set(name, status)
+    if asyncio.iscoroutine(result):
+        await result
+
+
+async def start(settings: Settings, clock: Clock | None = None) -> Running:
+    """Migrates the database, builds everything and starts serving."""
+    clock = clock or SystemClock()
+    principals = load_principals(settings.principals_file)
+    store = Store(create_engine(settings.database_url))
+    try:
+        await migrate(store.engine)
+        governance = GovernanceService(
+            store,
+            clock,
+            timedelta(hours=settings.cooldown_hours),
+            SignalsRequiredBounds(),
+        )
+        auth = Authenticator(principals)
+        server = grpc.aio.server(options=SERVER_OPTIONS)
+        governance_service_pb2_grpc.add_GovernanceServiceServicer_to_server(
+            GovernanceServicer(auth, governance), server
+        )
+        execution_service_pb2_grpc.add_ExecutionServiceServicer_to_server(
+            ExecutionServicer(auth), server
+        )
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        port = server.add_insecure_port(settings.listen)
+        if port == 0:
+            raise OSError(f"cannot listen on {settings.listen}")
+        await server.start()
+    except BaseException:
+        await store.close()
+        raise
+    for name in ("", *SERVICE_NAMES):
+        await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.SERVING)
+    host = settings.listen.rpartition(":")[0]
+    log.info("govex serving on %s:%d (database %s)", host, port, store.dialect)
+    return Running(server, health_servicer, store, port)
+
+
+async def serve(settings: Settings, clock: Clock | None = None) -> None:
+    """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
+    running = await start(settings, clock)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("shutting down (grace %.1fs)", settings.shutdown_grace_seconds)
+    await running.stop(settings.shutdown_grace_seconds)
+    log.info("stopped")
+
+
+async def migrate_only(settings: Settings) -> None:
+    """Applies the migrations and exits."""
+    store = Store(create_engine(settings.database_url))
+    try:
+        await migrate(store.engine)
+    finally:
+        await store.close()

@@ -1,0 +1,107 @@
+"""Typed settings: defaults < TOML file < GOVEX_* environment < command-line flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from govex_server.domain.governance import (
+    MAX_COOLDOWN_HOURS,
+    MIN_COOLDOWN_HOURS,
+    cooldown_hours_valid,
+)
+from govex_server.domain.principals import Principal, parse_principals
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the server refuses to start."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be told. Each field is also GOVEX_<NAME>."""
+
+    listen: str = "127.0.0.1:50051"
+    database_url: str = "sqlite:///var/govex.db"
+    principals_file: str = ""
+    cooldown_hours: float = 24.0
+    shutdown_grace_seconds: float = 10.0
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    def validate(self) -> Settings:
+        """Returns self, or raises ConfigError naming the setting."""
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(f"listen: {self.listen!r} is not host:port")
+        if not cooldown_hours_valid(self.cooldown_hours):
+            raise ConfigError(
+                f"cooldown_hours: {self.cooldown_hours} is outside "
+                f"{MIN_COOLDOWN_HOURS:g}-{MAX_COOLDOWN_HOURS:g}"
+            )
+        if not 0 <= self.shutdown_grace_seconds <= 300:
+            raise ConfigError("shutdown_grace_seconds: must be between 0 and 300")
+        if self.log_format not in ("json", "text"):
+            raise ConfigError("log_format: 'json' or 'text'")
+        if not self.database_url:
+            raise ConfigError("database_url: required")
+        return self
+
+
+def _coerce(name: str, raw: Any, kind: type) -> Any:
+    try:
+        if kind is float:
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: {raw!r} is not a {kind.__name__}") from None
+
+
+def load_settings(
+    config_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Builds the settings from every source, the later ones winning."""
+    environ = os.environ if environ is None else environ
+    kinds = {f.name: (float if f.type in ("float", float) else str) for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    config_file = config_file or environ.get("GOVEX_CONFIG_FILE")
+    if config_file:
+        try:
+            document = tomllib.loads(Path(config_file).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {config_file}: {exc}") from None
+        unknown = set(document) - set(kinds)
+        if unknown:
+            raise ConfigError(f"config file {config_file}: unknown settings {sorted(unknown)}")
+        values.update({k: _coerce(k, v, kinds[k]) for k, v in document.items()})
+    for name, kind in kinds.items():
+        env_value = environ.get(f"GOVEX_{name.upper()}")
+        if env_value is not None and env_value != "":
+            values[name] = _coerce(f"GOVEX_{name.upper()}", env_value, kind)
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _coerce(name, value, kinds[name])
+    return replace(Settings(), **values).validate()
+
+
+def load_principals(path: str) -> dict[str, Principal]:
+    """The principals file (TOML), as ``{token_sha256: Principal}``."""
+    if not path:
+        raise ConfigError(
+            "principals_file: required (GOVEX_PRINCIPALS_FILE or --principals-file); "
+            "`make run` uses config/dev-principals.toml"
+        )
+    try:
+        document = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"principals file {path}: {exc}") from None
+    try:
+        return parse_principals(document)
+    except ValueError as exc:
+        raise ConfigError(f"principals file {path}: {exc}") from None

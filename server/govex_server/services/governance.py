@@ -1,0 +1,539 @@
+"""Governance use cases: plans through their lifecycle under the mode, the
+four-eyes rules and the cooldown; the mode itself. Each use case is one
+transaction that also writes its audit record (and idempotency record)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from govex_server.domain.clock import Clock
+from govex_server.domain.errors import (
+    Category,
+    GovexError,
+    etag_mismatch,
+    failed_precondition,
+    invalid_field,
+    not_found,
+    permission_denied,
+)
+from govex_server.domain.governance import (
+    CooldownStatus,
+    GovernanceMode,
+    ModeSetting,
+    check_cooldown,
+    check_propose,
+    check_step,
+)
+from govex_server.domain.ids import UlidFactory, parse_name
+from govex_server.domain.paging import filter_key, next_token, parse_page
+from govex_server.domain.plans import (
+    Plan,
+    PlanAction,
+    PlanState,
+    Step,
+    Target,
+    check_etag,
+    require_transition,
+)
+from govex_server.domain.principals import Principal, Role
+from govex_server.domain.targets import validate_targets
+from govex_server.services.bounds import FullAiBounds
+from govex_server.store.database import Store, UnitOfWork
+from govex_server.store.repositories import AuditRecord
+
+MAX_TEXT = 1000
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A mutating request's idempotency key (AIP-155) and how to render the
+    response that a repeat must get back."""
+
+    rpc: str
+    request_id: str
+    fingerprint: str
+    encode: Callable[[Any], bytes]
+
+
+@dataclass(frozen=True)
+class Activation:
+    """The result of ActivatePlan."""
+
+    plan: Plan
+    superseded: Plan | None
+
+
+@dataclass(frozen=True)
+class PlanPage:
+    """One page of ListPlans."""
+
+    plans: list[Plan]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class GovernanceSnapshot:
+    """What GetGovernanceState reads in one transaction."""
+
+    mode: ModeSetting
+    active_plan: Plan | None
+    counts: dict[PlanState, int]
+    cooldown: CooldownStatus
+    read_time: datetime
+    etag: str = field(default="")
+
+
+def _text(value: str, field_name: str, *, required: bool = False) -> str:
+    if required and not value.strip():
+        raise invalid_field(field_name, "required")
+    if len(value) > MAX_TEXT:
+        raise invalid_field(field_name, f"{len(value)} characters: at most {MAX_TEXT}")
+    return value
+
+
+def _etag(value: str) -> str:
+    if not value:
+        raise invalid_field("etag", "required: send the etag you read (AIP-154)")
+    return value
+
+
+class GovernanceService:
+    """The plan lifecycle and the governance mode."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        cooldown: timedelta,
+        bounds: FullAiBounds,
+        ids: UlidFactory | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._cooldown = cooldown
+        self._bounds = bounds
+        self._ids = ids or UlidFactory()
+
+    # ------------------------------------------------------------------ reads
+
+    async def get_plan(self, name: str) -> Plan:
+        """One plan by resource name."""
+        plan_id = parse_name(name, "plans")
+        async with self._store.read() as uow:
+            plan = await uow.plans.get(plan_id)
+        if plan is None:
+            raise not_found("govex.io/Plan", name)
+        return plan
+
+    async def list_plans(
+        self, states: Sequence[PlanState], page_size: int, page_token: str
+    ) -> PlanPage:
+        """Plans newest first, optionally only some states."""
+        page = parse_page(page_size, page_token, filter_key(sorted(s.value for s in states)))
+        async with self._store.read() as uow:
+            plans = await uow.plans.list(states, page.after_id, page.size + 1)
+        more = len(plans) > page.size
+        plans = plans[: page.size]
+        return PlanPage(plans, next_token(page, plans[-1].id if plans else None, more))
+
+    async def cooldown_status(self) -> CooldownStatus:
+        """When the next plan may be published."""
+        async with self._store.read() as uow:
+            return await self._cooldown_status(uow, self._clock.now())
+
+    async def snapshot(self) -> GovernanceSnapshot:
+        """Mode, active plan, counts and cooldown, read together."""
+        now = self._clock.now()
+        async with self._store.read() as uow:
+            mode = await uow.modes.get()
+            active = await uow.plans.active()
+            counts = await uow.plans.count_by_state()
+            cooldown = await self._cooldown_status(uow, now)
+        parts = [
+            mode.etag,
+            active.etag if active else "-",
+            ",".join(f"{s.value}={counts[s]}" for s in PlanState),
+            cooldown.last_activated_plan or "-",
+        ]
+        etag = 'W/"' + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24] + '"'
+        return GovernanceSnapshot(mode, active, counts, cooldown, now, etag)
+
+    async def mode(self) -> ModeSetting:
+        """The governance mode."""
+        async with self._store.read() as uow:
+            return await uow.modes.get()
+
+    async def replay(
+        self, principal: Principal, rpc: str, request_id: str
+    ) -> tuple[str, bytes] | None:
+        """The stored first response for an idempotency key, if any."""
+        async with self._store.read() as uow:
+            return await uow.idempotency.get(principal.name, rpc, request_id)
+
+    # -------------------------------------------------------------- mutations
+
+    async def propose(
+        self,
+        actor: Principal,
+        targets: Sequence[Target],
+        reason: str,
+        idem: Idempotency | None = None,
+    ) -> Plan:
+        """A new DRAFT plan."""
+        checked = validate_targets(targets)
+        _text(reason, "reason")
+        async with self._store.write() as uow:
+            mode = await uow.modes.get()
+            check_propose(mode.mode, actor)
+            now = self._clock.now()
+            plan = Plan(
+                id=self._ids.new(now),
+                state=PlanState.DRAFT,
+                targets=checked,
+                reason=reason,
+                version=1,
+                proposed=Step.by(actor, now, reason),
+                proposed_under_mode=mode.mode.value,
+                create_time=now,
+                update_time=now,
+            )
+            await uow.plans.add(plan)
+            await self._audit(uow, actor, mode, "ProposePlan", plan.name, None, plan.etag, reason)
+            await self._remember(uow, actor, idem, plan, now)
+        return plan
+
+    async def update(
+        self,
+        actor: Principal,
+        name: str,
+        etag: str,
+        targets: Sequence[Target],
+        reason: str | None,
+        idem: Idempotency | None = None,
+    ) -> Plan:
+        """Replaces a DRAFT plan's targets (and reason); only its proposer may."""
+        plan_id = parse_name(name, "plans")
+        _etag(etag)
+        checked = validate_targets(targets)
+        if reason is not None:
+            _text(reason, "reason")
+
+        def mutate(plan: Plan, mode: ModeSetting, now: datetime) -> Plan:
+            if plan.proposed.principal != actor.name:
+                raise permission_denied(
+                    "NOT_PROPOSER",
+                    f"only {plan.proposed.principal}, who proposed {plan.name}, may edit it",
+                    resource=plan.name,
+                )
+            check_propose(mode.mode, actor)
+            changes: dict[str, Any] = {"targets": checked}
+            if reason is not None:
+                changes["reason"] = reason
+            return plan.moved(PlanAction.UPDATE, now, **changes)
+
+        return await self._transition(
+            actor, "UpdatePlan", plan_id, etag, PlanAction.UPDATE, reason or "", idem, mutate
+        )
+
+    async def review(
+        self, actor: Principal, name: str, etag: str, comment: str, idem: Idempotency | None = None
+    ) -> Plan:
+        """DRAFT -> REVIEWED."""
+        return await self._step(actor, "ReviewPlan", name, etag, PlanAction.REVIEW, comment, idem)
+
+    async def approve(
+        self, actor: Principal, name: str, etag: str, comment: str, idem: Idempotency | None = None
+    ) -> Plan:
+        """REVIEWED -> APPROVED, never by the human who proposed it."""
+        return await self._step(actor, "ApprovePlan", name, etag, PlanAction.APPROVE, comment, idem)
+
+    async def reject(
+        self, actor: Principal, name: str, etag: str, reason: str, idem: Idempotency | None = None
+    ) -> Plan:
+        """REVIEWED -> CANCELLED, recording who rejected it and why."""
+        _text(reason, "reason", required=True)
+        return await self._step(actor, "RejectPlan", name, etag, PlanAction.REJECT, reason, idem)
+
+    async def cancel(
+        self, actor: Principal, name: str, etag: str, reason: str, idem: Idempotency | None = None
+    ) -> Plan:
+        """Any non-terminal state -> CANCELLED. Approvers, operators and admins
+        may cancel any plan; a proposer only its own."""
+        plan_id = parse_name(name, "plans")
+        _etag(etag)
+        _text(reason, "reason")
+
+        def mutate(plan: Plan, mode: ModeSetting, now: datetime) -> Plan:
+            privileged = actor.has_any((Role.APPROVER, Role.OPERATOR, Role.ADMIN))
+            if not privileged and plan.proposed.principal != actor.name:
+                raise permission_denied(
+                    "NOT_PROPOSER",
+                    f"{actor.name} may cancel only its own plans; {plan.name} was proposed "
+                    f"by {plan.proposed.principal}",
+                    resource=plan.name,
+                )
+            return plan.moved(PlanAction.CANCEL, now, cancelled=Step.by(actor, now, reason))
+
+        return await self._transition(
+            actor, "CancelPlan", plan_id, etag, PlanAction.CANCEL, reason, idem, mutate
+        )
+
+    async def activate(
+        self,
+        actor: Principal,
+        name: str,
+        etag: str,
+        override_cooldown: bool,
+        override_reason: str,
+        idem: Idempotency | None = None,
+    ) -> Activation:
+        """APPROVED -> ACTIVE (publishing). Refused inside the cooldown unless an
+        admin overrides it with a reason; the previously ACTIVE plan is
+        cancelled as superseded in the same transaction."""
+        plan_id = parse_name(name, "plans")
+        _etag(etag)
+        _text(override_reason, "override_reason", required=override_cooldown)
+        async with self._store.write() as uow:
+            # Locking the mode row serialises activations across replicas, so
+            # the cooldown and the supersede read below cannot race.
+            mode = await uow.modes.get(for_update=True)
+            plan = await self._load(uow, plan_id, etag)
+            await self._check_governed(uow, mode, plan, actor, PlanAction.ACTIVATE)
+            require_transition(plan, PlanAction.ACTIVATE)
+            now = self._clock.now()
+            status = await self._cooldown_status(uow, now)
+            check_cooldown(status, actor, override_cooldown, override_reason)
+            overridden = override_cooldown and not status.publishing_allowed
+            superseded: Plan | None = None
+            old = await uow.plans.active()
+            if old is not None:
+                superseded = old.moved(
+                    PlanAction.SUPERSEDE,
+                    now,
+                    cancelled=Step.by(actor, now, f"superseded by {plan.name}"),
+                )
+                await self._replace(uow, superseded, old)
+                await self._audit(
+                    uow,
+                    actor,
+                    mode,
+                    "ActivatePlan",
+                    old.name,
+                    old.etag,
+                    superseded.etag,
+                    f"superseded by {plan.name}",
+                )
+            comment = override_reason if overridden else ""
+            activated = plan.moved(
+                PlanAction.ACTIVATE,
+                now,
+                activated=Step.by(actor, now, comment),
+                cooldown_overridden=overridden,
+            )
+            await self._replace(uow, activated, plan)
+            details: dict[str, Any] = {}
+            if overridden:
+                details = {
+                    "cooldown_override": True,
+                    "cooldown_remaining_seconds": int(status.remaining.total_seconds()),
+                }
+            await self._audit(
+                uow,
+                actor,
+                mode,
+                "ActivatePlan",
+                plan.name,
+                plan.etag,
+                activated.etag,
+                f"cooldown override: {override_reason}" if overridden else "",
+                details,
+            )
+            result = Activation(activated, superseded)
+            await self._remember(uow, actor, idem, result, now)
+        return result
+
+    async def set_mode(
+        self,
+        actor: Principal,
+        mode: GovernanceMode,
+        etag: str,
+        reason: str,
+        idem: Idempotency | None = None,
+    ) -> ModeSetting:
+        """Changes the governance mode (admin; the caller checks the role)."""
+        _etag(etag)
+        _text(reason, "reason")
+        async with self._store.write() as uow:
+            current = await uow.modes.get(for_update=True)
+            check_etag("governance/mode", etag, current.etag)
+            now = self._clock.now()
+            new = ModeSetting(mode, current.version + 1, now, actor.name)
+            if not await uow.modes.replace(new, current.version):
+                latest = await uow.modes.get()
+                raise etag_mismatch("governance/mode", latest.etag)
+            await self._audit(
+                uow,
+                actor,
+                current,
+                "SetGovernanceMode",
+                "governance/mode",
+                current.etag,
+                new.etag,
+                reason,
+                {"from": current.mode.value, "to": mode.value},
+            )
+            await self._remember(uow, actor, idem, new, now)
+        return new
+
+    # ---------------------------------------------------------------- helpers
+
+    async def _step(
+        self,
+        actor: Principal,
+        rpc: str,
+        name: str,
+        etag: str,
+        action: PlanAction,
+        comment: str,
+        idem: Idempotency | None,
+    ) -> Plan:
+        plan_id = parse_name(name, "plans")
+        _etag(etag)
+        _text(comment, "comment")
+        step_field = {
+            PlanAction.REVIEW: "reviewed",
+            PlanAction.APPROVE: "approved",
+            PlanAction.REJECT: "rejected",
+        }[action]
+
+        def mutate(plan: Plan, mode: ModeSetting, now: datetime) -> Plan:
+            return plan.moved(action, now, **{step_field: Step.by(actor, now, comment)})
+
+        return await self._transition(
+            actor, rpc, plan_id, etag, action, comment, idem, mutate, governed=True
+        )
+
+    async def _transition(
+        self,
+        actor: Principal,
+        rpc: str,
+        plan_id: str,
+        etag: str,
+        action: PlanAction,
+        reason: str,
+        idem: Idempotency | None,
+        mutate: Callable[[Plan, ModeSetting, datetime], Plan],
+        *,
+        governed: bool = False,
+    ) -> Plan:
+        """Load, check etag, check the governed step, check the transition,
+        write conditionally, audit, remember: one transaction."""
+        async with self._store.write() as uow:
+            plan = await self._load(uow, plan_id, etag)
+            mode = await uow.modes.get()
+            if governed:
+                await self._check_governed(uow, mode, plan, actor, action)
+            require_transition(plan, action)
+            now = self._clock.now()
+            new = mutate(plan, mode, now)
+            await self._replace(uow, new, plan)
+            await self._audit(uow, actor, mode, rpc, plan.name, plan.etag, new.etag, reason)
+            await self._remember(uow, actor, idem, new, now)
+        return new
+
+    async def _load(self, uow: UnitOfWork, plan_id: str, etag: str) -> Plan:
+        plan = await uow.plans.get(plan_id)
+        if plan is None:
+            raise not_found("govex.io/Plan", f"plans/{plan_id}")
+        check_etag(plan.name, etag, plan.etag)
+        return plan
+
+    async def _check_governed(
+        self,
+        uow: UnitOfWork,
+        mode: ModeSetting,
+        plan: Plan,
+        actor: Principal,
+        action: PlanAction,
+    ) -> None:
+        violations = []
+        if not actor.is_human and mode.mode is GovernanceMode.FULL_AI:
+            violations = await self._bounds.violations(uow, plan)
+        check_step(mode.mode, plan, actor, action, violations)
+
+    async def _replace(self, uow: UnitOfWork, new: Plan, old: Plan) -> None:
+        if not await uow.plans.replace(new, old.version):
+            latest = await uow.plans.get(old.id)
+            raise etag_mismatch(old.name, latest.etag if latest else "")
+
+    async def _cooldown_status(self, uow: UnitOfWork, now: datetime) -> CooldownStatus:
+        last = await uow.plans.last_activation()
+        return CooldownStatus(
+            self._cooldown,
+            last[0] if last else None,
+            f"plans/{last[1]}" if last else None,
+            now,
+        )
+
+    async def _audit(
+        self,
+        uow: UnitOfWork,
+        actor: Principal,
+        mode: ModeSetting,
+        rpc: str,
+        resource: str,
+        etag_before: str | None,
+        etag_after: str | None,
+        reason: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        await uow.audit.append(
+            AuditRecord(
+                at=self._clock.now(),
+                principal=actor.name,
+                principal_kind=actor.kind.value,
+                mode=mode.mode.value,
+                rpc=rpc,
+                resource=resource,
+                etag_before=etag_before,
+                etag_after=etag_after,
+                reason=reason,
+                details=details or {},
+            )
+        )
+
+    async def _remember(
+        self,
+        uow: UnitOfWork,
+        actor: Principal,
+        idem: Idempotency | None,
+        result: object,
+        now: datetime,
+    ) -> None:
+        if idem is not None:
+            await uow.idempotency.put(
+                actor.name, idem.rpc, idem.request_id, idem.fingerprint, idem.encode(result), now
+            )
+
+
+def cooldown_from_hours(hours: float) -> timedelta:
+    """The cooldown as a timedelta; the range is checked by the config."""
+    return timedelta(hours=hours)
+
+
+__all__ = [
+    "Activation",
+    "Category",
+    "GovernanceService",
+    "GovernanceSnapshot",
+    "GovexError",
+    "Idempotency",
+    "PlanPage",
+    "cooldown_from_hours",
+    "failed_precondition",
+]

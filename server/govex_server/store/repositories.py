@@ -1,0 +1,287 @@
+"""Repositories: domain objects in and out of the tables, nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from govex_server.domain.governance import GovernanceMode, ModeSetting
+from govex_server.domain.plans import Plan, PlanState, Step, Target
+from govex_server.domain.principals import PrincipalKind
+from govex_server.store import tables as t
+
+_STEP_NAMES = ("reviewed", "approved", "activated", "rejected", "cancelled")
+
+
+def _step_to_json(step: Step) -> dict[str, str]:
+    return {
+        "principal": step.principal,
+        "kind": step.kind.value,
+        "time": step.time.isoformat(),
+        "comment": step.comment,
+    }
+
+
+def _step_from_json(data: dict[str, str]) -> Step:
+    return Step(
+        data["principal"],
+        PrincipalKind(data["kind"]),
+        datetime.fromisoformat(data["time"]),
+        data.get("comment", ""),
+    )
+
+
+def _plan_row(plan: Plan) -> dict[str, Any]:
+    steps = {"proposed": _step_to_json(plan.proposed)}
+    for step_name in _STEP_NAMES:
+        step = getattr(plan, step_name)
+        if step is not None:
+            steps[step_name] = _step_to_json(step)
+    return {
+        "id": plan.id,
+        "state": plan.state.value,
+        "version": plan.version,
+        "targets": [[tg.asset, tg.weight_percent] for tg in plan.targets],
+        "reason": plan.reason,
+        "proposed_by": plan.proposed.principal,
+        "proposed_under_mode": plan.proposed_under_mode,
+        "steps": steps,
+        "activated_at": plan.activated.time if plan.activated else None,
+        "executed_at": plan.execute_time,
+        "cooldown_overridden": plan.cooldown_overridden,
+        "created_at": plan.create_time,
+        "updated_at": plan.update_time,
+    }
+
+
+def _plan_from_row(row: RowMapping) -> Plan:
+    steps = row["steps"]
+    optional = {
+        name: _step_from_json(steps[name]) if name in steps else None for name in _STEP_NAMES
+    }
+    return Plan(
+        id=row["id"],
+        state=PlanState(row["state"]),
+        targets=tuple(Target(asset, float(weight)) for asset, weight in row["targets"]),
+        reason=row["reason"],
+        version=row["version"],
+        proposed=_step_from_json(steps["proposed"]),
+        proposed_under_mode=row["proposed_under_mode"],
+        create_time=row["created_at"],
+        update_time=row["updated_at"],
+        execute_time=row["executed_at"],
+        cooldown_overridden=bool(row["cooldown_overridden"]),
+        **optional,
+    )
+
+
+class PlanRepository:
+    """Plans. Writes are conditional on the version read (optimistic locking)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, plan_id: str) -> Plan | None:
+        """The plan, or None."""
+        result = await self._conn.execute(select(t.plans).where(t.plans.c.id == plan_id))
+        row = result.mappings().first()
+        return _plan_from_row(row) if row else None
+
+    async def add(self, plan: Plan) -> None:
+        """Inserts a new plan."""
+        await self._conn.execute(insert(t.plans).values(**_plan_row(plan)))
+
+    async def replace(self, plan: Plan, expected_version: int) -> bool:
+        """Writes ``plan`` if the stored version is still ``expected_version``.
+        False means somebody else wrote first: the caller answers ABORTED."""
+        row = _plan_row(plan)
+        del row["id"]
+        result = await self._conn.execute(
+            update(t.plans)
+            .where(t.plans.c.id == plan.id, t.plans.c.version == expected_version)
+            .values(**row)
+        )
+        return result.rowcount == 1
+
+    async def active(self) -> Plan | None:
+        """The ACTIVE plan, if any."""
+        result = await self._conn.execute(
+            select(t.plans).where(t.plans.c.state == PlanState.ACTIVE.value)
+        )
+        row = result.mappings().first()
+        return _plan_from_row(row) if row else None
+
+    async def list(
+        self, states: Sequence[PlanState], before_id: str | None, limit: int
+    ) -> list[Plan]:
+        """Plans newest first (ids sort by creation), optionally only ``states``,
+        strictly older than ``before_id``."""
+        query = select(t.plans).order_by(t.plans.c.id.desc()).limit(limit)
+        if states:
+            query = query.where(t.plans.c.state.in_([s.value for s in states]))
+        if before_id is not None:
+            query = query.where(t.plans.c.id < before_id)
+        result = await self._conn.execute(query)
+        return [_plan_from_row(row) for row in result.mappings()]
+
+    async def count_by_state(self) -> dict[PlanState, int]:
+        """Number of plans in every state (zero included)."""
+        result = await self._conn.execute(
+            select(t.plans.c.state, func.count()).group_by(t.plans.c.state)
+        )
+        counts = dict.fromkeys(PlanState, 0)
+        for state, count in result.all():
+            counts[PlanState(state)] = int(count)
+        return counts
+
+    async def last_activation(self) -> tuple[datetime, str] | None:
+        """Time and id of the newest activation ever (cancelled plans included:
+        the cooldown counts publications, not what became of them)."""
+        result = await self._conn.execute(
+            select(t.plans.c.activated_at, t.plans.c.id)
+            .where(t.plans.c.activated_at.is_not(None))
+            .order_by(t.plans.c.activated_at.desc(), t.plans.c.id.desc())
+            .limit(1)
+        )
+        row = result.first()
+        return (row[0], row[1]) if row else None
+
+
+class ModeRepository:
+    """The governance mode singleton (row id 1, created by the migration)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, *, for_update: bool = False) -> ModeSetting:
+        """The current mode. ``for_update`` locks the row until commit, which
+        serialises activations across replicas on PostgreSQL."""
+        query = select(t.governance_mode).where(t.governance_mode.c.id == 1)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).mappings().one()
+        return ModeSetting(
+            GovernanceMode(row["mode"]), row["version"], row["updated_at"], row["updated_by"]
+        )
+
+    async def replace(self, setting: ModeSetting, expected_version: int) -> bool:
+        """Conditional write, like PlanRepository.replace."""
+        result = await self._conn.execute(
+            update(t.governance_mode)
+            .where(t.governance_mode.c.id == 1, t.governance_mode.c.version == expected_version)
+            .values(
+                mode=setting.mode.value,
+                version=setting.version,
+                updated_at=setting.update_time,
+                updated_by=setting.updated_by,
+            )
+        )
+        return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One append-only audit entry."""
+
+    at: datetime
+    principal: str
+    principal_kind: str
+    mode: str
+    rpc: str
+    resource: str
+    etag_before: str | None
+    etag_after: str | None
+    reason: str
+    details: dict[str, Any]
+
+
+class AuditRepository:
+    """The audit log. Append-only: there is no update or delete here."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def append(self, record: AuditRecord) -> None:
+        """Adds one record, in the caller's transaction."""
+        await self._conn.execute(
+            insert(t.audit_log).values(
+                at=record.at,
+                principal=record.principal,
+                principal_kind=record.principal_kind,
+                mode=record.mode,
+                rpc=record.rpc,
+                resource=record.resource,
+                etag_before=record.etag_before,
+                etag_after=record.etag_after,
+                reason=record.reason,
+                details=record.details,
+            )
+        )
+
+    async def for_resource(self, resource: str) -> list[AuditRecord]:
+        """Every record about ``resource``, oldest first."""
+        result = await self._conn.execute(
+            select(t.audit_log).where(t.audit_log.c.resource == resource).order_by(t.audit_log.c.id)
+        )
+        return [
+            AuditRecord(
+                r["at"],
+                r["principal"],
+                r["principal_kind"],
+                r["mode"],
+                r["rpc"],
+                r["resource"],
+                r["etag_before"],
+                r["etag_after"],
+                r["reason"],
+                r["details"],
+            )
+            for r in result.mappings()
+        ]
+
+
+class IdempotencyRepository:
+    """First responses of mutating requests, keyed per principal, RPC and
+    request_id (AIP-155)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, principal: str, rpc: str, request_id: str) -> tuple[str, bytes] | None:
+        """``(fingerprint, response)`` of the first request with this key."""
+        result = await self._conn.execute(
+            select(t.idempotency_keys.c.fingerprint, t.idempotency_keys.c.response).where(
+                t.idempotency_keys.c.principal == principal,
+                t.idempotency_keys.c.rpc == rpc,
+                t.idempotency_keys.c.request_id == request_id,
+            )
+        )
+        row = result.first()
+        return (row[0], bytes(row[1])) if row else None
+
+    async def put(
+        self,
+        principal: str,
+        rpc: str,
+        request_id: str,
+        fingerprint: str,
+        response: bytes,
+        at: datetime,
+    ) -> None:
+        """Stores the first response, in the transaction of the change itself."""
+        await self._conn.execute(
+            insert(t.idempotency_keys).values(
+                principal=principal,
+                rpc=rpc,
+                request_id=request_id,
+                fingerprint=fingerprint,
+                response=response,
+                created_at=at,
+            )
+        )

@@ -1,0 +1,123 @@
+"""SQL tables (SQLAlchemy Core). The Alembic migrations create exactly these;
+tests/integration/test_migrations.py checks the two never drift apart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores no zone:
+    values are normalised to UTC on the way in and tagged on the way out)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are refused: every time is UTC-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        parsed: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+
+
+metadata = MetaData()
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("targets", JSON, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("proposed_by", String(64), nullable=False),
+    Column("proposed_under_mode", String(16), nullable=False),
+    # Every lifecycle step (who, kind, time, comment), keyed by step name.
+    Column("steps", JSON, nullable=False),
+    # Kept as a column of its own: the cooldown reads the newest one.
+    Column("activated_at", UtcDateTime, nullable=True),
+    Column("executed_at", UtcDateTime, nullable=True),
+    Column("cooldown_overridden", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# The database, not only the code, keeps at most one ACTIVE plan.
+Index(
+    "uq_plans_single_active",
+    plans.c.state,
+    unique=True,
+    sqlite_where=text("state = 'ACTIVE'"),
+    postgresql_where=text("state = 'ACTIVE'"),
+)
+Index("ix_plans_state_id", plans.c.state, plans.c.id)
+Index("ix_plans_activated_at", plans.c.activated_at)
+
+governance_mode = Table(
+    "governance_mode",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("mode", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=True),
+    Column("updated_by", String(64), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", UtcDateTime, nullable=False),
+    Column("principal", String(64), nullable=False),
+    Column("principal_kind", String(8), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("rpc", String(64), nullable=False),
+    Column("resource", String(128), nullable=False),
+    Column("etag_before", String(64), nullable=True),
+    Column("etag_after", String(64), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+)
+Index("ix_audit_log_resource", audit_log.c.resource)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("principal", String(64), primary_key=True),
+    Column("rpc", String(64), primary_key=True),
+    Column("request_id", String(64), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("response", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
