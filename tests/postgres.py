@@ -98,6 +98,7 @@ def postgres_server() -> Iterator[str]:
         while True:
             ready = subprocess.run(
                 [_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],
+                check=False,
                 capture_output=True,
             )
             if ready.returncode == 0:

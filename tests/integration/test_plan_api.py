@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import grpc
@@ -55,7 +56,7 @@ async def test_every_mutation_is_audited_with_etags_chained(harness: Harness) ->
     assert {r.principal_kind for r in records} == {"human"}
     assert {r.mode for r in records} == {"MANUAL"}
     assert records[0].etag_before is None
-    for before, after in zip(records, records[1:], strict=False):
+    for before, after in itertools.pairwise(records):
         assert after.etag_before == before.etag_after
     assert records[-1].etag_after == plan.etag
 

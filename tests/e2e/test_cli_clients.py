@@ -1,0 +1,167 @@
+"""End to end: the installed ``govex-server`` as a subprocess, driven by real
+clients nobody here wrote: grpcurl (through reflection) and ``buf curl``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.postgres import free_port
+from tests.support import PRINCIPALS_FILE, token
+
+BIN = Path(sys.executable).parent
+GOV = "govex.governance.v1.GovernanceService"
+
+
+class Server:
+    """``govex-server serve`` on a free port and a fresh SQLite file."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.address = f"127.0.0.1:{free_port()}"
+        self.log = tmp / "server.log"
+        env = {**os.environ, "GOVEX_COOLDOWN_HOURS": "24", "GOVEX_LOG_FORMAT": "json"}
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(BIN / "govex-server"), "serve",
+                    "--listen", self.address,
+                    "--database-url", f"sqlite:///{tmp}/govex.db",
+                    "--principals-file", PRINCIPALS_FILE,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("govex-server exited:\n" + self.log.read_text())
+            if self.grpcurl("grpc.health.v1.Health/Check", data={}).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError("govex-server did not become healthy:\n" + self.log.read_text())
+
+    def grpcurl(
+        self, *command: str, data: object = None, who: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``grpcurl -plaintext [token] [-d data] ADDRESS command...``."""
+        flags = ["-H", f"authorization: Bearer {token(who)}"] if who else []
+        if data is not None:
+            flags += ["-d", json.dumps(data)]
+        return subprocess.run(
+            [str(BIN / "grpcurl"), "-plaintext", *flags, self.address, *command],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    def call(self, method: str, body: dict[str, object], who: str) -> dict[str, object]:
+        """A successful call's JSON answer."""
+        result = self.grpcurl(f"{GOV}/{method}", data=body, who=who)
+        assert result.returncode == 0, result.stderr
+        answer: dict[str, object] = json.loads(result.stdout)
+        return answer
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    s = Server(tmp_path)
+    try:
+        yield s
+    finally:
+        if s.process.poll() is None:
+            s.process.kill()
+            s.process.wait()
+
+
+def test_grpcurl_lists_both_services_through_reflection(server: Server) -> None:
+    result = server.grpcurl("list")
+    assert result.returncode == 0, result.stderr
+    services = result.stdout.split()
+    assert GOV in services
+    assert "govex.execution.v1.ExecutionService" in services
+
+
+def test_grpcurl_describes_a_message(server: Server) -> None:
+    result = server.grpcurl("describe", "govex.governance.v1.ProposePlanRequest")
+    assert result.returncode == 0, result.stderr
+    assert "repeated .govex.governance.v1.TargetWeight targets = 1" in result.stdout
+
+
+def test_grpcurl_checks_health_per_service(server: Server) -> None:
+    for service in ("", GOV, "govex.execution.v1.ExecutionService"):
+        result = server.grpcurl("grpc.health.v1.Health/Check", data={"service": service})
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["status"] == "SERVING"
+
+
+def test_grpcurl_walks_a_plan_to_active_with_two_principals(server: Server) -> None:
+    body = {
+        "targets": [
+            {"asset": "BTC", "weight_percent": 60},
+            {"asset": "USDT", "weight_percent": 40},
+        ],
+        "reason": "e2e",
+    }
+    plan = server.call("ProposePlan", body, "alice")["plan"]
+    assert isinstance(plan, dict)
+    for method, who in (("ReviewPlan", "bob"), ("ApprovePlan", "bob"), ("ActivatePlan", "carol")):
+        plan = server.call(method, {"name": plan["name"], "etag": plan["etag"]}, who)["plan"]
+        assert isinstance(plan, dict)
+    assert plan["state"] == "PLAN_STATE_ACTIVE"
+    state = server.call("GetGovernanceState", {}, "victor")["state"]
+    assert isinstance(state, dict)
+    assert state["active_plan"]["name"] == plan["name"]  # type: ignore[index]
+
+
+def test_grpcurl_shows_aborted_with_the_reason_for_a_stale_etag(server: Server) -> None:
+    body = {"targets": [{"asset": "BTC", "weight_percent": 100}]}
+    plan = server.call("ProposePlan", body, "alice")["plan"]
+    assert isinstance(plan, dict)
+    server.call("ReviewPlan", {"name": plan["name"], "etag": plan["etag"]}, "bob")
+    stale = server.grpcurl(
+        f"{GOV}/ApprovePlan", data={"name": plan["name"], "etag": plan["etag"]}, who="bob"
+    )
+    assert stale.returncode != 0
+    assert "Code: Aborted" in stale.stderr
+    assert "ETAG_MISMATCH" in stale.stderr
+    assert "currentEtag" in stale.stderr
+
+
+def test_buf_curl_makes_a_call(server: Server) -> None:
+    result = subprocess.run(
+        [
+            str(BIN / "buf"), "curl", "--protocol", "grpc", "--http2-prior-knowledge",
+            "-H", f"authorization: Bearer {token('victor')}",
+            "--data", "{}",
+            f"http://{server.address}/{GOV}/GetCooldownStatus",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["cooldown"]["publishingAllowed"] is True
+
+
+def test_sigterm_shuts_down_gracefully(server: Server) -> None:
+    assert server.stop() == 0
+    log = server.log.read_text()
+    assert "shutting down" in log
+    assert "stopped" in log
