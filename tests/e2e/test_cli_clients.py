@@ -9,8 +9,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,10 +32,14 @@ class Server:
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
                 [
-                    str(BIN / "govex-server"), "serve",
-                    "--listen", self.address,
-                    "--database-url", f"sqlite:///{tmp}/govex.db",
-                    "--principals-file", PRINCIPALS_FILE,
+                    str(BIN / "govex-server"),
+                    "serve",
+                    "--listen",
+                    self.address,
+                    "--database-url",
+                    f"sqlite:///{tmp}/govex.db",
+                    "--principals-file",
+                    PRINCIPALS_FILE,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -64,11 +69,11 @@ class Server:
             check=False,
         )
 
-    def call(self, method: str, body: dict[str, object], who: str) -> dict[str, object]:
+    def call(self, method: str, body: Mapping[str, object], who: str) -> dict[str, Any]:
         """A successful call's JSON answer."""
         result = self.grpcurl(f"{GOV}/{method}", data=body, who=who)
         assert result.returncode == 0, result.stderr
-        answer: dict[str, object] = json.loads(result.stdout)
+        answer: dict[str, Any] = json.loads(result.stdout)
         return answer
 
     def stop(self) -> int:
@@ -125,7 +130,7 @@ def test_grpcurl_walks_a_plan_to_active_with_two_principals(server: Server) -> N
     assert plan["state"] == "PLAN_STATE_ACTIVE"
     state = server.call("GetGovernanceState", {}, "victor")["state"]
     assert isinstance(state, dict)
-    assert state["active_plan"]["name"] == plan["name"]  # type: ignore[index]
+    assert state["active_plan"]["name"] == plan["name"]
 
 
 def test_grpcurl_shows_aborted_with_the_reason_for_a_stale_etag(server: Server) -> None:
@@ -145,9 +150,15 @@ def test_grpcurl_shows_aborted_with_the_reason_for_a_stale_etag(server: Server) 
 def test_buf_curl_makes_a_call(server: Server) -> None:
     result = subprocess.run(
         [
-            str(BIN / "buf"), "curl", "--protocol", "grpc", "--http2-prior-knowledge",
-            "-H", f"authorization: Bearer {token('victor')}",
-            "--data", "{}",
+            str(BIN / "buf"),
+            "curl",
+            "--protocol",
+            "grpc",
+            "--http2-prior-knowledge",
+            "-H",
+            f"authorization: Bearer {token('victor')}",
+            "--data",
+            "{}",
             f"http://{server.address}/{GOV}/GetCooldownStatus",
         ],
         capture_output=True,

@@ -10,9 +10,9 @@ from typing import Any
 
 import grpc
 import pytest
+
 from govex.governance.v1 import governance_service_pb2 as gov
 from govex.governance.v1 import plan_pb2
-
 from tests.conftest import Harness
 from tests.integration.helpers import approve as approve_plan
 from tests.integration.helpers import propose, refused, review
@@ -51,116 +51,164 @@ Case = Callable[[World], Awaitable[Any]]
 CASES: dict[str, tuple[Case, grpc.StatusCode, str, str | None]] = {
     "weights_not_summing_to_100": (
         lambda w: w.h.gov.ProposePlan(targets(("BTC", 50), ("USDT", 45)), metadata=md("alice")),
-        C.INVALID_ARGUMENT, "INVALID_ARGUMENT", "targets",
+        C.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        "targets",
     ),
     "negative_weight": (
         lambda w: w.h.gov.ProposePlan(targets(("BTC", -10), ("USDT", 110)), metadata=md("alice")),
-        C.INVALID_ARGUMENT, "INVALID_ARGUMENT", "targets[0].weight_percent",
+        C.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        "targets[0].weight_percent",
     ),
     "zero_weight": (
         lambda w: w.h.gov.ProposePlan(targets(("BTC", 0), ("USDT", 100)), metadata=md("alice")),
-        C.INVALID_ARGUMENT, "INVALID_ARGUMENT", "targets[0].weight_percent",
+        C.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        "targets[0].weight_percent",
     ),
     "nan_weight": (
         lambda w: w.h.gov.ProposePlan(
             targets(("USDT", 100), ("BTC", math.nan)), metadata=md("alice")
         ),
-        C.INVALID_ARGUMENT, "INVALID_ARGUMENT", "targets[1].weight_percent",
+        C.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        "targets[1].weight_percent",
     ),
     "duplicate_asset": (
         lambda w: w.h.gov.ProposePlan(targets(("BTC", 50), ("BTC", 50)), metadata=md("alice")),
-        C.INVALID_ARGUMENT, "INVALID_ARGUMENT", "targets[1].asset",
+        C.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        "targets[1].asset",
     ),
     "empty_asset": (
         lambda w: w.h.gov.ProposePlan(targets(("", 50), ("BTC", 50)), metadata=md("alice")),
-        C.INVALID_ARGUMENT, "INVALID_ARGUMENT", "targets[0].asset",
+        C.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        "targets[0].asset",
     ),
     "201_assets": (
         lambda w: w.h.gov.ProposePlan(
             targets(*[(f"A{i}", 100 / 201) for i in range(201)]), metadata=md("alice")
         ),
-        C.INVALID_ARGUMENT, "INVALID_ARGUMENT", "targets",
+        C.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        "targets",
     ),
     "unknown_plan": (
         lambda w: w.h.gov.GetPlan(gov.GetPlanRequest(name=UNKNOWN_PLAN), metadata=md("victor")),
-        C.NOT_FOUND, "NOT_FOUND", None,
+        C.NOT_FOUND,
+        "NOT_FOUND",
+        None,
     ),
     "unknown_plan_on_a_mutation": (
         lambda w: w.h.gov.ReviewPlan(
             gov.ReviewPlanRequest(name=UNKNOWN_PLAN, etag='W/"x"'), metadata=md("bob")
         ),
-        C.NOT_FOUND, "NOT_FOUND", None,
+        C.NOT_FOUND,
+        "NOT_FOUND",
+        None,
     ),
     "malformed_resource_name": (
         lambda w: w.h.gov.GetPlan(gov.GetPlanRequest(name="plan/42"), metadata=md("victor")),
-        C.INVALID_ARGUMENT, "INVALID_ARGUMENT", "name",
+        C.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        "name",
     ),
     "stale_etag": (
         lambda w: approve(w, "bob", etag=w.stale_etag),
-        C.ABORTED, "ETAG_MISMATCH", None,
+        C.ABORTED,
+        "ETAG_MISMATCH",
+        None,
     ),
     "missing_etag": (
         lambda w: approve(w, "bob", etag=""),
-        C.INVALID_ARGUMENT, "INVALID_ARGUMENT", "etag",
+        C.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        "etag",
     ),
     "unknown_enum_in_filter": (
         lambda w: w.h.gov.ListPlans(gov.ListPlansRequest(states=[99]), metadata=md("victor")),  # type: ignore[list-item]
-        C.INVALID_ARGUMENT, "INVALID_ARGUMENT", "states[0]",
+        C.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        "states[0]",
     ),
     "unknown_enum_mode": (
         lambda w: w.h.gov.SetGovernanceMode(
             gov.SetGovernanceModeRequest(mode=42, etag='W/"x"'),  # type: ignore[arg-type]
             metadata=md("dana"),
         ),
-        C.INVALID_ARGUMENT, "INVALID_ARGUMENT", "mode",
+        C.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        "mode",
     ),
     "page_size_minus_one": (
         lambda w: w.h.gov.ListPlans(gov.ListPlansRequest(page_size=-1), metadata=md("victor")),
-        C.INVALID_ARGUMENT, "INVALID_ARGUMENT", "page_size",
+        C.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        "page_size",
     ),
     "garbage_page_token": (
         lambda w: w.h.gov.ListPlans(
             gov.ListPlansRequest(page_token="not-a-token"), metadata=md("victor")
         ),
-        C.INVALID_ARGUMENT, "INVALID_ARGUMENT", "page_token",
+        C.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        "page_token",
     ),
     "transition_from_wrong_state": (
         lambda w: w.h.gov.ActivatePlan(
             gov.ActivatePlanRequest(name=w.draft.name, etag=w.draft.etag), metadata=md("carol")
         ),
-        C.FAILED_PRECONDITION, "PLAN_STATE", None,
+        C.FAILED_PRECONDITION,
+        "PLAN_STATE",
+        None,
     ),
     "self_approval": (
         lambda w: approve(w, "carol"),
-        C.PERMISSION_DENIED, "SELF_APPROVAL", None,
+        C.PERMISSION_DENIED,
+        "SELF_APPROVAL",
+        None,
     ),
     "ai_proposes_in_manual_mode": (
         lambda w: w.h.gov.ProposePlan(targets(("BTC", 100)), metadata=md("model-7")),
-        C.FAILED_PRECONDITION, "MODE_FORBIDS", None,
+        C.FAILED_PRECONDITION,
+        "MODE_FORBIDS",
+        None,
     ),
     "no_token": (
         lambda w: w.h.gov.ProposePlan(targets(("BTC", 100))),
-        C.UNAUTHENTICATED, "MISSING_CREDENTIALS", None,
+        C.UNAUTHENTICATED,
+        "MISSING_CREDENTIALS",
+        None,
     ),
     "unknown_token": (
         lambda w: w.h.gov.ProposePlan(
             targets(("BTC", 100)), metadata=(("authorization", "Bearer who-am-i"),)
         ),
-        C.UNAUTHENTICATED, "UNKNOWN_TOKEN", None,
+        C.UNAUTHENTICATED,
+        "UNKNOWN_TOKEN",
+        None,
     ),
     "token_without_the_role": (
         lambda w: w.h.gov.ProposePlan(targets(("BTC", 100)), metadata=md("victor")),
-        C.PERMISSION_DENIED, "ROLE_REQUIRED", None,
+        C.PERMISSION_DENIED,
+        "ROLE_REQUIRED",
+        None,
     ),
     "override_by_non_admin": (
         lambda w: w.h.gov.ActivatePlan(
             gov.ActivatePlanRequest(
-                name=w.approved.name, etag=w.approved.etag, override_cooldown=True,
+                name=w.approved.name,
+                etag=w.approved.etag,
+                override_cooldown=True,
                 override_reason="now",
             ),
             metadata=md("carol"),
         ),
-        C.PERMISSION_DENIED, "OVERRIDE_FORBIDDEN", None,
+        C.PERMISSION_DENIED,
+        "OVERRIDE_FORBIDDEN",
+        None,
     ),
     "malformed_request_id": (
         lambda w: w.h.gov.ProposePlan(
@@ -170,7 +218,9 @@ CASES: dict[str, tuple[Case, grpc.StatusCode, str, str | None]] = {
             ),
             metadata=md("alice"),
         ),
-        C.INVALID_ARGUMENT, "INVALID_ARGUMENT", "request_id",
+        C.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+        "request_id",
     ),
 }
 

@@ -9,12 +9,11 @@ from datetime import timedelta
 import grpc
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from govex.governance.v1 import governance_service_pb2 as gov
-from govex.governance.v1 import governance_service_pb2_grpc
-from govex.governance.v1 import plan_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import Connection, func, select
 
+from govex.governance.v1 import governance_service_pb2 as gov
+from govex.governance.v1 import governance_service_pb2_grpc, plan_pb2
 from govex_server.app import SERVICE_NAMES
 from govex_server.store import tables
 from govex_server.store.database import Store
@@ -42,7 +41,8 @@ async def test_concurrent_approvals_with_one_etag_let_exactly_one_win(harness: H
             )
             ok = [r for r in results if isinstance(r, gov.ApprovePlanResponse)]
             aborted = [
-                r for r in results
+                r
+                for r in results
                 if isinstance(r, grpc.RpcError) and r.code() == grpc.StatusCode.ABORTED
             ]
             assert len(ok) == 1, (round_no, results)
@@ -110,7 +110,9 @@ async def test_cooldown_survives_a_restart(harness: Harness) -> None:
     await activate(h, await approved_plan(h))
     h.clock.advance(timedelta(hours=1))
     await h.restart()
-    status = (await h.gov.GetCooldownStatus(gov.GetCooldownStatusRequest(), metadata=md("victor"))).cooldown
+    status = (
+        await h.gov.GetCooldownStatus(gov.GetCooldownStatusRequest(), metadata=md("victor"))
+    ).cooldown
     assert not status.publishing_allowed
     assert status.remaining.ToTimedelta() == timedelta(hours=23)
     waiting = await approved_plan(h)
