@@ -249,3 +249,32 @@ def test_tables_module_lists_every_table() -> None:
         "audit_log",
         "idempotency_keys",
     }
+
+
+async def test_governance_state_follows_every_write(harness: Harness) -> None:
+    h = harness
+
+    async def counts() -> dict[int, int]:
+        state = (
+            await h.gov.GetGovernanceState(gov.GetGovernanceStateRequest(), metadata=md("victor"))
+        ).state
+        return {c.state: c.count for c in state.plan_counts}
+
+    assert sum((await counts()).values()) == 0
+    draft = await propose(h)
+    assert (await counts())[P.PLAN_STATE_DRAFT] == 1
+    await review(h, draft)
+    after = await counts()
+    assert (after[P.PLAN_STATE_DRAFT], after[P.PLAN_STATE_REVIEWED]) == (0, 1)
+    first = (
+        await h.gov.GetGovernanceState(gov.GetGovernanceStateRequest(), metadata=md("victor"))
+    ).state
+    again = (
+        await h.gov.GetGovernanceState(gov.GetGovernanceStateRequest(), metadata=md("victor"))
+    ).state
+    assert first.etag == again.etag
+    await propose(h)
+    changed = (
+        await h.gov.GetGovernanceState(gov.GetGovernanceStateRequest(), metadata=md("victor"))
+    ).state
+    assert changed.etag != first.etag

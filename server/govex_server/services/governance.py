@@ -5,17 +5,16 @@ transaction that also writes its audit record (and idempotency record)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, TypeVar
 
 from govex_server.domain.clock import Clock
 from govex_server.domain.errors import (
-    Category,
-    GovexError,
     etag_mismatch,
-    failed_precondition,
     invalid_field,
     not_found,
     permission_denied,
@@ -85,7 +84,27 @@ class GovernanceSnapshot:
     counts: dict[PlanState, int]
     cooldown: CooldownStatus
     read_time: datetime
-    etag: str = field(default="")
+    etag: str
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """The stored facts behind GetGovernanceState (time-free, so cacheable)."""
+
+    mode: ModeSetting
+    active: Plan | None
+    counts: dict[PlanState, int]
+    last_activation: tuple[datetime, str] | None
+
+    @cached_property
+    def etag(self) -> str:
+        parts = [
+            self.mode.etag,
+            self.active.etag if self.active else "-",
+            ",".join(f"{s.value}={self.counts[s]}" for s in PlanState),
+            self.last_activation[1] if self.last_activation else "-",
+        ]
+        return 'W/"' + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24] + '"'
 
 
 def _text(value: str, field_name: str, *, required: bool = False) -> str:
@@ -118,6 +137,14 @@ class GovernanceService:
         self._cooldown = cooldown
         self._bounds = bounds
         self._ids = ids or UlidFactory()
+        # GetGovernanceState is read far more often than governance changes.
+        # When this process is the only writer (SQLite), the facts behind it
+        # are cached and dropped after every write; ``_generation`` keeps a
+        # read that overlapped a write from caching what it saw. With
+        # PostgreSQL other replicas write too, so every read goes to the store.
+        self._cache_reads = store.is_sqlite
+        self._generation = 0
+        self._cached: _Facts | None = None
 
     # ------------------------------------------------------------------ reads
 
@@ -148,20 +175,27 @@ class GovernanceService:
 
     async def snapshot(self) -> GovernanceSnapshot:
         """Mode, active plan, counts and cooldown, read together."""
+        facts = self._cached if self._cache_reads else None
+        if facts is None:
+            generation = self._generation
+            async with self._store.read() as uow:
+                facts = _Facts(
+                    await uow.modes.get(),
+                    await uow.plans.active(),
+                    await uow.plans.count_by_state(),
+                    await uow.plans.last_activation(),
+                )
+            if self._cache_reads and generation == self._generation:
+                self._cached = facts
         now = self._clock.now()
-        async with self._store.read() as uow:
-            mode = await uow.modes.get()
-            active = await uow.plans.active()
-            counts = await uow.plans.count_by_state()
-            cooldown = await self._cooldown_status(uow, now)
-        parts = [
-            mode.etag,
-            active.etag if active else "-",
-            ",".join(f"{s.value}={counts[s]}" for s in PlanState),
-            cooldown.last_activated_plan or "-",
-        ]
-        etag = 'W/"' + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24] + '"'
-        return GovernanceSnapshot(mode, active, counts, cooldown, now, etag)
+        last = facts.last_activation
+        cooldown = CooldownStatus(
+            self._cooldown,
+            last[0] if last else None,
+            f"plans/{last[1]}" if last else None,
+            now,
+        )
+        return GovernanceSnapshot(facts.mode, facts.active, facts.counts, cooldown, now, facts.etag)
 
     async def mode(self) -> ModeSetting:
         """The governance mode."""
@@ -187,7 +221,7 @@ class GovernanceService:
         """A new DRAFT plan."""
         checked = validate_targets(targets)
         _text(reason, "reason")
-        async with self._store.write() as uow:
+        async with self._writing() as uow:
             mode = await uow.modes.get()
             check_propose(mode.mode, actor)
             now = self._clock.now()
@@ -298,7 +332,7 @@ class GovernanceService:
         plan_id = parse_name(name, "plans")
         _etag(etag)
         _text(override_reason, "override_reason", required=override_cooldown)
-        async with self._store.write() as uow:
+        async with self._writing() as uow:
             # Locking the mode row serialises activations across replicas, so
             # the cooldown and the supersede read below cannot race.
             mode = await uow.modes.get(for_update=True)
@@ -368,7 +402,7 @@ class GovernanceService:
         """Changes the governance mode (admin; the caller checks the role)."""
         _etag(etag)
         _text(reason, "reason")
-        async with self._store.write() as uow:
+        async with self._writing() as uow:
             current = await uow.modes.get(for_update=True)
             check_etag("governance/mode", etag, current.etag)
             now = self._clock.now()
@@ -391,6 +425,17 @@ class GovernanceService:
         return new
 
     # ---------------------------------------------------------------- helpers
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[UnitOfWork]:
+        """A write transaction that drops the cached governance facts once it
+        has ended (committed or not)."""
+        try:
+            async with self._store.write() as uow:
+                yield uow
+        finally:
+            self._generation += 1
+            self._cached = None
 
     async def _step(
         self,
@@ -433,7 +478,7 @@ class GovernanceService:
     ) -> Plan:
         """Load, check etag, check the governed step, check the transition,
         write conditionally, audit, remember: one transaction."""
-        async with self._store.write() as uow:
+        async with self._writing() as uow:
             plan = await self._load(uow, plan_id, etag)
             mode = await uow.modes.get()
             if governed:
@@ -519,21 +564,3 @@ class GovernanceService:
             await uow.idempotency.put(
                 actor.name, idem.rpc, idem.request_id, idem.fingerprint, idem.encode(result), now
             )
-
-
-def cooldown_from_hours(hours: float) -> timedelta:
-    """The cooldown as a timedelta; the range is checked by the config."""
-    return timedelta(hours=hours)
-
-
-__all__ = [
-    "Activation",
-    "Category",
-    "GovernanceService",
-    "GovernanceSnapshot",
-    "GovexError",
-    "Idempotency",
-    "PlanPage",
-    "cooldown_from_hours",
-    "failed_precondition",
-]

@@ -1,0 +1,172 @@
+"""``make bench``: govex unary throughput against a bare grpc.aio echo server,
+both loaded by h2load in the same run, plus govex's peak RSS.
+
+Targets (issue 2): GetGovernanceState >= 0.7x echo; ProposePlan (a durable
+write with its audit record) >= 0.25x echo. Printed, never asserted: these
+machines are noisy. Every govex request is checked on the server side
+(h2load counts gRPC errors in trailers as successes)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from govex.governance.v1 import governance_service_pb2 as gov
+from tests.bench import h2load
+from tests.postgres import free_port
+
+BIN = Path(sys.executable).parent
+REQUESTS = 20_000
+WARMUP = 1_000
+CLIENTS = 4
+STREAMS = 16
+
+
+@dataclass(frozen=True)
+class Case:
+    """One RPC to load."""
+
+    title: str
+    method: str
+    message: bytes
+    token: str
+    target_ratio: float
+
+
+def proposal() -> bytes:
+    request = gov.ProposePlanRequest(reason="bench")
+    for asset, weight in (("BTC", 50.0), ("ETH", 20.0), ("USDT", 30.0)):
+        request.targets.add(asset=asset, weight_percent=weight)
+    return request.SerializeToString()
+
+
+CASES = [
+    Case(
+        "GetGovernanceState",
+        "govex.governance.v1.GovernanceService/GetGovernanceState",
+        gov.GetGovernanceStateRequest().SerializeToString(),
+        "dev-victor-token",
+        0.7,
+    ),
+    Case(
+        "ProposePlan",
+        "govex.governance.v1.GovernanceService/ProposePlan",
+        proposal(),
+        "dev-alice-token",
+        0.25,
+    ),
+]
+
+
+def wait_healthy(address: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError("govex-server exited:\n" + log.read_text())
+            try:
+                stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                return
+            except grpc.RpcError:
+                time.sleep(0.2)
+    raise RuntimeError("govex-server did not start")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def server_side_failures(log: Path) -> int:
+    """Refusals and internal errors the server logged (one line each)."""
+    count = 0
+    for line in log.read_text().splitlines():
+        try:
+            message = json.loads(line)["message"]
+        except (ValueError, KeyError):
+            continue
+        if " refused: " in message or "failed unexpectedly" in message:
+            count += 1
+    return count
+
+
+def main() -> int:
+    """Runs every case and prints one line per figure."""
+    tmp = Path(tempfile.mkdtemp(prefix="govex-bench-"))
+    echo_port, govex_port = free_port(), free_port()
+    echo = subprocess.Popen(
+        [sys.executable, "-m", "tests.bench.echo_server", str(echo_port)],
+        stdout=subprocess.PIPE,
+    )
+    assert echo.stdout is not None
+    echo.stdout.readline()
+    log = tmp / "govex.log"
+    database = tmp / "govex.db"
+    with open(log, "wb") as log_file:
+        server = subprocess.Popen(
+            [
+                str(BIN / "govex-server"),
+                "serve",
+                "--listen",
+                f"127.0.0.1:{govex_port}",
+                "--database-url",
+                f"sqlite:///{database}",
+                "--principals-file",
+                "config/dev-principals.toml",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    ok = True
+    try:
+        wait_healthy(f"127.0.0.1:{govex_port}", server, log)
+        print(f"h2load: {REQUESTS} requests, {CLIENTS} connections x {STREAMS} streams")
+        for case in CASES:
+            govex_url = f"http://127.0.0.1:{govex_port}/{case.method}"
+            echo_url = f"http://127.0.0.1:{echo_port}/bench.Echo/Echo"
+            h2load.run(govex_url, case.message, WARMUP, CLIENTS, STREAMS, case.token)
+            h2load.run(echo_url, case.message, WARMUP, CLIENTS, STREAMS)
+            baseline = h2load.run(echo_url, case.message, REQUESTS, CLIENTS, STREAMS)
+            measured = h2load.run(govex_url, case.message, REQUESTS, CLIENTS, STREAMS, case.token)
+            failures = server_side_failures(log) + measured.failed
+            ratio = measured.requests_per_second / baseline.requests_per_second
+            met = ratio >= case.target_ratio and failures == 0
+            ok = ok and met
+            print(
+                f"{case.title}: {measured.requests_per_second:,.0f} req/s; echo "
+                f"{baseline.requests_per_second:,.0f} req/s; ratio {ratio:.2f} "
+                f"(target >= {case.target_ratio}); server-side failures {failures}; "
+                f"{'met' if met else 'NOT met'}"
+            )
+        with sqlite3.connect(database) as db:
+            plans = db.execute("select count(*) from plans").fetchone()[0]
+            audits = db.execute("select count(*) from audit_log").fetchone()[0]
+        expected = WARMUP + REQUESTS
+        print(
+            f"ProposePlan durability: {plans} plans and {audits} audit records "
+            f"for {expected} requests"
+        )
+        ok = ok and plans == audits == expected
+        print(f"govex-server peak RSS: {peak_rss_mib(server.pid):.1f} MiB")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        echo.terminate()
+        echo.wait(timeout=30)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
