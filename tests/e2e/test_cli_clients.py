@@ -176,3 +176,87 @@ def test_sigterm_shuts_down_gracefully(server: Server) -> None:
     log = server.log.read_text()
     assert "shutting down" in log
     assert "stopped" in log
+
+
+def test_migrate_subcommand_creates_the_schema(tmp_path: Path) -> None:
+    database = tmp_path / "migrated.db"
+    result = subprocess.run(
+        [str(BIN / "govex-server"), "migrate", "--database-url", f"sqlite:///{database}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    import sqlite3
+
+    with sqlite3.connect(database) as db:
+        names = {row[0] for row in db.execute("select name from sqlite_master where type='table'")}
+        revision = db.execute("select version_num from alembic_version").fetchone()[0]
+    assert {"plans", "governance_mode", "audit_log", "idempotency_keys"} <= names
+    assert revision == "0001"
+
+
+def test_serve_without_principals_refuses_to_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVEX_")}
+    result = subprocess.run(
+        [
+            str(BIN / "govex-server"),
+            "serve",
+            "--database-url",
+            f"sqlite:///{tmp_path}/x.db",
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "principals_file: required" in result.stderr
+
+
+def test_govex_cli_and_example_client(server: Server) -> None:
+    env = {**os.environ, "GOVEX_TARGET": server.address}
+    example = subprocess.run(
+        [
+            sys.executable,
+            "clients/examples/propose_plan.py",
+            "--target",
+            server.address,
+            "--token",
+            token("alice"),
+            "BTC=70",
+            "USDT=30",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert example.returncode == 0, example.stderr
+    name = example.stdout.split()[0]
+    assert name.startswith("plans/")
+    review = subprocess.run(
+        [str(BIN / "govex"), "--token", token("bob"), "review", name, "--text", "ok"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert review.returncode == 0, review.stderr
+    assert json.loads(review.stdout)["state"] == "PLAN_STATE_REVIEWED"
+    refused = subprocess.run(
+        [str(BIN / "govex"), "--token", token("bob"), "propose", "BTC=50", "USDT=40"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert refused.returncode == 1
+    assert "PERMISSION_DENIED ROLE_REQUIRED" in refused.stderr
