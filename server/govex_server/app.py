@@ -12,24 +12,32 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from govex.execution.v1 import execution_service_pb2, execution_service_pb2_grpc
-from govex.governance.v1 import governance_service_pb2, governance_service_pb2_grpc
+from govex.execution.v1 import execution_service_pb2
+from govex.governance.v1 import governance_service_pb2
 from govex_server.api.auth import Authenticator
+from govex_server.api.convert import encode_event
 from govex_server.api.execution import ExecutionServicer
 from govex_server.api.governance import GovernanceServicer
+from govex_server.api.registration import register
+from govex_server.api.streams import EventStreams, event_frame
 from govex_server.config import Settings, load_principals
 from govex_server.domain.clock import Clock, SystemClock
 from govex_server.services.bounds import SignalsRequiredBounds
+from govex_server.services.event_bus import EventBus
+from govex_server.services.expiry import FreezeExpirer
+from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import GovernanceService
+from govex_server.services.retention import EventRetention
 from govex_server.store.database import Store, create_engine
+from govex_server.store.listener import ChangeListener
 from govex_server.store.migrate import migrate
 
 log = logging.getLogger("govex.app")
 
-SERVICE_NAMES = (
-    governance_service_pb2.DESCRIPTOR.services_by_name["GovernanceService"].full_name,
-    execution_service_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name,
-)
+GOVERNANCE = governance_service_pb2.DESCRIPTOR.services_by_name["GovernanceService"]
+EXECUTION = execution_service_pb2.DESCRIPTOR.services_by_name["ExecutionService"]
+SERVICE_NAMES = (GOVERNANCE.full_name, EXECUTION.full_name)
+STREAMS = frozenset({"WatchFreezeEvents", "WatchGovernanceEvents"})
 
 # Keepalive: detect dead peers of long streams, and tolerate clients that
 # ping every 10 s. Pending-request limits are raised so that thousands of
@@ -50,18 +58,30 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
 
 @dataclass
 class Running:
-    """A started server: its port and how to stop it."""
+    """A started server: its port, its parts (for tests) and how to stop it."""
 
     server: grpc.aio.Server
     health: health.HealthServicer
     store: Store
     port: int
+    bus: EventBus
+    freezes: FreezeService
+    expirer: FreezeExpirer
+    retention: EventRetention
+    listener: ChangeListener | None
+    tasks: list[asyncio.Task[None]]
 
     async def stop(self, grace: float) -> None:
-        """NOT_SERVING first (load balancers drain), then a graceful stop."""
+        """NOT_SERVING first (load balancers drain), streams told to resume
+        elsewhere, then a graceful stop of the unary calls in flight."""
         for name in ("", *SERVICE_NAMES):
             await _set_health(self.health, name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.bus.close_all()
         await self.server.stop(grace)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.bus.stop()
         await self.store.close()
 
 
@@ -79,7 +99,8 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     """Migrates the database, builds everything and starts serving."""
     clock = clock or SystemClock()
     principals = load_principals(settings.principals_file)
-    store = Store(create_engine(settings.database_url))
+    store = Store(create_engine(settings.database_url), encode_event)
+    tasks: list[asyncio.Task[None]] = []
     try:
         await migrate(store.engine)
         governance = GovernanceService(
@@ -88,14 +109,42 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             timedelta(hours=settings.cooldown_hours),
             SignalsRequiredBounds(),
         )
+        freezes = FreezeService(store, clock)
+        bus = EventBus(
+            store, event_frame, settings.subscriber_queue_size, settings.event_poll_seconds
+        )
+        store.on_change(bus.poke)
+        expirer = FreezeExpirer(freezes, clock)
+        store.on_change(expirer.poke)
+        retention = EventRetention(
+            store,
+            clock,
+            timedelta(hours=settings.event_retention_hours),
+            settings.event_retention_keep,
+            timedelta(minutes=5),
+        )
+        listener = None
+        if not store.is_sqlite:
+            listener = ChangeListener(
+                settings.database_url, store.changed, governance.use_read_cache
+            )
+        # Freezes that expired while we were down end (with their events)
+        # before the first request is served.
+        await freezes.expire_due()
+        await bus.start()
+        for name, body in (
+            ("freeze-expiry", expirer.run()),
+            ("event-retention", retention.run()),
+            *((("pg-listen", listener.run()),) if listener else ()),
+        ):
+            tasks.append(asyncio.create_task(body, name=name))
+        streams = EventStreams(store, bus, settings.heartbeat_seconds, clock.now)
         auth = Authenticator(principals)
         server = grpc.aio.server(options=SERVER_OPTIONS)
-        governance_service_pb2_grpc.add_GovernanceServiceServicer_to_server(
-            GovernanceServicer(auth, governance), server
+        register(
+            server, GovernanceServicer(auth, governance, freezes, streams), GOVERNANCE, STREAMS
         )
-        execution_service_pb2_grpc.add_ExecutionServiceServicer_to_server(
-            ExecutionServicer(auth), server
-        )
+        register(server, ExecutionServicer(auth), EXECUTION)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
@@ -106,13 +155,17 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             raise OSError(f"cannot listen on {settings.listen}")
         await server.start()
     except BaseException:
+        for task in tasks:
+            task.cancel()
         await store.close()
         raise
     for name in ("", *SERVICE_NAMES):
         await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.SERVING)
     host = settings.listen.rpartition(":")[0]
     log.info("govex serving on %s:%d (database %s)", host, port, store.dialect)
-    return Running(server, health_servicer, store, port)
+    return Running(
+        server, health_servicer, store, port, bus, freezes, expirer, retention, listener, tasks
+    )
 
 
 async def serve(settings: Settings, clock: Clock | None = None) -> None:

@@ -32,6 +32,11 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
     log_format: str = "json"
+    heartbeat_seconds: float = 10.0
+    subscriber_queue_size: int = 1000
+    event_poll_seconds: float = 2.0
+    event_retention_hours: float = 168.0
+    event_retention_keep: int = 10000
 
     def validate(self) -> Settings:
         """Returns self, or raises ConfigError naming the setting."""
@@ -49,6 +54,16 @@ class Settings:
             raise ConfigError("log_format: 'json' or 'text'")
         if not self.database_url:
             raise ConfigError("database_url: required")
+        if not 0.05 <= self.heartbeat_seconds <= 300:
+            raise ConfigError("heartbeat_seconds: must be between 0.05 and 300")
+        if not 1 <= self.subscriber_queue_size <= 1_000_000:
+            raise ConfigError("subscriber_queue_size: must be between 1 and 1000000")
+        if not 0.05 <= self.event_poll_seconds <= 60:
+            raise ConfigError("event_poll_seconds: must be between 0.05 and 60")
+        if self.event_retention_hours < 1:
+            raise ConfigError("event_retention_hours: at least 1")
+        if self.event_retention_keep < 0:
+            raise ConfigError("event_retention_keep: not negative")
         return self
 
 
@@ -56,6 +71,10 @@ def _coerce(name: str, raw: Any, kind: type) -> Any:
     try:
         if kind is float:
             return float(raw)
+        if kind is int:
+            if isinstance(raw, float) or (isinstance(raw, str) and not raw.strip().isdigit()):
+                raise ValueError(raw)
+            return int(raw)
         return str(raw)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: {raw!r} is not a {kind.__name__}") from None
@@ -68,7 +87,8 @@ def load_settings(
 ) -> Settings:
     """Builds the settings from every source, the later ones winning."""
     environ = os.environ if environ is None else environ
-    kinds = {f.name: (float if f.type in ("float", float) else str) for f in fields(Settings)}
+    types = {"float": float, "int": int, "str": str}
+    kinds = {f.name: types[str(f.type)] for f in fields(Settings)}
     values: dict[str, Any] = {}
     config_file = config_file or environ.get("GOVEX_CONFIG_FILE")
     if config_file:

@@ -221,11 +221,13 @@ async def test_full_ai_step_outside_the_bounds_waits_for_a_human(harness: Harnes
 
 async def test_contract_rpcs_of_later_issues_are_unimplemented(harness: Harness) -> None:
     h = harness
-    error = await refused(h.gov.Freeze(gov.FreezeRequest(reason="x"), metadata=md("carol")))
+    error = await refused(
+        h.gov.PublishSignals(gov.PublishSignalsRequest(), metadata=md("model-7"))
+    )
     assert (error.code, error.reason) == (grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED")
     error = await refused(h.exe.ListExchanges(exe.ListExchangesRequest(), metadata=md("victor")))
     assert error.code == grpc.StatusCode.UNIMPLEMENTED
-    stream = h.gov.WatchFreezeEvents(gov.WatchFreezeEventsRequest(), metadata=md("victor"))
+    stream = h.exe.WatchOrders(exe.WatchOrdersRequest(), metadata=md("victor"))
     error = await refused(stream.read())
     assert error.code == grpc.StatusCode.UNIMPLEMENTED
     # Still authenticated first: no token is UNAUTHENTICATED, not UNIMPLEMENTED.
@@ -248,6 +250,9 @@ def test_tables_module_lists_every_table() -> None:
         "governance_mode",
         "audit_log",
         "idempotency_keys",
+        "freezes",
+        "events",
+        "event_counter",
     }
 
 

@@ -6,9 +6,11 @@ from datetime import datetime, timedelta
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from govex.governance.v1 import governance_state_pb2, plan_pb2
+from govex.governance.v1 import events_pb2, freeze_pb2, governance_state_pb2, plan_pb2
 from govex_server.domain.errors import invalid_field
-from govex_server.domain.governance import CooldownStatus, GovernanceMode
+from govex_server.domain.events import DomainEvent, EventKind
+from govex_server.domain.freezes import Freeze, FreezeType, Operation, Verdict
+from govex_server.domain.governance import CooldownStatus, GovernanceMode, ModeSetting
 from govex_server.domain.plans import Plan, PlanState, Step, Target
 from govex_server.domain.principals import PrincipalKind
 
@@ -115,3 +117,96 @@ def cooldown_to_pb(status: CooldownStatus) -> governance_state_pb2.CooldownStatu
     if status.last_activation_time is not None:
         out.last_activation_time.CopyFrom(timestamp(status.last_activation_time))
     return out
+
+
+def freeze_type_to_pb(value: FreezeType) -> freeze_pb2.FreezeType.ValueType:
+    """FreezeType.FULL_FREEZE -> FREEZE_TYPE_FULL_FREEZE."""
+    return freeze_pb2.FreezeType.Value(f"FREEZE_TYPE_{value.value}")
+
+
+def freeze_type_from_pb(value: int, field: str) -> FreezeType:
+    """A known FreezeType or INVALID_ARGUMENT naming ``field`` (fail closed)."""
+    if value == freeze_pb2.FREEZE_TYPE_UNSPECIFIED or value not in freeze_pb2.FreezeType.values():
+        raise invalid_field(
+            field, f"{value} is not a freeze type (FULL_FREEZE, S3_ALERT_FREEZE, ERROR_FREEZE)"
+        )
+    name = freeze_pb2.FreezeType.Name(value)  # type: ignore[arg-type]
+    return FreezeType(name.removeprefix("FREEZE_TYPE_"))
+
+
+def operation_to_pb(value: Operation) -> freeze_pb2.Operation.ValueType:
+    """Operation.PURCHASE -> OPERATION_PURCHASE."""
+    return freeze_pb2.Operation.Value(f"OPERATION_{value.value}")
+
+
+def operation_from_pb(value: int, field: str = "operation") -> Operation:
+    """A known Operation or INVALID_ARGUMENT naming ``field``."""
+    if value == freeze_pb2.OPERATION_UNSPECIFIED or value not in freeze_pb2.Operation.values():
+        raise invalid_field(
+            field,
+            f"{value} is not an operation (PURCHASE, SELL_TO_STABLES, ROTATION, HEDGE, "
+            "REBALANCING)",
+        )
+    name = freeze_pb2.Operation.Name(value)  # type: ignore[arg-type]
+    return Operation(name.removeprefix("OPERATION_"))
+
+
+def freeze_to_pb(freeze: Freeze) -> freeze_pb2.Freeze:
+    """The proto Freeze."""
+    out = freeze_pb2.Freeze(
+        name=freeze.name,
+        type=freeze_type_to_pb(freeze.type),
+        reason=freeze.reason,
+        actor=freeze.actor,
+        create_time=timestamp(freeze.create_time),
+        expire_time=timestamp(freeze.expire_time),
+        ended_by=freeze.ended_by,
+        end_reason=freeze.end_reason,
+    )
+    if freeze.end_time is not None:
+        out.end_time.CopyFrom(timestamp(freeze.end_time))
+    if freeze.end is not None:
+        out.end = freeze_pb2.FreezeEnd.Value(f"FREEZE_END_{freeze.end.value}")
+    return out
+
+
+def verdict_to_pb(verdict: Verdict) -> freeze_pb2.OperationVerdict:
+    """The proto OperationVerdict."""
+    return freeze_pb2.OperationVerdict(
+        operation=operation_to_pb(verdict.operation),
+        allowed=verdict.allowed,
+        blocking_freezes=[freeze_to_pb(f) for f in verdict.blocking],
+        explanation=verdict.explanation,
+    )
+
+
+def event_kind_to_pb(kind: EventKind) -> events_pb2.EventKind.ValueType:
+    """EventKind.PLAN_PROPOSED -> EVENT_KIND_PLAN_PROPOSED."""
+    return events_pb2.EventKind.Value(f"EVENT_KIND_{kind.value}")
+
+
+def event_kind_from_pb(value: int, field: str) -> EventKind:
+    """A known, specified EventKind or INVALID_ARGUMENT naming ``field``."""
+    if value == events_pb2.EVENT_KIND_UNSPECIFIED or value not in events_pb2.EventKind.values():
+        raise invalid_field(field, f"{value} is not an event kind")
+    name = events_pb2.EventKind.Name(value)  # type: ignore[arg-type]
+    return EventKind(name.removeprefix("EVENT_KIND_"))
+
+
+def encode_event(event: DomainEvent, sequence: int) -> bytes:
+    """The stored form of an event: a serialized GovernanceEvent."""
+    out = events_pb2.GovernanceEvent(
+        sequence=sequence,
+        kind=event_kind_to_pb(event.kind),
+        time=timestamp(event.time),
+        actor=event.actor,
+        resource=event.resource,
+    )
+    payload = event.payload
+    if isinstance(payload, Plan):
+        out.plan.CopyFrom(plan_to_pb(payload))
+    elif isinstance(payload, Freeze):
+        out.freeze.CopyFrom(freeze_to_pb(payload))
+    elif isinstance(payload, ModeSetting):
+        out.mode = mode_to_pb(payload.mode)
+    return out.SerializeToString()

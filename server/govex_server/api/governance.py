@@ -3,33 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
+from govex.governance.v1 import (
+    events_pb2,
+    governance_state_pb2,
+)
 from govex.governance.v1 import (
     governance_service_pb2 as pb,
 )
 from govex.governance.v1 import (
     governance_service_pb2_grpc as pb_grpc,
 )
-from govex.governance.v1 import (
-    governance_state_pb2,
-)
 from govex_server.api import convert
 from govex_server.api.auth import Authenticator
 from govex_server.api.rpc import Context, idempotent, not_built, stream, unary
+from govex_server.api.streams import EventStreams
+from govex_server.domain.events import FREEZE_KINDS
+from govex_server.domain.freezes import Freeze
 from govex_server.domain.principals import Principal
+from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import Activation, GovernanceService
 
 SIGNALS_ISSUE = "signals and policy: issue 4"
-FREEZES_ISSUE = "freezes and event streams: issue 3"
 EXECUTION_ISSUE = "execution pipeline: issue 5"
 
 
 class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
     """govex.governance.v1.GovernanceService."""
 
-    def __init__(self, auth: Authenticator, governance: GovernanceService) -> None:
+    def __init__(
+        self,
+        auth: Authenticator,
+        governance: GovernanceService,
+        freezes: FreezeService,
+        streams: EventStreams,
+    ) -> None:
         self.auth = auth
         self._gov = governance
+        self._freezes = freezes
+        self._streams = streams
 
     # ----------------------------------------------------------------- state
 
@@ -49,6 +62,8 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             state.active_plan.CopyFrom(convert.plan_to_pb(snap.active_plan))
         for plan_state, count in snap.counts.items():
             state.plan_counts.add(state=convert.plan_state_to_pb(plan_state), count=count)
+        state.active_freezes.extend(convert.freeze_to_pb(f) for f in snap.freezes)
+        state.operation_verdicts.extend(convert.verdict_to_pb(v) for v in snap.verdicts)
         return pb.GetGovernanceStateResponse(state=state)
 
     @unary("GetCooldownStatus")
@@ -248,36 +263,103 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
 
     @unary("Freeze")
     async def Freeze(self, request: pb.FreezeRequest, principal: Principal) -> pb.FreezeResponse:
-        raise not_built("Freeze", FREEZES_ISSUE)
+        freeze_type = convert.freeze_type_from_pb(request.type, "type")
+        which = request.WhichOneof("expiration")
+        ttl = request.ttl.ToTimedelta() if which == "ttl" else None
+        expire_time = request.expire_time.ToDatetime(tzinfo=UTC) if which == "expire_time" else None
+        return await idempotent(
+            self._gov,
+            principal,
+            "Freeze",
+            request,
+            pb.FreezeResponse,
+            lambda idem: self._freezes.freeze(
+                principal, freeze_type, request.reason, ttl, expire_time, idem
+            ),
+            lambda freeze: pb.FreezeResponse(freeze=convert.freeze_to_pb(freeze)),
+        )
 
     @unary("Unfreeze")
     async def Unfreeze(
         self, request: pb.UnfreezeRequest, principal: Principal
     ) -> pb.UnfreezeResponse:
-        raise not_built("Unfreeze", FREEZES_ISSUE)
+        def to_response(lifted: list[Freeze]) -> pb.UnfreezeResponse:
+            return pb.UnfreezeResponse(freezes=[convert.freeze_to_pb(f) for f in lifted])
+
+        return await idempotent(
+            self._gov,
+            principal,
+            "Unfreeze",
+            request,
+            pb.UnfreezeResponse,
+            lambda idem: self._freezes.unfreeze(
+                principal, request.name, request.all, request.reason, idem
+            ),
+            to_response,
+        )
 
     @unary("ListFreezes")
     async def ListFreezes(
         self, request: pb.ListFreezesRequest, principal: Principal
     ) -> pb.ListFreezesResponse:
-        raise not_built("ListFreezes", FREEZES_ISSUE)
+        types = [
+            convert.freeze_type_from_pb(value, f"types[{i}]")
+            for i, value in enumerate(request.types)
+        ]
+        page = await self._freezes.list(
+            request.include_ended, types, request.page_size, request.page_token
+        )
+        return pb.ListFreezesResponse(
+            freezes=[convert.freeze_to_pb(f) for f in page.freezes],
+            next_page_token=page.next_page_token,
+        )
 
     @unary("CheckOperation")
     async def CheckOperation(
         self, request: pb.CheckOperationRequest, principal: Principal
     ) -> pb.CheckOperationResponse:
-        raise not_built("CheckOperation", FREEZES_ISSUE)
+        operation = convert.operation_from_pb(request.operation)
+        verdict = await self._freezes.check(operation)
+        return pb.CheckOperationResponse(verdict=convert.verdict_to_pb(verdict))
+
+    # Streams yield pre-serialized frames (see api/streams.py and
+    # api/registration.py), hence bytes instead of the response messages.
 
     @stream("WatchFreezeEvents")
-    async def WatchFreezeEvents(
+    async def WatchFreezeEvents(  # type: ignore[override]
         self, request: pb.WatchFreezeEventsRequest, principal: Principal, context: Context
-    ) -> AsyncIterator[pb.WatchFreezeEventsResponse]:
-        raise not_built("WatchFreezeEvents", FREEZES_ISSUE)
-        yield  # pragma: no cover - makes this an async generator
+    ) -> AsyncIterator[bytes]:
+        kinds = frozenset(k.value for k in FREEZE_KINDS)
+        async for frame in self._streams.stream(
+            context, request.after_sequence, kinds, _freeze_heartbeat
+        ):
+            yield frame
 
     @stream("WatchGovernanceEvents")
-    async def WatchGovernanceEvents(
+    async def WatchGovernanceEvents(  # type: ignore[override]
         self, request: pb.WatchGovernanceEventsRequest, principal: Principal, context: Context
-    ) -> AsyncIterator[pb.WatchGovernanceEventsResponse]:
-        raise not_built("WatchGovernanceEvents", FREEZES_ISSUE)
-        yield  # pragma: no cover - makes this an async generator
+    ) -> AsyncIterator[bytes]:
+        kinds = (
+            frozenset(
+                convert.event_kind_from_pb(value, f"kinds[{i}]").value
+                for i, value in enumerate(request.kinds)
+            )
+            or None
+        )
+        async for frame in self._streams.stream(
+            context, request.after_sequence, kinds, _governance_heartbeat
+        ):
+            yield frame
+
+
+def _heartbeat(sequence: int, now: datetime) -> events_pb2.Heartbeat:
+    return events_pb2.Heartbeat(current_sequence=sequence, time=convert.timestamp(now))
+
+
+def _freeze_heartbeat(sequence: int, now: datetime) -> bytes:
+    return pb.WatchFreezeEventsResponse(heartbeat=_heartbeat(sequence, now)).SerializeToString()
+
+
+def _governance_heartbeat(sequence: int, now: datetime) -> bytes:
+    message = pb.WatchGovernanceEventsResponse(heartbeat=_heartbeat(sequence, now))
+    return message.SerializeToString()

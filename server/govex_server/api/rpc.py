@@ -25,6 +25,7 @@ log = logging.getLogger("govex.api")
 Context = grpc.aio.ServicerContext[Any, Any]
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
+Item = TypeVar("Item")
 Result = TypeVar("Result")
 _REQUEST_ID_RE = re.compile(r"^[\x21-\x7e]{1,64}$")
 
@@ -76,16 +77,16 @@ def unary(
 def stream(
     rpc: str,
 ) -> Callable[
-    [Callable[[H, Req, Principal, Context], AsyncIterator[Resp]]],
-    Callable[[H, Req, Context], AsyncIterator[Resp]],
+    [Callable[[H, Req, Principal, Context], AsyncIterator[Item]]],
+    Callable[[H, Req, Context], AsyncIterator[Item]],
 ]:
     """Wraps ``async def Watch(self, request, principal, context)`` generators."""
 
     def wrap(
-        fn: Callable[[H, Req, Principal, Context], AsyncIterator[Resp]],
-    ) -> Callable[[H, Req, Context], AsyncIterator[Resp]]:
+        fn: Callable[[H, Req, Principal, Context], AsyncIterator[Item]],
+    ) -> Callable[[H, Req, Context], AsyncIterator[Item]]:
         @functools.wraps(fn)
-        async def handler(self: H, request: Req, context: Context) -> AsyncIterator[Resp]:
+        async def handler(self: H, request: Req, context: Context) -> AsyncIterator[Item]:
             try:
                 principal = self.auth.authorize(rpc, context.invocation_metadata())
                 async for item in fn(self, request, principal, context):

@@ -8,10 +8,14 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    """Tells the time (timezone-aware UTC)."""
+    """Tells the time (timezone-aware UTC) and waits for it."""
 
     def now(self) -> datetime:
         """The current time, timezone-aware, in UTC."""
+        ...
+
+    async def sleep_until(self, when: datetime) -> None:
+        """Returns once ``now() >= when`` (at once if it already is)."""
         ...
 
 
@@ -22,13 +26,19 @@ class SystemClock:
         """The current UTC time."""
         return datetime.now(UTC)
 
+    async def sleep_until(self, when: datetime) -> None:
+        """Sleeps in steps of at most a minute, so that a wall-clock jump is
+        noticed within a minute."""
+        while (remaining := (when - self.now()).total_seconds()) > 0:
+            await asyncio.sleep(min(remaining, 60.0))
+
 
 class ManualClock:
     """A clock that only moves when told to; for tests and simulations."""
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-        self._changed = asyncio.Event()
+        self._waiters: list[tuple[datetime, asyncio.Future[None]]] = []
 
     def now(self) -> datetime:
         """The time this clock was set to."""
@@ -39,6 +49,7 @@ class ManualClock:
         if delta < timedelta(0):
             raise ValueError("a clock never moves backward")
         self._now += delta
+        self._wake()
         return self._now
 
     def set(self, when: datetime) -> None:
@@ -48,3 +59,20 @@ class ManualClock:
         if when < self._now:
             raise ValueError("a clock never moves backward")
         self._now = when
+        self._wake()
+
+    async def sleep_until(self, when: datetime) -> None:
+        """Returns when the clock has been moved to ``when`` or later."""
+        if self._now >= when:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((when, future))
+        try:
+            await future
+        finally:
+            self._waiters = [(w, f) for (w, f) in self._waiters if f is not future]
+
+    def _wake(self) -> None:
+        for when, future in self._waiters:
+            if when <= self._now and not future.done():
+                future.set_result(None)

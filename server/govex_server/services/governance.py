@@ -5,8 +5,7 @@ transaction that also writes its audit record (and idempotency record)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -19,6 +18,8 @@ from govex_server.domain.errors import (
     not_found,
     permission_denied,
 )
+from govex_server.domain.events import DomainEvent, EventKind, Payload
+from govex_server.domain.freezes import Freeze, Operation, Verdict, verdict
 from govex_server.domain.governance import (
     CooldownStatus,
     GovernanceMode,
@@ -45,6 +46,14 @@ from govex_server.store.database import Store, UnitOfWork
 from govex_server.store.repositories import AuditRecord
 
 MAX_TEXT = 1000
+
+_EVENTS = {
+    PlanAction.UPDATE: EventKind.PLAN_UPDATED,
+    PlanAction.REVIEW: EventKind.PLAN_REVIEWED,
+    PlanAction.APPROVE: EventKind.PLAN_APPROVED,
+    PlanAction.REJECT: EventKind.PLAN_REJECTED,
+    PlanAction.CANCEL: EventKind.PLAN_CANCELLED,
+}
 T = TypeVar("T")
 
 
@@ -83,6 +92,8 @@ class GovernanceSnapshot:
     active_plan: Plan | None
     counts: dict[PlanState, int]
     cooldown: CooldownStatus
+    freezes: list[Freeze]
+    verdicts: list[Verdict]
     read_time: datetime
     etag: str
 
@@ -95,10 +106,12 @@ class _Facts:
     active: Plan | None
     counts: dict[PlanState, int]
     last_activation: tuple[datetime, str] | None
+    unended_freezes: list[Freeze]
 
     @cached_property
     def etag(self) -> str:
         parts = [
+            ",".join(f.id for f in self.unended_freezes),
             self.mode.etag,
             self.active.etag if self.active else "-",
             ",".join(f"{s.value}={self.counts[s]}" for s in PlanState),
@@ -137,14 +150,25 @@ class GovernanceService:
         self._cooldown = cooldown
         self._bounds = bounds
         self._ids = ids or UlidFactory()
-        # GetGovernanceState is read far more often than governance changes.
-        # When this process is the only writer (SQLite), the facts behind it
-        # are cached and dropped after every write; ``_generation`` keeps a
-        # read that overlapped a write from caching what it saw. With
-        # PostgreSQL other replicas write too, so every read goes to the store.
+        # GetGovernanceState is read far more often than governance changes,
+        # so the facts behind it are cached and dropped on every change the
+        # store reports (our commits, and other replicas' through
+        # LISTEN/NOTIFY). ``_generation`` keeps a read that overlapped a write
+        # from caching what it saw. With PostgreSQL the cache is used only
+        # while the replica listens for the others' changes.
         self._cache_reads = store.is_sqlite
         self._generation = 0
         self._cached: _Facts | None = None
+        store.on_change(self._invalidate)
+
+    def use_read_cache(self, enabled: bool) -> None:
+        """Turns the cache of GetGovernanceState's facts on or off."""
+        self._cache_reads = enabled
+        self._invalidate()
+
+    def _invalidate(self) -> None:
+        self._generation += 1
+        self._cached = None
 
     # ------------------------------------------------------------------ reads
 
@@ -184,6 +208,7 @@ class GovernanceService:
                     await uow.plans.active(),
                     await uow.plans.count_by_state(),
                     await uow.plans.last_activation(),
+                    await uow.freezes.unended(),
                 )
             if self._cache_reads and generation == self._generation:
                 self._cached = facts
@@ -195,7 +220,24 @@ class GovernanceService:
             f"plans/{last[1]}" if last else None,
             now,
         )
-        return GovernanceSnapshot(facts.mode, facts.active, facts.counts, cooldown, now, facts.etag)
+        freezes = [f for f in facts.unended_freezes if f.active_at(now)]
+        verdicts = [verdict(op, freezes, now) for op in Operation]
+        # The etag changes when a freeze expires by the clock, before the
+        # expiry task has recorded it.
+        etag = (
+            facts.etag
+            if len(freezes) == len(facts.unended_freezes)
+            else (
+                'W/"'
+                + hashlib.sha256(
+                    (facts.etag + ",".join(f.id for f in freezes)).encode()
+                ).hexdigest()[:24]
+                + '"'
+            )
+        )
+        return GovernanceSnapshot(
+            facts.mode, facts.active, facts.counts, cooldown, freezes, verdicts, now, etag
+        )
 
     async def mode(self) -> ModeSetting:
         """The governance mode."""
@@ -221,7 +263,7 @@ class GovernanceService:
         """A new DRAFT plan."""
         checked = validate_targets(targets)
         _text(reason, "reason")
-        async with self._writing() as uow:
+        async with self._store.write() as uow:
             mode = await uow.modes.get()
             check_propose(mode.mode, actor)
             now = self._clock.now()
@@ -237,7 +279,18 @@ class GovernanceService:
                 update_time=now,
             )
             await uow.plans.add(plan)
-            await self._audit(uow, actor, mode, "ProposePlan", plan.name, None, plan.etag, reason)
+            await self._record(
+                uow,
+                actor,
+                mode,
+                "ProposePlan",
+                EventKind.PLAN_PROPOSED,
+                plan,
+                plan.name,
+                None,
+                plan.etag,
+                reason,
+            )
             await self._remember(uow, actor, idem, plan, now)
         return plan
 
@@ -332,7 +385,7 @@ class GovernanceService:
         plan_id = parse_name(name, "plans")
         _etag(etag)
         _text(override_reason, "override_reason", required=override_cooldown)
-        async with self._writing() as uow:
+        async with self._store.write() as uow:
             # Locking the mode row serialises activations across replicas, so
             # the cooldown and the supersede read below cannot race.
             mode = await uow.modes.get(for_update=True)
@@ -352,11 +405,13 @@ class GovernanceService:
                     cancelled=Step.by(actor, now, f"superseded by {plan.name}"),
                 )
                 await self._replace(uow, superseded, old)
-                await self._audit(
+                await self._record(
                     uow,
                     actor,
                     mode,
                     "ActivatePlan",
+                    EventKind.PLAN_CANCELLED,
+                    superseded,
                     old.name,
                     old.etag,
                     superseded.etag,
@@ -376,11 +431,13 @@ class GovernanceService:
                     "cooldown_override": True,
                     "cooldown_remaining_seconds": int(status.remaining.total_seconds()),
                 }
-            await self._audit(
+            await self._record(
                 uow,
                 actor,
                 mode,
                 "ActivatePlan",
+                EventKind.PLAN_ACTIVATED,
+                activated,
                 plan.name,
                 plan.etag,
                 activated.etag,
@@ -402,7 +459,7 @@ class GovernanceService:
         """Changes the governance mode (admin; the caller checks the role)."""
         _etag(etag)
         _text(reason, "reason")
-        async with self._writing() as uow:
+        async with self._store.write() as uow:
             current = await uow.modes.get(for_update=True)
             check_etag("governance/mode", etag, current.etag)
             now = self._clock.now()
@@ -410,11 +467,13 @@ class GovernanceService:
             if not await uow.modes.replace(new, current.version):
                 latest = await uow.modes.get()
                 raise etag_mismatch("governance/mode", latest.etag)
-            await self._audit(
+            await self._record(
                 uow,
                 actor,
                 current,
                 "SetGovernanceMode",
+                EventKind.MODE_CHANGED,
+                new,
                 "governance/mode",
                 current.etag,
                 new.etag,
@@ -425,17 +484,6 @@ class GovernanceService:
         return new
 
     # ---------------------------------------------------------------- helpers
-
-    @asynccontextmanager
-    async def _writing(self) -> AsyncIterator[UnitOfWork]:
-        """A write transaction that drops the cached governance facts once it
-        has ended (committed or not)."""
-        try:
-            async with self._store.write() as uow:
-                yield uow
-        finally:
-            self._generation += 1
-            self._cached = None
 
     async def _step(
         self,
@@ -478,7 +526,7 @@ class GovernanceService:
     ) -> Plan:
         """Load, check etag, check the governed step, check the transition,
         write conditionally, audit, remember: one transaction."""
-        async with self._writing() as uow:
+        async with self._store.write() as uow:
             plan = await self._load(uow, plan_id, etag)
             mode = await uow.modes.get()
             if governed:
@@ -487,7 +535,9 @@ class GovernanceService:
             now = self._clock.now()
             new = mutate(plan, mode, now)
             await self._replace(uow, new, plan)
-            await self._audit(uow, actor, mode, rpc, plan.name, plan.etag, new.etag, reason)
+            await self._record(
+                uow, actor, mode, rpc, _EVENTS[action], new, plan.name, plan.etag, new.etag, reason
+            )
             await self._remember(uow, actor, idem, new, now)
         return new
 
@@ -525,21 +575,26 @@ class GovernanceService:
             now,
         )
 
-    async def _audit(
+    async def _record(
         self,
         uow: UnitOfWork,
         actor: Principal,
         mode: ModeSetting,
         rpc: str,
+        event: EventKind,
+        payload: Payload,
         resource: str,
         etag_before: str | None,
         etag_after: str | None,
         reason: str,
         details: dict[str, Any] | None = None,
     ) -> None:
+        """The audit record and the event of one change, in its transaction."""
+        now = self._clock.now()
+        await uow.events.append(DomainEvent(event, now, actor.name, resource, payload))
         await uow.audit.append(
             AuditRecord(
-                at=self._clock.now(),
+                at=now,
                 principal=actor.name,
                 principal_kind=actor.kind.value,
                 mode=mode.mode.value,

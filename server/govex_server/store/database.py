@@ -13,7 +13,7 @@ row locks, and the single-active-plan unique index.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from govex_server.domain.errors import Category, GovexError
+from govex_server.domain.events import DomainEvent
 from govex_server.store.repositories import (
     AuditRepository,
+    EventEncoder,
+    EventRepository,
+    FreezeRepository,
     IdempotencyRepository,
     ModeRepository,
     PlanRepository,
@@ -70,22 +74,40 @@ def create_engine(url: str) -> AsyncEngine:
 class UnitOfWork:
     """One transaction and the repositories that work inside it."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, encode_event: EventEncoder) -> None:
         self.conn = conn
         self.plans = PlanRepository(conn)
         self.modes = ModeRepository(conn)
         self.audit = AuditRepository(conn)
         self.idempotency = IdempotencyRepository(conn)
+        self.freezes = FreezeRepository(conn)
+        self.events = EventRepository(conn, encode_event)
+
+
+def _no_encoder(event: DomainEvent, sequence: int) -> bytes:
+    raise RuntimeError("this Store was built without an event encoder; it cannot write events")
 
 
 class Store:
     """Hands out units of work: ``read()`` for queries, ``write()`` for a
     transaction that commits on success and rolls back on any exception."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, encode_event: EventEncoder = _no_encoder) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock()
+        self._encode_event = encode_event
+        self._change_listeners: list[Callable[[], None]] = []
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Calls ``listener`` after every committed transaction that recorded
+        an event, and whenever ``changed()`` is called (another replica wrote)."""
+        self._change_listeners.append(listener)
+
+    def changed(self) -> None:
+        """Tells every listener that the stored state changed."""
+        for listener in self._change_listeners:
+            listener()
 
     @property
     def dialect(self) -> str:
@@ -96,7 +118,7 @@ class Store:
     async def read(self) -> AsyncIterator[UnitOfWork]:
         """A read-only unit of work (its transaction is rolled back)."""
         async with self.engine.connect() as conn:
-            yield UnitOfWork(conn)
+            yield UnitOfWork(conn, self._encode_event)
             await conn.rollback()
 
     @asynccontextmanager
@@ -105,19 +127,24 @@ class Store:
 
         A unique-constraint violation (a concurrent twin won the race) is
         ABORTED CONFLICT: the caller re-reads and retries."""
+        uow: UnitOfWork | None = None
         try:
             if self.is_sqlite:
                 async with self._write_lock, self.engine.begin() as conn:
-                    yield UnitOfWork(conn)
+                    uow = UnitOfWork(conn, self._encode_event)
+                    yield uow
             else:
                 async with self.engine.begin() as conn:
-                    yield UnitOfWork(conn)
+                    uow = UnitOfWork(conn, self._encode_event)
+                    yield uow
         except IntegrityError as exc:
             raise GovexError(
                 Category.ABORTED,
                 "CONFLICT",
                 "a concurrent request changed the same data first; read again and retry",
             ) from exc
+        if uow is not None and uow.events.appended:
+            self.changed()
 
     async def close(self) -> None:
         """Closes every pooled connection."""

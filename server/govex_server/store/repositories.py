@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from govex_server.domain.events import DomainEvent
+from govex_server.domain.freezes import Freeze, FreezeEnd, FreezeType
 from govex_server.domain.governance import GovernanceMode, ModeSetting
 from govex_server.domain.plans import Plan, PlanState, Step, Target
 from govex_server.domain.principals import PrincipalKind
@@ -285,3 +287,173 @@ class IdempotencyRepository:
                 created_at=at,
             )
         )
+
+
+def _freeze_from_row(row: RowMapping) -> Freeze:
+    return Freeze(
+        id=row["id"],
+        type=FreezeType(row["type"]),
+        reason=row["reason"],
+        actor=row["actor"],
+        create_time=row["created_at"],
+        expire_time=row["expire_time"],
+        end_time=row["end_time"],
+        end=FreezeEnd(row["end_kind"]) if row["end_kind"] else None,
+        ended_by=row["ended_by"],
+        end_reason=row["end_reason"],
+    )
+
+
+class FreezeRepository:
+    """Freezes. Ending one is conditional on it not having ended yet, so that
+    a lift and an expiry (or two replicas' expiries) end it exactly once."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, freeze: Freeze) -> None:
+        """Inserts a new freeze."""
+        await self._conn.execute(
+            insert(t.freezes).values(
+                id=freeze.id,
+                type=freeze.type.value,
+                reason=freeze.reason,
+                actor=freeze.actor,
+                created_at=freeze.create_time,
+                expire_time=freeze.expire_time,
+                end_time=None,
+                end_kind=None,
+                ended_by="",
+                end_reason="",
+            )
+        )
+
+    async def get(self, freeze_id: str) -> Freeze | None:
+        """The freeze, or None."""
+        result = await self._conn.execute(select(t.freezes).where(t.freezes.c.id == freeze_id))
+        row = result.mappings().first()
+        return _freeze_from_row(row) if row else None
+
+    async def unended(self) -> list[Freeze]:
+        """Freezes not ended yet (some may be past their expire time)."""
+        result = await self._conn.execute(
+            select(t.freezes).where(t.freezes.c.end_kind.is_(None)).order_by(t.freezes.c.id)
+        )
+        return [_freeze_from_row(row) for row in result.mappings()]
+
+    async def end(self, freeze: Freeze) -> bool:
+        """Records how ``freeze`` ended; False if it had already ended."""
+        assert freeze.end is not None
+        result = await self._conn.execute(
+            update(t.freezes)
+            .where(t.freezes.c.id == freeze.id, t.freezes.c.end_kind.is_(None))
+            .values(
+                end_time=freeze.end_time,
+                end_kind=freeze.end.value,
+                ended_by=freeze.ended_by,
+                end_reason=freeze.end_reason,
+            )
+        )
+        return result.rowcount == 1
+
+    async def list(
+        self, include_ended: bool, types: Sequence[FreezeType], before_id: str | None, limit: int
+    ) -> list[Freeze]:
+        """Freezes newest first; without ``include_ended`` only those not ended
+        (the caller drops the ones past their expire time)."""
+        query = select(t.freezes).order_by(t.freezes.c.id.desc()).limit(limit)
+        if not include_ended:
+            query = query.where(t.freezes.c.end_kind.is_(None))
+        if types:
+            query = query.where(t.freezes.c.type.in_([ty.value for ty in types]))
+        if before_id is not None:
+            query = query.where(t.freezes.c.id < before_id)
+        result = await self._conn.execute(query)
+        return [_freeze_from_row(row) for row in result.mappings()]
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as stored: its sequence, kind and serialized payload."""
+
+    sequence: int
+    kind: str
+    payload: bytes
+
+
+EventEncoder = Callable[[DomainEvent, int], bytes]
+
+
+class EventRepository:
+    """The event log: appended in the transaction of the change it records."""
+
+    def __init__(self, conn: AsyncConnection, encode: EventEncoder) -> None:
+        self._conn = conn
+        self._encode = encode
+        self.appended = 0
+
+    async def append(self, event: DomainEvent) -> int:
+        """Records ``event`` with the next sequence and returns it."""
+        result = await self._conn.execute(
+            update(t.event_counter)
+            .where(t.event_counter.c.id == 1)
+            .values(value=t.event_counter.c.value + 1)
+            .returning(t.event_counter.c.value)
+        )
+        sequence = int(result.scalar_one())
+        await self._conn.execute(
+            insert(t.events).values(
+                sequence=sequence,
+                kind=event.kind.value,
+                time=event.time,
+                actor=event.actor,
+                resource=event.resource,
+                payload=self._encode(event, sequence),
+            )
+        )
+        if self._conn.dialect.name == "postgresql":
+            # Delivered at commit: wakes the other replicas' event buses.
+            await self._conn.execute(
+                text("SELECT pg_notify('govex_events', :sequence)"), {"sequence": str(sequence)}
+            )
+        self.appended += 1
+        return sequence
+
+    async def after(
+        self, sequence: int, kinds: Sequence[str] | None, limit: int
+    ) -> list[StoredEvent]:
+        """Events after ``sequence`` in order, optionally only ``kinds``."""
+        query = (
+            select(t.events.c.sequence, t.events.c.kind, t.events.c.payload)
+            .where(t.events.c.sequence > sequence)
+            .order_by(t.events.c.sequence)
+            .limit(limit)
+        )
+        if kinds is not None:
+            query = query.where(t.events.c.kind.in_(list(kinds)))
+        result = await self._conn.execute(query)
+        return [StoredEvent(int(r[0]), r[1], bytes(r[2])) for r in result.all()]
+
+    async def newest(self) -> int:
+        """The newest sequence given out (0 before the first event)."""
+        result = await self._conn.execute(
+            select(t.event_counter.c.value).where(t.event_counter.c.id == 1)
+        )
+        return int(result.scalar_one())
+
+    async def oldest(self) -> int | None:
+        """The oldest sequence still retained, None when none is."""
+        result = await self._conn.execute(select(func.min(t.events.c.sequence)))
+        value = result.scalar_one()
+        return int(value) if value is not None else None
+
+    async def delete_before(self, cutoff: datetime, keep_newest: int) -> int:
+        """Deletes events older than ``cutoff``, except the newest
+        ``keep_newest`` ones (a quiet system keeps its recent history)."""
+        newest = await self.newest()
+        result = await self._conn.execute(
+            delete(t.events).where(
+                t.events.c.time < cutoff, t.events.c.sequence <= newest - keep_newest
+            )
+        )
+        return int(result.rowcount)

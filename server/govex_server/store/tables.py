@@ -121,3 +121,44 @@ idempotency_keys = Table(
     Column("response", LargeBinary, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
+
+freezes = Table(
+    "freezes",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("type", String(24), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expire_time", UtcDateTime, nullable=False),
+    Column("end_time", UtcDateTime, nullable=True),
+    Column("end_kind", String(8), nullable=True),
+    Column("ended_by", String(64), nullable=False),
+    Column("end_reason", Text, nullable=False),
+)
+Index("ix_freezes_end_kind_expire_time", freezes.c.end_kind, freezes.c.expire_time)
+
+# The event log. ``sequence`` is given out by ``event_counter`` inside the
+# writing transaction: the counter row's lock orders commits by sequence and a
+# rollback gives its number back, so the log has no gaps and never shows a
+# later sequence before an earlier one.
+events = Table(
+    "events",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(40), nullable=False),
+    Column("time", UtcDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("resource", String(128), nullable=False),
+    # The serialized govex.governance.v1.GovernanceEvent, sequence included:
+    # streams send it without serializing it again.
+    Column("payload", LargeBinary, nullable=False),
+)
+Index("ix_events_time", events.c.time)
+
+event_counter = Table(
+    "event_counter",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)

@@ -1,0 +1,50 @@
+"""Events: every state change, recorded in the transaction that made it."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from govex_server.domain.freezes import Freeze
+from govex_server.domain.governance import ModeSetting
+from govex_server.domain.plans import Plan
+
+
+class EventKind(enum.Enum):
+    """What happened (the names match govex.governance.v1.EventKind)."""
+
+    PLAN_PROPOSED = "PLAN_PROPOSED"
+    PLAN_UPDATED = "PLAN_UPDATED"
+    PLAN_REVIEWED = "PLAN_REVIEWED"
+    PLAN_APPROVED = "PLAN_APPROVED"
+    PLAN_REJECTED = "PLAN_REJECTED"
+    PLAN_ACTIVATED = "PLAN_ACTIVATED"
+    PLAN_CANCELLED = "PLAN_CANCELLED"
+    PLAN_EXECUTED = "PLAN_EXECUTED"
+    MODE_CHANGED = "MODE_CHANGED"
+    FREEZE_CREATED = "FREEZE_CREATED"
+    FREEZE_LIFTED = "FREEZE_LIFTED"
+    FREEZE_EXPIRED = "FREEZE_EXPIRED"
+    POLICY_CHANGED = "POLICY_CHANGED"
+    SIGNALS_FRESHNESS_CHANGED = "SIGNALS_FRESHNESS_CHANGED"
+    PHASE_CHANGED = "PHASE_CHANGED"
+    SIGNALS_PUBLISHED = "SIGNALS_PUBLISHED"
+
+
+FREEZE_KINDS = frozenset(
+    {EventKind.FREEZE_CREATED, EventKind.FREEZE_LIFTED, EventKind.FREEZE_EXPIRED}
+)
+
+Payload = Plan | Freeze | ModeSetting
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """A change to record. The sequence is assigned by the store."""
+
+    kind: EventKind
+    time: datetime
+    actor: str
+    resource: str
+    payload: Payload

@@ -1,0 +1,55 @@
+"""Ends freezes on time, with no request needed, on every replica."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from govex_server.domain.clock import Clock
+from govex_server.services.freezes import FreezeService
+
+log = logging.getLogger("govex.expiry")
+
+# Even with nothing due, look again this often: a safety net for a missed
+# wake-up (for example a notification lost while a replica reconnected).
+RECHECK = timedelta(seconds=60)
+
+
+class FreezeExpirer:
+    """Sleeps until the next expire time (or a poke: a freeze changed), then
+    ends what is due. Runs at start-up first, so a freeze that expired while
+    the server was down is ended (with its event) before anything else."""
+
+    def __init__(self, freezes: FreezeService, clock: Clock) -> None:
+        self._freezes = freezes
+        self._clock = clock
+        self._wake = asyncio.Event()
+
+    def poke(self) -> None:
+        """Something changed: recompute the next expiry."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """The task body; cancelled at shutdown."""
+        while True:
+            self._wake.clear()
+            try:
+                expired = await self._freezes.expire_due()
+                for freeze in expired:
+                    log.info("freeze %s (%s) expired", freeze.name, freeze.type.value)
+                upcoming = await self._freezes.next_expiry()
+            except Exception:
+                log.exception("freeze expiry failed; retrying in 1s")
+                await asyncio.sleep(1)
+                continue
+            deadline = self._clock.now() + RECHECK
+            if upcoming is not None and upcoming < deadline:
+                deadline = upcoming
+            sleeper = asyncio.ensure_future(self._clock.sleep_until(deadline))
+            poked = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({sleeper, poked}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                poked.cancel()

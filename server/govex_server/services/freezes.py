@@ -1,0 +1,235 @@
+"""Freeze use cases: freeze, unfreeze, list, check; expiry is in expiry.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from govex_server.domain.clock import Clock
+from govex_server.domain.errors import failed_precondition, invalid_field, not_found
+from govex_server.domain.events import DomainEvent, EventKind
+from govex_server.domain.freezes import (
+    Freeze,
+    FreezeEnd,
+    FreezeType,
+    Operation,
+    Verdict,
+    resolve_expiry,
+    verdict,
+)
+from govex_server.domain.ids import UlidFactory, parse_name
+from govex_server.domain.paging import filter_key, next_token, parse_page
+from govex_server.domain.principals import Principal
+from govex_server.services.governance import MAX_TEXT, Idempotency
+from govex_server.store.database import Store, UnitOfWork
+from govex_server.store.repositories import AuditRecord
+
+
+@dataclass(frozen=True)
+class FreezePage:
+    """One page of ListFreezes."""
+
+    freezes: list[Freeze]
+    next_page_token: str
+
+
+def _reason(value: str) -> str:
+    if not value.strip():
+        raise invalid_field("reason", "required")
+    if len(value) > MAX_TEXT:
+        raise invalid_field("reason", f"{len(value)} characters: at most {MAX_TEXT}")
+    return value
+
+
+class FreezeService:
+    """Freezes and the operation checks they imply."""
+
+    def __init__(self, store: Store, clock: Clock, ids: UlidFactory | None = None) -> None:
+        self._store = store
+        self._clock = clock
+        self._ids = ids or UlidFactory()
+
+    async def freeze(
+        self,
+        actor: Principal,
+        freeze_type: FreezeType,
+        reason: str,
+        ttl: timedelta | None,
+        expire_time: datetime | None,
+        idem: Idempotency | None = None,
+    ) -> Freeze:
+        """A new active freeze."""
+        _reason(reason)
+        now = self._clock.now()
+        expires = resolve_expiry(now, ttl, expire_time)
+        created = Freeze(self._ids.new(now), freeze_type, reason, actor.name, now, expires)
+        async with self._store.write() as uow:
+            await uow.freezes.add(created)
+            await self._record(uow, actor, "Freeze", EventKind.FREEZE_CREATED, created, reason)
+            if idem is not None:
+                await uow.idempotency.put(
+                    actor.name,
+                    idem.rpc,
+                    idem.request_id,
+                    idem.fingerprint,
+                    idem.encode(created),
+                    now,
+                )
+        return created
+
+    async def unfreeze(
+        self,
+        actor: Principal,
+        name: str,
+        lift_all: bool,
+        reason: str,
+        idem: Idempotency | None = None,
+    ) -> list[Freeze]:
+        """Lifts one freeze by name, or every active one with ``lift_all``."""
+        _reason(reason)
+        if lift_all and name:
+            raise invalid_field("name", "give a name or all=true, not both")
+        freeze_id = None if lift_all else parse_name(name, "freezes")
+        async with self._store.write() as uow:
+            now = self._clock.now()
+            if freeze_id is not None:
+                found = await uow.freezes.get(freeze_id)
+                if found is None:
+                    raise not_found("govex.io/Freeze", name)
+                if not found.active_at(now):
+                    raise failed_precondition(
+                        "FREEZE_ENDED",
+                        found.name,
+                        f"{found.name} already ended "
+                        f"({found.end.value if found.end else 'expired'})",
+                    )
+                targets = [found]
+            else:
+                targets = [f for f in await uow.freezes.unended() if f.active_at(now)]
+            lifted = []
+            for freeze in targets:
+                ended = replace(
+                    freeze,
+                    end_time=now,
+                    end=FreezeEnd.LIFTED,
+                    ended_by=actor.name,
+                    end_reason=reason,
+                )
+                if await uow.freezes.end(ended):
+                    await self._record(
+                        uow, actor, "Unfreeze", EventKind.FREEZE_LIFTED, ended, reason
+                    )
+                    lifted.append(ended)
+            if idem is not None:
+                await uow.idempotency.put(
+                    actor.name,
+                    idem.rpc,
+                    idem.request_id,
+                    idem.fingerprint,
+                    idem.encode(lifted),
+                    now,
+                )
+        return lifted
+
+    async def expire_due(self) -> list[Freeze]:
+        """Ends every freeze whose expire time has passed, writing one
+        FREEZE_EXPIRED event each. Safe to run on several replicas at once:
+        the conditional end lets only one of them record each expiry."""
+        expired = []
+        async with self._store.write() as uow:
+            now = self._clock.now()
+            for freeze in await uow.freezes.unended():
+                if freeze.expire_time > now:
+                    continue
+                ended = replace(
+                    freeze,
+                    end_time=freeze.expire_time,
+                    end=FreezeEnd.EXPIRED,
+                    end_reason="expired",
+                )
+                if await uow.freezes.end(ended):
+                    await uow.events.append(
+                        DomainEvent(EventKind.FREEZE_EXPIRED, now, "", ended.name, ended)
+                    )
+                    await uow.audit.append(
+                        AuditRecord(
+                            at=now,
+                            principal="govex",
+                            principal_kind="system",
+                            mode="",
+                            rpc="FreezeExpiry",
+                            resource=ended.name,
+                            etag_before=None,
+                            etag_after=None,
+                            reason="expired",
+                            details={"expire_time": ended.expire_time.isoformat()},
+                        )
+                    )
+                    expired.append(ended)
+        return expired
+
+    async def next_expiry(self) -> datetime | None:
+        """The earliest expire time of the freezes not ended yet."""
+        async with self._store.read() as uow:
+            unended = await uow.freezes.unended()
+        return min((f.expire_time for f in unended), default=None)
+
+    async def active(self) -> list[Freeze]:
+        """The freezes active now (compared with the clock, not only the store)."""
+        async with self._store.read() as uow:
+            unended = await uow.freezes.unended()
+        now = self._clock.now()
+        return [f for f in unended if f.active_at(now)]
+
+    async def check(self, operation: Operation) -> Verdict:
+        """Whether ``operation`` is allowed now."""
+        return verdict(operation, await self.active(), self._clock.now())
+
+    async def list(
+        self, include_ended: bool, types: Sequence[FreezeType], page_size: int, page_token: str
+    ) -> FreezePage:
+        """Freezes newest first: active ones, or all with ``include_ended``."""
+        key = filter_key([str(include_ended), *sorted(t.value for t in types)])
+        page = parse_page(page_size, page_token, key)
+        now = self._clock.now()
+        found: list[Freeze] = []
+        after = page.after_id
+        # Unended rows past their expire time are not active: skip them
+        # (the expiry task is about to end them) and read on.
+        while len(found) <= page.size:
+            async with self._store.read() as uow:
+                rows = await uow.freezes.list(include_ended, types, after, page.size + 1)
+            found += [f for f in rows if include_ended or f.active_at(now)]
+            if len(rows) <= page.size:
+                break
+            after = rows[-1].id
+        more = len(found) > page.size
+        found = found[: page.size]
+        return FreezePage(found, next_token(page, found[-1].id if found else None, more))
+
+    async def _record(
+        self,
+        uow: UnitOfWork,
+        actor: Principal,
+        rpc: str,
+        kind: EventKind,
+        freeze: Freeze,
+        reason: str,
+    ) -> None:
+        now = self._clock.now()
+        await uow.events.append(DomainEvent(kind, now, actor.name, freeze.name, freeze))
+        await uow.audit.append(
+            AuditRecord(
+                at=now,
+                principal=actor.name,
+                principal_kind=actor.kind.value,
+                mode="",
+                rpc=rpc,
+                resource=freeze.name,
+                etag_before=None,
+                etag_after=None,
+                reason=reason,
+                details={"type": freeze.type.value, "expire_time": freeze.expire_time.isoformat()},
+            )
+        )
