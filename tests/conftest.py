@@ -3,8 +3,11 @@ PostgreSQL server), and the govex server in-process on a loopback port."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
+from typing import Any
 
 import grpc
 import pytest
@@ -73,6 +76,10 @@ class Harness:
         await self.stop()
         await self.start()
 
+    async def channel_idle(self, seconds: float) -> None:
+        """Lets background tasks run for ``seconds`` of real time."""
+        await asyncio.sleep(seconds)
+
     @property
     def target(self) -> str:
         """host:port of the running server."""
@@ -80,22 +87,42 @@ class Harness:
         return f"127.0.0.1:{self.running.port}"
 
 
+HarnessFactory = Callable[..., Awaitable[Harness]]
+
+
 @pytest.fixture
-async def harness(database_url: str, clock: ManualClock) -> AsyncIterator[Harness]:
-    """A running server on a fresh database (each backend)."""
-    settings = Settings(
-        listen="127.0.0.1:0",
-        database_url=database_url,
-        principals_file=PRINCIPALS_FILE,
-        cooldown_hours=24,
-    )
-    h = Harness(settings, clock)
-    await h.start()
+async def harness_factory(database_url: str, clock: ManualClock) -> AsyncIterator[HarnessFactory]:
+    """Starts servers on the test's database with setting overrides; several
+    of them share the database (replicas) and the clock."""
+    started: list[Harness] = []
+
+    async def make(**overrides: Any) -> Harness:
+        settings = replace(
+            Settings(
+                listen="127.0.0.1:0",
+                database_url=database_url,
+                principals_file=PRINCIPALS_FILE,
+                cooldown_hours=24,
+            ),
+            **overrides,
+        )
+        h = Harness(settings, clock)
+        await h.start()
+        started.append(h)
+        return h
+
     try:
-        yield h
+        yield make
     finally:
-        await h.stop()
-        await h.store.close()
+        for h in started:
+            await h.stop()
+            await h.store.close()
+
+
+@pytest.fixture
+async def harness(harness_factory: HarnessFactory) -> Harness:
+    """A running server on a fresh database (each backend)."""
+    return await harness_factory()
 
 
 @pytest.fixture

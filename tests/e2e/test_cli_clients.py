@@ -55,10 +55,16 @@ class Server:
         raise RuntimeError("govex-server did not become healthy:\n" + self.log.read_text())
 
     def grpcurl(
-        self, *command: str, data: object = None, who: str | None = None
+        self,
+        *command: str,
+        data: object = None,
+        who: str | None = None,
+        max_time: float | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """``grpcurl -plaintext [token] [-d data] ADDRESS command...``."""
         flags = ["-H", f"authorization: Bearer {token(who)}"] if who else []
+        if max_time is not None:
+            flags += ["-max-time", str(max_time)]
         if data is not None:
             flags += ["-d", json.dumps(data)]
         return subprocess.run(
@@ -265,3 +271,29 @@ def test_govex_cli_and_example_client(server: Server) -> None:
     )
     assert refused.returncode == 1
     assert "PERMISSION_DENIED ROLE_REQUIRED" in refused.stderr
+
+
+def test_grpcurl_freezes_lists_checks_and_reads_the_event(server: Server) -> None:
+    created = server.call(
+        "Freeze",
+        {"type": "FREEZE_TYPE_S3_ALERT_FREEZE", "reason": "e2e alert", "ttl": "600s"},
+        "carol",
+    )["freeze"]
+    assert created["type"] == "FREEZE_TYPE_S3_ALERT_FREEZE"
+    listed = server.call("ListFreezes", {}, "victor")
+    assert [f["name"] for f in listed["freezes"]] == [created["name"]]
+    verdict = server.call("CheckOperation", {"operation": "OPERATION_PURCHASE"}, "victor")
+    assert verdict["verdict"].get("allowed", False) is False
+    assert verdict["verdict"]["blocking_freezes"][0]["name"] == created["name"]
+    allowed = server.call("CheckOperation", {"operation": "OPERATION_HEDGE"}, "victor")
+    assert allowed["verdict"]["allowed"] is True
+    # Replay from the oldest event, then the stream stays open: grpcurl stops
+    # it after 3 s.
+    stream = server.grpcurl(
+        f"{GOV}/WatchFreezeEvents", data={"from_oldest": True}, who="victor", max_time=3
+    )
+    assert "DeadlineExceeded" in stream.stderr
+    first = json.loads(stream.stdout.split("\n}\n")[0] + "\n}")
+    assert first["event"]["kind"] == "EVENT_KIND_FREEZE_CREATED"
+    assert first["event"]["freeze"]["name"] == created["name"]
+    assert first["event"]["sequence"] == "1"

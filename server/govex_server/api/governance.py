@@ -331,7 +331,7 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
     ) -> AsyncIterator[bytes]:
         kinds = frozenset(k.value for k in FREEZE_KINDS)
         async for frame in self._streams.stream(
-            context, request.after_sequence, kinds, _freeze_heartbeat
+            context, request.after_sequence, kinds, _freeze_heartbeat, request.from_oldest
         ):
             yield frame
 
@@ -347,7 +347,7 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             or None
         )
         async for frame in self._streams.stream(
-            context, request.after_sequence, kinds, _governance_heartbeat
+            context, request.after_sequence, kinds, _governance_heartbeat, request.from_oldest
         ):
             yield frame
 

@@ -59,30 +59,11 @@ class EventStreams:
         after_sequence: int,
         kinds: frozenset[str] | None,
         heartbeat: HeartbeatFrame,
+        from_oldest: bool = False,
     ) -> AsyncIterator[bytes]:
         """Frames of every event after ``after_sequence`` (0: only new ones)
         matching ``kinds``, then live events, with heartbeats when idle."""
-        if after_sequence < 0:
-            raise invalid_field("after_sequence", f"{after_sequence} is negative")
-        async with self._store.read() as uow:
-            newest = await uow.events.newest()
-            oldest = await uow.events.oldest()
-        if after_sequence > newest:
-            raise GovexError(
-                Category.OUT_OF_RANGE,
-                "SEQUENCE_AHEAD",
-                f"after_sequence {after_sequence} is beyond the newest event ({newest})",
-                metadata={"newestSequence": str(newest)},
-            )
-        first_retained = oldest if oldest is not None else newest + 1
-        if 0 < after_sequence < first_retained - 1:
-            raise GovexError(
-                Category.OUT_OF_RANGE,
-                "HISTORY_EXPIRED",
-                f"events after {after_sequence} are no longer retained; the oldest "
-                f"available is {first_retained}",
-                metadata={"oldestSequence": str(first_retained)},
-            )
+        replay_after = await self._resume_point(after_sequence, from_oldest)
 
         async def close(why: str) -> None:
             resume = f"resume with after_sequence={sub.last_sent}"
@@ -112,9 +93,13 @@ class EventStreams:
 
         sub = self._bus.subscribe(kinds, close)
         try:
-            last = after_sequence if after_sequence > 0 else sub.start_sequence
+            last = sub.start_sequence if replay_after is None else replay_after
             sub.last_sent = last
-            if after_sequence > 0:
+            if replay_after is None:
+                # Tells the client where "new" starts: a safe resume point
+                # even if it is cut before its first event.
+                yield heartbeat(last, self._now())
+            else:
                 while True:
                     async with self._store.read() as uow:
                         rows = await uow.events.after(
@@ -140,7 +125,33 @@ class EventStreams:
         finally:
             self._bus.unsubscribe(sub)
 
-
-def identity(frame: bytes) -> bytes:
-    """The response serializer of pre-serialized frames."""
-    return frame
+    async def _resume_point(self, after_sequence: int, from_oldest: bool) -> int | None:
+        """The sequence to replay after, or None for "only new events"."""
+        if after_sequence < 0:
+            raise invalid_field("after_sequence", f"{after_sequence} is negative")
+        if from_oldest and after_sequence:
+            raise invalid_field("from_oldest", "only with after_sequence = 0")
+        async with self._store.read() as uow:
+            newest = await uow.events.newest()
+            oldest = await uow.events.oldest()
+        first_retained = oldest if oldest is not None else newest + 1
+        if from_oldest:
+            return first_retained - 1
+        if after_sequence == 0:
+            return None
+        if after_sequence > newest:
+            raise GovexError(
+                Category.OUT_OF_RANGE,
+                "SEQUENCE_AHEAD",
+                f"after_sequence {after_sequence} is beyond the newest event ({newest})",
+                metadata={"newestSequence": str(newest)},
+            )
+        if after_sequence < first_retained - 1:
+            raise GovexError(
+                Category.OUT_OF_RANGE,
+                "HISTORY_EXPIRED",
+                f"events after {after_sequence} are no longer retained; the oldest "
+                f"available is {first_retained}",
+                metadata={"oldestSequence": str(first_retained)},
+            )
+        return after_sequence

@@ -599,21 +599,27 @@ class WatchOrdersRequest(_message.Message):
 
     EXECUTION_FIELD_NUMBER: _builtins.int
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    FROM_OLDEST_FIELD_NUMBER: _builtins.int
     execution: _builtins.str
     """One execution, "executions/{execution}", or empty for every execution."""
     after_sequence: _builtins.int
     """Resume after this sequence: replay every order event after it, then
     continue live. 0 means only new events.
     """
+    from_oldest: _builtins.bool
+    """Replay from the oldest retained event (then continue live). Only with
+    after_sequence = 0.
+    """
     def __init__(
         self,
         *,
         execution: _builtins.str = ...,
         after_sequence: _builtins.int = ...,
+        from_oldest: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "execution", b"execution"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "execution", b"execution", "from_oldest", b"from_oldest"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

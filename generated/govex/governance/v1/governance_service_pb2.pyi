@@ -1275,19 +1275,27 @@ class WatchFreezeEventsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    FROM_OLDEST_FIELD_NUMBER: _builtins.int
     after_sequence: _builtins.int
     """Resume after this sequence: replay every freeze event after it, then
-    continue live. 0 means only new events. Must not be negative nor beyond
-    the newest sequence.
+    continue live. 0 means only new events; such a stream starts with a
+    heartbeat whose current_sequence is where it starts. Must not be negative
+    nor beyond the newest sequence. A heartbeat's current_sequence is always a
+    safe resume point once every event before it was handled.
+    """
+    from_oldest: _builtins.bool
+    """Replay from the oldest retained event (then continue live). Only with
+    after_sequence = 0.
     """
     def __init__(
         self,
         *,
         after_sequence: _builtins.int = ...,
+        from_oldest: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "from_oldest", b"from_oldest"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1333,8 +1341,13 @@ class WatchGovernanceEventsRequest(_message.Message):
 
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
     KINDS_FIELD_NUMBER: _builtins.int
+    FROM_OLDEST_FIELD_NUMBER: _builtins.int
     after_sequence: _builtins.int
     """Resume after this sequence (see WatchFreezeEventsRequest.after_sequence)."""
+    from_oldest: _builtins.bool
+    """Replay from the oldest retained event (then continue live). Only with
+    after_sequence = 0.
+    """
     @_builtins.property
     def kinds(self) -> _containers.RepeatedScalarFieldContainer[_events_pb2.EventKind.ValueType]:
         """Only these kinds; empty for every kind."""
@@ -1344,10 +1357,11 @@ class WatchGovernanceEventsRequest(_message.Message):
         *,
         after_sequence: _builtins.int = ...,
         kinds: _abc.Iterable[_events_pb2.EventKind.ValueType] | None = ...,
+        from_oldest: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "kinds", b"kinds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "from_oldest", b"from_oldest", "kinds", b"kinds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

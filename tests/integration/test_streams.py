@@ -1,0 +1,233 @@
+"""Resumable event streams: replay then live with no gap or duplicate,
+filters, heartbeats, retention, slow subscribers, and replicas."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import grpc
+import pytest
+
+from govex.governance.v1 import events_pb2, freeze_pb2, governance_service_pb2_grpc
+from govex.governance.v1 import governance_service_pb2 as gov
+from tests.conftest import Harness, HarnessFactory
+from tests.integration.freeze_helpers import event_of, freeze, stored_events, unfreeze, wait_for
+from tests.integration.helpers import propose, refused
+from tests.support import md
+
+EK = events_pb2
+
+
+async def subscribed(h: Harness, count: int = 1) -> None:
+    assert h.running is not None
+    running = h.running
+
+    async def ready() -> bool:
+        return running.bus.subscriber_count >= count
+
+    await wait_for(ready)
+
+
+async def read_events(
+    call: Any, count: int, within: float = 10
+) -> list[events_pb2.GovernanceEvent]:
+    events: list[events_pb2.GovernanceEvent] = []
+
+    async def collect() -> None:
+        while len(events) < count:
+            message = await call.read()
+            assert message is not grpc.aio.EOF
+            event = event_of(message)
+            if event is not None:
+                events.append(event)
+
+    await asyncio.wait_for(collect(), within)
+    return events
+
+
+async def test_live_freeze_event_reaches_a_subscriber(harness: Harness) -> None:
+    h = harness
+    call = h.gov.WatchFreezeEvents(gov.WatchFreezeEventsRequest(), metadata=md("victor"))
+    await subscribed(h)
+    created = await freeze(h, freeze_pb2.FREEZE_TYPE_ERROR_FREEZE)
+    [event] = await read_events(call, 1)
+    assert event.kind == EK.EVENT_KIND_FREEZE_CREATED
+    assert event.freeze == created
+    assert event.resource == created.name
+    assert event.actor == "carol"
+    assert event.sequence == (await stored_events(h))[-1][0]
+    call.cancel()
+
+
+async def test_replay_then_live_without_gap_or_duplicate(harness: Harness) -> None:
+    h = harness
+    names = []
+    for i in range(12):
+        names.append((await freeze(h)).name)
+        if i % 3 == 0:
+            await propose(h)  # plan events interleave; the freeze stream skips them
+    freeze_seqs = [s for s, k in await stored_events(h) if k.startswith("FREEZE_")]
+    resume_after = freeze_seqs[4]
+    call = h.gov.WatchFreezeEvents(
+        gov.WatchFreezeEventsRequest(after_sequence=resume_after), metadata=md("victor")
+    )
+    # Writes race the replay on purpose.
+    producer = asyncio.create_task(lift_all(h, names))
+    expected_total = len(freeze_seqs) - 5 + len(names)
+    events = await read_events(call, expected_total, within=20)
+    await producer
+    sequences = [e.sequence for e in events]
+    stored = [s for s, k in await stored_events(h) if k.startswith("FREEZE_") and s > resume_after]
+    assert sequences == stored
+    assert len(set(sequences)) == len(sequences)
+    call.cancel()
+
+
+async def lift_all(h: Harness, names: list[str]) -> None:
+    for name in names:
+        await unfreeze(h, name)
+
+
+async def test_governance_stream_filters_by_kind(harness: Harness) -> None:
+    h = harness
+    call = h.gov.WatchGovernanceEvents(
+        gov.WatchGovernanceEventsRequest(kinds=[EK.EVENT_KIND_PLAN_PROPOSED]),
+        metadata=md("victor"),
+    )
+    await subscribed(h)
+    await freeze(h)
+    plan = await propose(h)
+    [event] = await read_events(call, 1)
+    assert event.kind == EK.EVENT_KIND_PLAN_PROPOSED
+    assert event.plan == plan
+    call.cancel()
+
+
+async def test_idle_stream_carries_heartbeats(harness_factory: HarnessFactory) -> None:
+    h = await harness_factory(heartbeat_seconds=0.2)
+    await freeze(h)
+    call = h.gov.WatchFreezeEvents(gov.WatchFreezeEventsRequest(), metadata=md("victor"))
+    message: Any = await asyncio.wait_for(call.read(), 5)
+    assert message.WhichOneof("message") == "heartbeat"
+    assert message.heartbeat.current_sequence == 1
+    call.cancel()
+
+
+async def test_bad_resume_points(harness_factory: HarnessFactory) -> None:
+    h = await harness_factory(event_retention_hours=1, event_retention_keep=0)
+    for _ in range(5):
+        await freeze(h)
+    negative = await refused(
+        h.gov.WatchFreezeEvents(
+            gov.WatchFreezeEventsRequest(after_sequence=-1), metadata=md("victor")
+        ).read()
+    )
+    assert (negative.code, negative.fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ["after_sequence"],
+    )
+    ahead = await refused(
+        h.gov.WatchFreezeEvents(
+            gov.WatchFreezeEventsRequest(after_sequence=99), metadata=md("victor")
+        ).read()
+    )
+    assert (ahead.code, ahead.reason) == (grpc.StatusCode.OUT_OF_RANGE, "SEQUENCE_AHEAD")
+    assert ahead.metadata["newestSequence"] == "5"
+    h.clock.advance(timedelta(hours=2))
+    await freeze(h)  # sequence 6, recent: retained
+    assert h.running is not None
+    assert await h.running.retention.run_once() == 5
+    gone = await refused(
+        h.gov.WatchFreezeEvents(
+            gov.WatchFreezeEventsRequest(after_sequence=2), metadata=md("victor")
+        ).read()
+    )
+    assert (gone.code, gone.reason) == (grpc.StatusCode.OUT_OF_RANGE, "HISTORY_EXPIRED")
+    assert gone.metadata["oldestSequence"] == "6"
+    # Resuming right before the oldest retained event is fine.
+    call = h.gov.WatchFreezeEvents(
+        gov.WatchFreezeEventsRequest(after_sequence=5), metadata=md("victor")
+    )
+    [event] = await read_events(call, 1)
+    assert event.sequence == 6
+    call.cancel()
+
+
+async def test_slow_subscriber_is_closed_while_others_keep_receiving(
+    harness_factory: HarnessFactory,
+) -> None:
+    h = await harness_factory(subscriber_queue_size=20)
+    # The slow client never reads; without BDP probing its window stays small,
+    # so the server's send blocks early and its queue fills.
+    slow_channel = grpc.aio.insecure_channel(h.target, options=[("grpc.http2.bdp_probe", 0)])
+    slow = governance_service_pb2_grpc.GovernanceServiceStub(slow_channel).WatchFreezeEvents(
+        gov.WatchFreezeEventsRequest(), metadata=md("victor")
+    )
+    fast = h.gov.WatchFreezeEvents(gov.WatchFreezeEventsRequest(), metadata=md("victor"))
+    await subscribed(h, 2)
+    total = 300
+    reader = asyncio.create_task(read_events(fast, total, within=60))
+    for _ in range(total):
+        await freeze(h, reason="r" * 1000)
+    received = await reader
+    assert [e.sequence for e in received] == list(range(1, total + 1))
+    assert h.running is not None
+    assert h.running.bus.dropped_subscribers == 1
+    got = 0
+    error = None
+    try:
+        while (await asyncio.wait_for(slow.read(), 10)) is not grpc.aio.EOF:
+            got += 1
+    except grpc.RpcError as exc:
+        from govex_client.errors import GovexRpcError
+
+        error = GovexRpcError.from_rpc_error(exc)
+    assert error is not None
+    assert (error.code, error.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "SUBSCRIBER_TOO_SLOW")
+    assert 0 < got < total
+    assert int(error.metadata["lastSequence"]) <= got
+    fast.cancel()
+    await slow_channel.close()
+
+
+@pytest.mark.postgres
+async def test_replicas_deliver_each_others_events(
+    harness_factory: HarnessFactory, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("replicas share a PostgreSQL database")
+    a = await harness_factory()
+    b = await harness_factory()
+    assert b.running is not None and b.running.listener is not None
+    await asyncio.wait_for(b.running.listener.connected.wait(), 5)
+    call = b.gov.WatchFreezeEvents(gov.WatchFreezeEventsRequest(), metadata=md("victor"))
+    await subscribed(b)
+    # B caches its governance state; A's write must refresh it.
+    before = (
+        await b.gov.GetGovernanceState(gov.GetGovernanceStateRequest(), metadata=md("victor"))
+    ).state
+    assert not before.active_freezes
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    created = await freeze(a, minutes=10)
+    [event] = await read_events(call, 1, within=1.0)
+    assert loop.time() - started < 1.0
+    assert event.freeze.name == created.name
+
+    async def b_sees_it() -> bool:
+        state = (
+            await b.gov.GetGovernanceState(gov.GetGovernanceStateRequest(), metadata=md("victor"))
+        ).state
+        return [f.name for f in state.active_freezes] == [created.name]
+
+    await wait_for(b_sees_it, within=1.0)
+    # Both replicas run expiry; the FREEZE_EXPIRED event is written once.
+    a.clock.advance(timedelta(minutes=10))
+    [expired] = await read_events(call, 1, within=5)
+    assert expired.kind == EK.EVENT_KIND_FREEZE_EXPIRED
+    await asyncio.sleep(0.5)
+    kinds = [k for _, k in await stored_events(a)]
+    assert kinds == ["FREEZE_CREATED", "FREEZE_EXPIRED"]
+    call.cancel()
