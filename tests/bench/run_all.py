@@ -21,7 +21,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from govex.governance.v1 import governance_service_pb2 as gov
-from tests.bench import h2load
+from tests.bench import fanout, h2load
 from tests.postgres import free_port
 
 BIN = Path(sys.executable).parent
@@ -103,7 +103,8 @@ def server_side_failures(log: Path) -> int:
 
 
 def main() -> int:
-    """Runs every case and prints one line per figure."""
+    """Runs every case and prints one line per figure (``--fanout`` for the
+    stream benchmark only)."""
     tmp = Path(tempfile.mkdtemp(prefix="govex-bench-"))
     echo_port, govex_port = free_port(), free_port()
     echo = subprocess.Popen(
@@ -159,6 +160,8 @@ def main() -> int:
             f"for {expected} requests"
         )
         ok = ok and plans == audits == expected
+        print(f"govex-server peak RSS after the unary runs: {peak_rss_mib(server.pid):.1f} MiB")
+        ok = fanout.run(f"127.0.0.1:{govex_port}", tmp) and ok
         print(f"govex-server peak RSS: {peak_rss_mib(server.pid):.1f} MiB")
     finally:
         server.terminate()

@@ -1,0 +1,89 @@
+"""One client process of the fan-out benchmark: opens N WatchFreezeEvents
+streams, records when each event arrives, and writes a JSON summary."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from typing import Any
+
+import grpc
+
+from govex.governance.v1 import governance_service_pb2 as gov
+from govex.governance.v1 import governance_service_pb2_grpc
+
+METADATA = (("authorization", "Bearer dev-victor-token"),)
+STREAMS_PER_CHANNEL = 100
+
+
+async def subscriber(
+    stub: Any,
+    ready: asyncio.Event,
+    counts: dict[str, int],
+    latencies: list[float],
+    stop_at: float,
+) -> None:
+    call = stub.WatchFreezeEvents(gov.WatchFreezeEventsRequest(), metadata=METADATA)
+    first = True
+    try:
+        while True:
+            remaining = stop_at - time.time()
+            if remaining <= 0:
+                break
+            try:
+                message = await asyncio.wait_for(call.read(), remaining)
+            except TimeoutError:
+                break
+            if message is grpc.aio.EOF:
+                break
+            if first:
+                first = False
+                counts["opened"] += 1
+                if counts["opened"] == counts["wanted"]:
+                    ready.set()
+            if message.WhichOneof("message") == "event":
+                sent = message.event.time.ToNanoseconds() / 1e9
+                latencies.append(time.time() - sent)
+                counts["events"] += 1
+    except grpc.RpcError:
+        counts["refused" if first else "broken"] += 1
+    finally:
+        call.cancel()
+
+
+async def main(target: str, streams: int, seconds: float, out: str) -> None:
+    channels = [
+        grpc.aio.insecure_channel(target)
+        for _ in range(max(1, (streams + STREAMS_PER_CHANNEL - 1) // STREAMS_PER_CHANNEL))
+    ]
+    stubs = [governance_service_pb2_grpc.GovernanceServiceStub(c) for c in channels]
+    counts = {"wanted": streams, "opened": 0, "events": 0, "refused": 0, "broken": 0}
+    latencies: list[float] = []
+    ready = asyncio.Event()
+    stop_at = time.time() + seconds
+    tasks = [
+        asyncio.create_task(subscriber(stubs[i % len(stubs)], ready, counts, latencies, stop_at))
+        for i in range(streams)
+    ]
+    try:
+        await asyncio.wait_for(ready.wait(), 60)
+        print("ready", flush=True)
+    except TimeoutError:
+        print("not-ready", flush=True)
+    await asyncio.gather(*tasks)
+    for channel in channels:
+        await channel.close()
+    with open(out, "w") as handle:
+        json.dump({"counts": counts, "latencies": latencies}, handle)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--streams", type=int, required=True)
+    parser.add_argument("--seconds", type=float, required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    asyncio.run(main(args.target, args.streams, args.seconds, args.out))
