@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2
@@ -53,7 +54,7 @@ def _clients(
     return started
 
 
-def _collect(started: list[tuple[subprocess.Popen[str], Path]]) -> list[dict[str, object]]:
+def _collect(started: list[tuple[subprocess.Popen[str], Path]]) -> list[dict[str, Any]]:
     results = []
     for process, out in started:
         process.wait(timeout=300)
@@ -83,8 +84,8 @@ def run(target: str, tmp: Path) -> bool:
             )
             time.sleep(max(0.0, begin + i + 1 - time.monotonic()))
     results = _collect(started)
-    delivered = sum(int(r["counts"]["events"]) for r in results)  # type: ignore[index]
-    latencies = sorted(x for r in results for x in r["latencies"])  # type: ignore[attr-defined]
+    delivered = sum(int(r["counts"]["events"]) for r in results)
+    latencies = sorted(x for r in results for x in r["latencies"])
     expected = SUBSCRIBERS * EVENTS
     p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
@@ -93,7 +94,7 @@ def run(target: str, tmp: Path) -> bool:
         f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 100 ms)"
     )
     burst = _collect(_clients(target, tmp, BURST, BURST_PROCESSES, 20, "burst"))
-    opened = sum(int(r["counts"]["opened"]) for r in burst)  # type: ignore[index]
-    refused = sum(int(r["counts"]["refused"]) for r in burst)  # type: ignore[index]
+    opened = sum(int(r["counts"]["opened"]) for r in burst)
+    refused = sum(int(r["counts"]["refused"]) for r in burst)
     print(f"burst: {BURST} subscriptions at once: {opened} opened, {refused} refused (target 0)")
     return delivered == expected and p99 < 100 and refused == 0 and opened == BURST

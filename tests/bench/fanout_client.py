@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -53,7 +54,7 @@ async def subscriber(
         call.cancel()
 
 
-async def main(target: str, streams: int, seconds: float, out: str) -> None:
+async def main(target: str, streams: int, seconds: float) -> dict[str, Any]:
     channels = [
         grpc.aio.insecure_channel(target)
         for _ in range(max(1, (streams + STREAMS_PER_CHANNEL - 1) // STREAMS_PER_CHANNEL))
@@ -75,8 +76,7 @@ async def main(target: str, streams: int, seconds: float, out: str) -> None:
     await asyncio.gather(*tasks)
     for channel in channels:
         await channel.close()
-    with open(out, "w") as handle:
-        json.dump({"counts": counts, "latencies": latencies}, handle)
+    return {"counts": counts, "latencies": latencies}
 
 
 if __name__ == "__main__":
@@ -86,4 +86,5 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    asyncio.run(main(args.target, args.streams, args.seconds, args.out))
+    summary = asyncio.run(main(args.target, args.streams, args.seconds))
+    Path(args.out).write_text(json.dumps(summary))
