@@ -76,6 +76,22 @@ class Harness:
         await self.stop()
         await self.start()
 
+    async def settle(self) -> None:
+        """Waits until the background reactions to the last change (policy
+        re-derivation after a freeze, the event bus) have happened."""
+        assert self.running is not None
+        running = self.running
+        for _ in range(200):
+            if not await running.policy.freezes_changed():
+                async with running.store.read() as uow:
+                    newest = await uow.events.newest()
+                if running.bus.current_sequence == newest:
+                    await asyncio.sleep(0.05)
+                    if not await running.policy.freezes_changed():
+                        return
+            await asyncio.sleep(0.02)
+        raise AssertionError("background tasks did not settle")
+
     async def channel_idle(self, seconds: float) -> None:
         """Lets background tasks run for ``seconds`` of real time."""
         await asyncio.sleep(seconds)

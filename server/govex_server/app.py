@@ -22,11 +22,15 @@ from govex_server.api.registration import register
 from govex_server.api.streams import EventStreams, event_frame
 from govex_server.config import Settings, load_principals
 from govex_server.domain.clock import Clock, SystemClock
-from govex_server.services.bounds import SignalsRequiredBounds
+from govex_server.domain.phase import PhaseSettings
+from govex_server.domain.policy import PolicySettings
+from govex_server.services.bounds import PolicyBounds
 from govex_server.services.event_bus import EventBus
 from govex_server.services.expiry import FreezeExpirer
 from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import GovernanceService
+from govex_server.services.policy import PolicyService
+from govex_server.services.policy_timer import PolicyTimer
 from govex_server.services.retention import EventRetention
 from govex_server.store.database import Store, create_engine
 from govex_server.store.listener import ChangeListener
@@ -70,6 +74,7 @@ class Running:
     retention: EventRetention
     listener: ChangeListener | None
     tasks: list[asyncio.Task[None]]
+    policy: PolicyService
 
     async def stop(self, grace: float) -> None:
         """NOT_SERVING first (load balancers drain), streams told to resume
@@ -80,9 +85,12 @@ class Running:
         await self.server.stop(grace)
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        # A task stuck in I/O must not keep the process from exiting.
+        _, stuck = await asyncio.wait(self.tasks, timeout=10) if self.tasks else (set(), set())
+        for task in stuck:
+            log.error("background task %s did not stop", task.get_name())
         await self.bus.stop()
-        await self.store.close()
+        await asyncio.wait_for(self.store.close(), 10)
 
 
 async def _set_health(
@@ -103,11 +111,18 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     tasks: list[asyncio.Task[None]] = []
     try:
         await migrate(store.engine)
+        policy = PolicyService(
+            store,
+            clock,
+            PolicySettings(min_trade_usd=settings.min_trade_usd),
+            PhaseSettings(),
+            timedelta(seconds=settings.signals_future_skew_seconds),
+        )
         governance = GovernanceService(
             store,
             clock,
             timedelta(hours=settings.cooldown_hours),
-            SignalsRequiredBounds(),
+            PolicyBounds(policy, clock),
         )
         freezes = FreezeService(store, clock)
         bus = EventBus(
@@ -116,6 +131,8 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         store.on_change(bus.poke)
         expirer = FreezeExpirer(freezes, clock)
         store.on_change(expirer.poke)
+        policy_timer = PolicyTimer(policy, clock)
+        store.on_change(policy_timer.poke)
         retention = EventRetention(
             store,
             clock,
@@ -135,6 +152,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         for name, body in (
             ("freeze-expiry", expirer.run()),
             ("event-retention", retention.run()),
+            ("policy-timer", policy_timer.run()),
             *((("pg-listen", listener.run()),) if listener else ()),
         ):
             tasks.append(asyncio.create_task(body, name=name))
@@ -142,7 +160,10 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         auth = Authenticator(principals)
         server = grpc.aio.server(options=SERVER_OPTIONS)
         register(
-            server, GovernanceServicer(auth, governance, freezes, streams), GOVERNANCE, STREAMS
+            server,
+            GovernanceServicer(auth, governance, freezes, streams, policy),
+            GOVERNANCE,
+            STREAMS,
         )
         register(server, ExecutionServicer(auth), EXECUTION)
         health_servicer = health.aio.HealthServicer()
@@ -164,7 +185,17 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     host = settings.listen.rpartition(":")[0]
     log.info("govex serving on %s:%d (database %s)", host, port, store.dialect)
     return Running(
-        server, health_servicer, store, port, bus, freezes, expirer, retention, listener, tasks
+        server,
+        health_servicer,
+        store,
+        port,
+        bus,
+        freezes,
+        expirer,
+        retention,
+        listener,
+        tasks,
+        policy,
     )
 
 

@@ -37,6 +37,8 @@ class Settings:
     event_poll_seconds: float = 2.0
     event_retention_hours: float = 168.0
     event_retention_keep: int = 10000
+    min_trade_usd: float = 100.0
+    signals_future_skew_seconds: float = 30.0
 
     def validate(self) -> Settings:
         """Returns self, or raises ConfigError naming the setting."""
@@ -64,6 +66,10 @@ class Settings:
             raise ConfigError("event_retention_hours: at least 1")
         if self.event_retention_keep < 0:
             raise ConfigError("event_retention_keep: not negative")
+        if self.min_trade_usd < 10:
+            raise ConfigError("min_trade_usd: at least 10")
+        if not 0 <= self.signals_future_skew_seconds <= 600:
+            raise ConfigError("signals_future_skew_seconds: 0 to 600")
         return self
 
 

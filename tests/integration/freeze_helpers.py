@@ -41,6 +41,9 @@ async def unfreeze(h: Harness, name: str, who: str = "carol") -> list[freeze_pb2
     return list(response.freezes)
 
 
+FREEZE_KINDS = {"FREEZE_CREATED", "FREEZE_LIFTED", "FREEZE_EXPIRED"}
+
+
 async def stored_events(h: Harness, kinds: set[str] | None = None) -> list[tuple[int, str]]:
     async with h.store.read() as uow:
         rows = await uow.events.after(0, sorted(kinds) if kinds else None, 100_000)

@@ -234,6 +234,7 @@ async def test_bad_input_is_refused_and_nothing_is_written(harness: Harness, cas
     stale = (await propose(h, "carol")).etag  # an etag of version 1, not of reviewed
     world = World(h, draft, reviewed_by_carol, approved, stale)
     call, code, reason, field = CASES[case]
+    await h.settle()
     before = await snapshot(h.store)
     error = await refused(call(world))
     after = await snapshot(h.store)

@@ -12,7 +12,14 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from govex.governance.v1 import freeze_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
 from tests.conftest import Harness
-from tests.integration.freeze_helpers import freeze, stored_events, ttl, unfreeze, wait_for
+from tests.integration.freeze_helpers import (
+    FREEZE_KINDS,
+    freeze,
+    stored_events,
+    ttl,
+    unfreeze,
+    wait_for,
+)
 from tests.integration.helpers import refused
 from tests.support import md, snapshot
 
@@ -61,7 +68,7 @@ async def test_freeze_check_and_unfreeze(harness: Harness) -> None:
     assert [f.end for f in lifted] == [FT.FREEZE_END_LIFTED]
     assert lifted[0].ended_by == "carol"
     assert (await check(h, FT.OPERATION_PURCHASE)).allowed
-    kinds = [k for _, k in await stored_events(h)]
+    kinds = [k for _, k in await stored_events(h, FREEZE_KINDS)]
     assert kinds == ["FREEZE_CREATED", "FREEZE_LIFTED"]
     async with h.store.read() as uow:
         audit = await uow.audit.for_resource(s3.name)
@@ -97,11 +104,11 @@ async def test_expiry_fires_on_time_with_no_request(harness: Harness) -> None:
     full = await freeze(h, minutes=10)
     h.clock.advance(timedelta(minutes=9))
     await h.channel_idle(0.2)
-    assert [k for _, k in await stored_events(h)] == ["FREEZE_CREATED"]
+    assert [k for _, k in await stored_events(h, FREEZE_KINDS)] == ["FREEZE_CREATED"]
     h.clock.advance(timedelta(minutes=1))
 
     async def expired() -> bool:
-        return [k for _, k in await stored_events(h)] == ["FREEZE_CREATED", "FREEZE_EXPIRED"]
+        return [k for _, k in await stored_events(h, FREEZE_KINDS)] == ["FREEZE_CREATED", "FREEZE_EXPIRED"]
 
     await wait_for(expired)
     async with h.store.read() as uow:
@@ -135,7 +142,7 @@ async def test_expiry_across_a_restart(harness: Harness) -> None:
     h.clock.advance(timedelta(hours=1))
     await h.start()
     # Expired at start-up, before any request.
-    assert [k for _, k in await stored_events(h)] == ["FREEZE_CREATED", "FREEZE_EXPIRED"]
+    assert [k for _, k in await stored_events(h, FREEZE_KINDS)] == ["FREEZE_CREATED", "FREEZE_EXPIRED"]
     assert (await check(h, FT.OPERATION_PURCHASE)).allowed
 
 
@@ -205,6 +212,7 @@ BAD: dict[str, tuple[gov.FreezeRequest, str, grpc.StatusCode, str]] = {
 async def test_bad_freeze_is_refused_and_nothing_written(harness: Harness, case: str) -> None:
     h = harness
     request, who, code, field = BAD[case]
+    await h.settle()
     before = await snapshot(h.store)
     error = await refused(h.gov.Freeze(request, metadata=md(who)))
     assert error.code == code
@@ -217,6 +225,7 @@ async def test_bad_unfreeze_and_check(harness: Harness) -> None:
     h = harness
     ended = await freeze(h)
     await unfreeze(h, ended.name)
+    await h.settle()
     before = await snapshot(h.store)
     missing = await refused(
         h.gov.Unfreeze(
@@ -248,4 +257,4 @@ async def test_idempotent_freeze(harness: Harness) -> None:
     first = await freeze(h, request_id="f-1")
     again = await freeze(h, request_id="f-1")
     assert again == first
-    assert len(await stored_events(h)) == 1
+    assert len(await stored_events(h, FREEZE_KINDS)) == 1

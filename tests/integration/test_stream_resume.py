@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -127,6 +128,14 @@ async def test_cut_stream_resumes_without_gap_or_duplicate(tmp_path: Path) -> No
         server.stop()
     assert watcher.returncode == 0, err.decode()
     sequences = [int(m) for m in re.findall(rb"^seq=(\d+) ", out, re.MULTILINE)]
-    assert sequences == list(range(1, 2 * PAIRS + 1))
+    with sqlite3.connect(tmp_path / "govex.db") as db:
+        stored = [
+            row[0]
+            for row in db.execute(
+                "select sequence from events where kind like 'FREEZE_%' order by sequence"
+            )
+        ]
+    assert len(stored) == 2 * PAIRS
+    assert sequences == stored
     assert server.starts == 2
     assert b"resuming after" in err

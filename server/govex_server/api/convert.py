@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from govex.governance.v1 import events_pb2, freeze_pb2, governance_state_pb2, plan_pb2
+from govex.governance.v1 import events_pb2, freeze_pb2, governance_state_pb2, plan_pb2, signals_pb2
 from govex_server.domain.errors import invalid_field
 from govex_server.domain.events import DomainEvent, EventKind
 from govex_server.domain.freezes import Freeze, FreezeType, Operation, Verdict
 from govex_server.domain.governance import CooldownStatus, GovernanceMode, ModeSetting
+from govex_server.domain.phase import Phase, PhaseState
 from govex_server.domain.plans import Plan, PlanState, Step, Target
+from govex_server.domain.policy import Freshness, Policy
 from govex_server.domain.principals import PrincipalKind
+from govex_server.domain.signals import PHASE_INPUTS, Regime, SignalSet
 
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
@@ -209,4 +213,119 @@ def encode_event(event: DomainEvent, sequence: int) -> bytes:
         out.freeze.CopyFrom(freeze_to_pb(payload))
     elif isinstance(payload, ModeSetting):
         out.mode = mode_to_pb(payload.mode)
+    elif isinstance(payload, Policy):
+        out.policy.CopyFrom(policy_to_pb(payload))
+    elif isinstance(payload, Freshness):
+        out.freshness = freshness_to_pb(payload)
+    elif isinstance(payload, PhaseState):
+        out.phase.CopyFrom(phase_to_pb(payload))
+    elif isinstance(payload, SignalSet):
+        out.signals.CopyFrom(signals_to_pb(payload))
     return out.SerializeToString()
+
+
+_SET_SCALARS = (
+    "confidence",
+    "contradiction_index",
+    "blended_score",
+    "decision_index",
+    "fear_greed",
+    "avg_correlation",
+)
+
+
+def signals_from_pb(message: signals_pb2.SignalSet, field: str = "signals") -> SignalSet:
+    """A domain SignalSet; missing optional values stay missing."""
+    if not message.HasField("as_of"):
+        raise invalid_field(f"{field}.as_of", "required")
+    volatility: dict[str, float] = {}
+    for i, item in enumerate(message.volatility):
+        if item.asset in volatility:
+            raise invalid_field(f"{field}.volatility[{i}].asset", f"{item.asset} repeats")
+        volatility[item.asset] = item.volatility
+    regime = None
+    if message.HasField("regime"):
+        regime = Regime(message.regime.bull, message.regime.neutral, message.regime.bear)
+    phase_inputs = {
+        name: getattr(message.phase_inputs, name)
+        for name in PHASE_INPUTS
+        if message.phase_inputs.HasField(name)  # type: ignore[arg-type]
+    }
+    scalars: dict[str, Any] = {
+        name: getattr(message, name) if message.HasField(name) else None  # type: ignore[arg-type]
+        for name in _SET_SCALARS
+    }
+    return SignalSet(
+        as_of=message.as_of.ToDatetime(tzinfo=UTC),
+        source=message.source,
+        volatility=volatility,
+        regime=regime,
+        phase_inputs=phase_inputs,
+        **scalars,
+    )
+
+
+def signals_to_pb(signals: SignalSet) -> signals_pb2.SignalSet:
+    """The proto SignalSet."""
+    out = signals_pb2.SignalSet(
+        as_of=timestamp(signals.as_of), source=signals.source, publisher=signals.publisher
+    )
+    for name in _SET_SCALARS:
+        value = getattr(signals, name)
+        if value is not None:
+            setattr(out, name, value)
+    for asset, vol in signals.volatility.items():
+        out.volatility.add(asset=asset, volatility=vol)
+    if signals.regime is not None:
+        out.regime.bull = signals.regime.bull
+        out.regime.neutral = signals.regime.neutral
+        out.regime.bear = signals.regime.bear
+    for name, value in signals.phase_inputs.items():
+        setattr(out.phase_inputs, name, value)
+    if signals.receive_time is not None:
+        out.receive_time.CopyFrom(timestamp(signals.receive_time))
+    return out
+
+
+def policy_to_pb(policy: Policy) -> signals_pb2.ExecutionPolicy:
+    """The proto ExecutionPolicy (fractions become percents)."""
+    return signals_pb2.ExecutionPolicy(
+        mode=signals_pb2.PolicyMode.Value(f"POLICY_MODE_{policy.mode.name}"),
+        cap_daily_percent=round(policy.cap_daily * 100, 8),
+        ramp_hours=policy.ramp_hours,
+        min_trade_usd=policy.min_trade_usd,
+        slippage_limit_bps=policy.slippage_limit_bps,
+        no_trade_threshold_percent=round(policy.no_trade_threshold * 100, 8),
+        estimated_cost_bps=policy.estimated_cost_bps,
+        explanation=list(policy.explanation),
+        derive_time=timestamp(policy.derive_time),
+    )
+
+
+def freshness_to_pb(freshness: Freshness) -> signals_pb2.SignalFreshness.ValueType:
+    """Freshness.FRESH -> SIGNAL_FRESHNESS_FRESH."""
+    return signals_pb2.SignalFreshness.Value(f"SIGNAL_FRESHNESS_{freshness.value}")
+
+
+def _phase_pb(phase: Phase | None) -> signals_pb2.Phase.ValueType:
+    return (
+        signals_pb2.PHASE_UNSPECIFIED
+        if phase is None
+        else signals_pb2.Phase.Value(f"PHASE_{phase.name}")
+    )
+
+
+def phase_to_pb(state: PhaseState) -> signals_pb2.PhaseState:
+    """The proto PhaseState."""
+    out = signals_pb2.PhaseState(current=_phase_pb(state.current), leader_streak=state.streak)
+    if state.since is not None:
+        out.since_time.CopyFrom(timestamp(state.since))
+    reading = state.reading
+    if reading is not None:
+        out.leader = _phase_pb(reading.leader)
+        out.confidence = reading.confidence
+        out.quality = reading.quality
+        out.likely_next = _phase_pb(reading.likely_next)
+        for phase, probability in sorted(reading.probabilities.items()):
+            out.probabilities.add(phase=_phase_pb(phase), probability=probability)
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -16,16 +17,20 @@ from govex.governance.v1 import (
     governance_service_pb2_grpc as pb_grpc,
 )
 from govex_server.api import convert
-from govex_server.api.auth import Authenticator
+from govex_server.api.auth import RPC_ROLES, Authenticator
 from govex_server.api.rpc import Context, idempotent, not_built, stream, unary
 from govex_server.api.streams import EventStreams
+from govex_server.domain.allocation import evaluate
+from govex_server.domain.errors import failed_precondition, invalid_field
 from govex_server.domain.events import FREEZE_KINDS
 from govex_server.domain.freezes import Freeze
+from govex_server.domain.governance import GovernanceMode
+from govex_server.domain.plans import PlanState
 from govex_server.domain.principals import Principal
 from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import Activation, GovernanceService
+from govex_server.services.policy import PolicyService, PolicyView
 
-SIGNALS_ISSUE = "signals and policy: issue 4"
 EXECUTION_ISSUE = "execution pipeline: issue 5"
 
 
@@ -38,11 +43,13 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
         governance: GovernanceService,
         freezes: FreezeService,
         streams: EventStreams,
+        policy: PolicyService,
     ) -> None:
         self.auth = auth
         self._gov = governance
         self._freezes = freezes
         self._streams = streams
+        self._policy = policy
 
     # ----------------------------------------------------------------- state
 
@@ -64,6 +71,15 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             state.plan_counts.add(state=convert.plan_state_to_pb(plan_state), count=count)
         state.active_freezes.extend(convert.freeze_to_pb(f) for f in snap.freezes)
         state.operation_verdicts.extend(convert.verdict_to_pb(v) for v in snap.verdicts)
+        view = await self._policy.view()
+        state.policy.CopyFrom(convert.policy_to_pb(view.policy))
+        state.signals_freshness = convert.freshness_to_pb(view.freshness)
+        if view.age is not None:
+            state.signals_age.CopyFrom(convert.duration(view.age))
+        state.phase.CopyFrom(convert.phase_to_pb(view.phase))
+        # The etag covers the policy too (derive_time changes with every
+        # derivation that wrote).
+        state.etag = _combine(snap.etag, view.policy.derive_time.isoformat(), view.freshness.value)
         return pb.GetGovernanceStateResponse(state=state)
 
     @unary("GetCooldownStatus")
@@ -94,10 +110,17 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
     async def ProposePlan(
         self, request: pb.ProposePlanRequest, principal: Principal
     ) -> pb.ProposePlanResponse:
-        if request.auto_advance:
-            raise not_built("ProposePlan with auto_advance", SIGNALS_ISSUE)
         targets = convert.targets_from_pb(list(request.targets))
-        return await idempotent(
+        if request.auto_advance:
+            mode = await self._gov.mode()
+            if principal.is_human or mode.mode is not GovernanceMode.FULL_AI:
+                raise failed_precondition(
+                    "MODE_FORBIDS",
+                    "auto_advance",
+                    "auto_advance is for ai principals in FULL_AI mode "
+                    f"({principal.name} is {principal.kind.value}, mode {mode.mode.value})",
+                )
+        response = await idempotent(
             self._gov,
             principal,
             "ProposePlan",
@@ -105,6 +128,22 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             pb.ProposePlanResponse,
             lambda idem: self._gov.propose(principal, targets, request.reason, idem),
             lambda plan: pb.ProposePlanResponse(plan=convert.plan_to_pb(plan)),
+        )
+        if not request.auto_advance:
+            return response
+        plan = await self._gov.get_plan(response.plan.name)
+        if plan.state is not PlanState.DRAFT:
+            return response  # a replayed request: the plan was advanced already
+        result = await self._gov.auto_advance(
+            principal, plan, lambda rpc: principal.has_any(RPC_ROLES[rpc])
+        )
+        return pb.ProposePlanResponse(
+            plan=convert.plan_to_pb(result.plan),
+            auto_advance=pb.AutoAdvanceOutcome(
+                steps_taken=result.steps,
+                stopped_at=convert.plan_state_to_pb(result.plan.state),
+                stop_reason=result.stop_reason,
+            ),
         )
 
     @unary("GetPlan")
@@ -247,19 +286,73 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
     async def GetSignals(
         self, request: pb.GetSignalsRequest, principal: Principal
     ) -> pb.GetSignalsResponse:
-        raise not_built("GetSignals", SIGNALS_ISSUE)
+        view = await self._policy.view()
+        response = pb.GetSignalsResponse(freshness=convert.freshness_to_pb(view.freshness))
+        if view.signals is not None and view.age is not None:
+            response.signals.CopyFrom(convert.signals_to_pb(view.signals))
+            response.age.CopyFrom(convert.duration(view.age))
+        return response
 
     @unary("PublishSignals")
     async def PublishSignals(
         self, request: pb.PublishSignalsRequest, principal: Principal
     ) -> pb.PublishSignalsResponse:
-        raise not_built("PublishSignals", SIGNALS_ISSUE)
+        if not request.HasField("signals"):
+            raise invalid_field("signals", "required")
+        signals = convert.signals_from_pb(request.signals)
+
+        def to_response(view: PolicyView) -> pb.PublishSignalsResponse:
+            assert view.signals is not None
+            return pb.PublishSignalsResponse(
+                signals=convert.signals_to_pb(view.signals),
+                policy=convert.policy_to_pb(view.policy),
+                freshness=convert.freshness_to_pb(view.freshness),
+                phase=convert.phase_to_pb(view.phase),
+            )
+
+        return await idempotent(
+            self._gov,
+            principal,
+            "PublishSignals",
+            request,
+            pb.PublishSignalsResponse,
+            lambda idem: self._policy.publish(principal, signals, idem),
+            to_response,
+        )
 
     @unary("ValidateAllocation")
     async def ValidateAllocation(
         self, request: pb.ValidateAllocationRequest, principal: Principal
     ) -> pb.ValidateAllocationResponse:
-        raise not_built("ValidateAllocation", SIGNALS_ISSUE)
+        view = await self._policy.view()
+        value = request.portfolio_value_usd if request.HasField("portfolio_value_usd") else None
+        verdict = evaluate(
+            convert.targets_from_pb(list(request.current)),
+            convert.targets_from_pb(list(request.target)),
+            value,
+            view.policy,
+        )
+        response = pb.ValidateAllocationResponse(
+            turnover_percent=verdict.turnover_percent,
+            estimated_cost_bps=verdict.estimated_cost_bps,
+            days_at_cap=verdict.days_at_cap,
+            recommendation=governance_state_pb2.AllocationRecommendation.Value(
+                f"ALLOCATION_RECOMMENDATION_{verdict.recommendation.value}"
+            ),
+            reasons=list(verdict.reasons),
+            policy=convert.policy_to_pb(view.policy),
+        )
+        if verdict.estimated_cost_usd is not None:
+            response.estimated_cost_usd = verdict.estimated_cost_usd
+        for change in verdict.changes:
+            response.changes.add(
+                asset=change.asset,
+                current_percent=change.current,
+                target_percent=change.target,
+                delta_percent=change.delta,
+                inside_no_trade_zone=change.inside_no_trade_zone,
+            )
+        return response
 
     @unary("Freeze")
     async def Freeze(self, request: pb.FreezeRequest, principal: Principal) -> pb.FreezeResponse:
@@ -350,6 +443,11 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             context, request.after_sequence, kinds, _governance_heartbeat, request.from_oldest
         ):
             yield frame
+
+
+def _combine(*parts: str) -> str:
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()
+    return f'W/"{digest[:24]}"'
 
 
 def _heartbeat(sequence: int, now: datetime) -> events_pb2.Heartbeat:

@@ -18,7 +18,8 @@ from govex_server.api.auth import Authenticator
 from govex_server.api.errors import internal_status, status_for
 from govex_server.domain.errors import Category, GovexError, failed_precondition, invalid_field
 from govex_server.domain.principals import Principal
-from govex_server.services.governance import GovernanceService, Idempotency
+from govex_server.services.governance import GovernanceService
+from govex_server.services.idempotency import Idempotency
 
 log = logging.getLogger("govex.api")
 

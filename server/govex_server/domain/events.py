@@ -8,7 +8,10 @@ from datetime import datetime
 
 from govex_server.domain.freezes import Freeze
 from govex_server.domain.governance import ModeSetting
+from govex_server.domain.phase import PhaseState
 from govex_server.domain.plans import Plan
+from govex_server.domain.policy import Freshness, Policy
+from govex_server.domain.signals import SignalSet
 
 
 class EventKind(enum.Enum):
@@ -36,7 +39,7 @@ FREEZE_KINDS = frozenset(
     {EventKind.FREEZE_CREATED, EventKind.FREEZE_LIFTED, EventKind.FREEZE_EXPIRED}
 )
 
-Payload = Plan | Freeze | ModeSetting
+Payload = Plan | Freeze | ModeSetting | Policy | Freshness | PhaseState | SignalSet
 
 
 @dataclass(frozen=True)

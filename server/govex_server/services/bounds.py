@@ -1,13 +1,17 @@
 """The full_ai bounds: what must hold before an ai principal advances a plan
-on its own (DESIGN.md §3: no freeze, policy mode not FREEZE, fresh signals,
-turnover within the daily cap)."""
+on its own (DESIGN.md §3): no freeze, policy mode not FREEZE, FRESH signals,
+and the plan's turnover within the policy's daily cap."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from govex_server.domain.allocation import turnover_percent
+from govex_server.domain.clock import Clock
 from govex_server.domain.governance import BoundViolation
 from govex_server.domain.plans import Plan
+from govex_server.domain.policy import Freshness, PolicyMode
+from govex_server.services.policy import PolicyService
 from govex_server.store.database import UnitOfWork
 
 
@@ -19,20 +23,43 @@ class FullAiBounds(Protocol):
         ...
 
 
-class SignalsRequiredBounds:
-    """The bounds as far as this server can check them today.
+class PolicyBounds:
+    """The bounds, read in the step's own transaction."""
 
-    No signal ingestion exists yet (PublishSignals answers UNIMPLEMENTED), so
-    the "fresh signals" bound can never hold and every full_ai step by an ai
-    principal is refused with MODE_FORBIDS. Failing closed is the point: an
-    unverifiable bound is a bound that does not hold.
-    """
+    def __init__(self, policy: PolicyService, clock: Clock) -> None:
+        self._policy = policy
+        self._clock = clock
 
     async def violations(self, uow: UnitOfWork, plan: Plan) -> list[BoundViolation]:
-        """Always the signals bound, until signals can be published."""
-        return [
-            BoundViolation(
-                "signals_fresh",
-                "no signal set has been published, so the signals cannot be FRESH",
+        """Every failing bound, in a fixed order."""
+        now = self._clock.now()
+        out = []
+        active_freezes = [f for f in await uow.freezes.unended() if f.active_at(now)]
+        if active_freezes:
+            names = ", ".join(f"{f.name} ({f.type.value})" for f in active_freezes)
+            out.append(BoundViolation("no_freeze", f"active freezes: {names}"))
+        view = await self._policy.view_in(uow)
+        if view.policy.mode is PolicyMode.FREEZE:
+            out.append(BoundViolation("policy_not_freeze", "the policy mode is FREEZE"))
+        fresh = view.freshness is Freshness.FRESH and self._policy.young_enough(view)
+        if not fresh:
+            age = "" if view.age is None else f", age {int(view.age.total_seconds() // 60)} min"
+            out.append(
+                BoundViolation(
+                    "signals_fresh", f"signals are {view.freshness.value}{age}, not FRESH"
+                )
             )
-        ]
+        # Turnover against the active plan's weights (no portfolio is known
+        # here yet); with no active plan everything is bought: 100%.
+        active = await uow.plans.active()
+        current = active.targets if active is not None and active.id != plan.id else ()
+        turnover = turnover_percent(current, plan.targets)
+        cap = view.policy.cap_daily * 100
+        if turnover > cap + 1e-9:
+            out.append(
+                BoundViolation(
+                    "turnover_within_cap",
+                    f"turnover {turnover:.2f}% exceeds the daily cap {cap:.2f}%",
+                )
+            )
+        return out

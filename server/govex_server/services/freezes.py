@@ -21,7 +21,8 @@ from govex_server.domain.freezes import (
 from govex_server.domain.ids import UlidFactory, parse_name
 from govex_server.domain.paging import filter_key, next_token, parse_page
 from govex_server.domain.principals import Principal
-from govex_server.services.governance import MAX_TEXT, Idempotency
+from govex_server.services.governance import MAX_TEXT
+from govex_server.services.idempotency import Idempotency
 from govex_server.store.database import Store, UnitOfWork
 from govex_server.store.repositories import AuditRecord
 

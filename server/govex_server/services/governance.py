@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from govex_server.domain.clock import Clock
 from govex_server.domain.errors import (
+    GovexError,
     etag_mismatch,
     invalid_field,
     not_found,
@@ -42,6 +43,7 @@ from govex_server.domain.plans import (
 from govex_server.domain.principals import Principal, Role
 from govex_server.domain.targets import validate_targets
 from govex_server.services.bounds import FullAiBounds
+from govex_server.services.idempotency import Idempotency
 from govex_server.store.database import Store, UnitOfWork
 from govex_server.store.repositories import AuditRecord
 
@@ -58,22 +60,20 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Idempotency:
-    """A mutating request's idempotency key (AIP-155) and how to render the
-    response that a repeat must get back."""
-
-    rpc: str
-    request_id: str
-    fingerprint: str
-    encode: Callable[[Any], bytes]
-
-
-@dataclass(frozen=True)
 class Activation:
     """The result of ActivatePlan."""
 
     plan: Plan
     superseded: Plan | None
+
+
+@dataclass(frozen=True)
+class AutoAdvance:
+    """How far auto_advance took a plan, and why it stopped there."""
+
+    plan: Plan
+    steps: list[str]
+    stop_reason: str
 
 
 @dataclass(frozen=True)
@@ -482,6 +482,33 @@ class GovernanceService:
             )
             await self._remember(uow, actor, idem, new, now)
         return new
+
+    async def auto_advance(
+        self, actor: Principal, plan: Plan, may: Callable[[str], bool]
+    ) -> AutoAdvance:
+        """For an ai principal in FULL_AI: review, approve and activate its new
+        plan as far as the bounds allow, each step its own audited
+        transaction; stops at the first refusal and says why. ``may(rpc)``
+        tells whether the actor holds the role of that step's RPC."""
+        steps: list[str] = []
+        for rpc, step in (
+            ("ReviewPlan", "review"),
+            ("ApprovePlan", "approve"),
+            ("ActivatePlan", "activate"),
+        ):
+            if not may(rpc):
+                return AutoAdvance(plan, steps, f"{actor.name} lacks the role for {rpc}")
+            try:
+                if step == "review":
+                    plan = await self.review(actor, plan.name, plan.etag, "auto-advance (FULL_AI)")
+                elif step == "approve":
+                    plan = await self.approve(actor, plan.name, plan.etag, "auto-advance (FULL_AI)")
+                else:
+                    plan = (await self.activate(actor, plan.name, plan.etag, False, "")).plan
+            except GovexError as refusal:
+                return AutoAdvance(plan, steps, f"{step}: {refusal.reason}: {refusal.message}")
+            steps.append(step)
+        return AutoAdvance(plan, steps, "")
 
     # ---------------------------------------------------------------- helpers
 

@@ -33,6 +33,8 @@ from govex_server.store.repositories import (
     IdempotencyRepository,
     ModeRepository,
     PlanRepository,
+    PolicyStateRepository,
+    SignalRepository,
 )
 
 
@@ -82,6 +84,8 @@ class UnitOfWork:
         self.idempotency = IdempotencyRepository(conn)
         self.freezes = FreezeRepository(conn)
         self.events = EventRepository(conn, encode_event)
+        self.signals = SignalRepository(conn)
+        self.policy = PolicyStateRepository(conn)
 
 
 def _no_encoder(event: DomainEvent, sequence: int) -> bytes:

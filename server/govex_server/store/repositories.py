@@ -14,8 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from govex_server.domain.events import DomainEvent
 from govex_server.domain.freezes import Freeze, FreezeEnd, FreezeType
 from govex_server.domain.governance import GovernanceMode, ModeSetting
+from govex_server.domain.phase import PhaseState
 from govex_server.domain.plans import Plan, PlanState, Step, Target
+from govex_server.domain.policy import PolicyState
 from govex_server.domain.principals import PrincipalKind
+from govex_server.domain.signals import SignalSet
 from govex_server.store import tables as t
 
 _STEP_NAMES = ("reviewed", "approved", "activated", "rejected", "cancelled")
@@ -457,3 +460,64 @@ class EventRepository:
             )
         )
         return int(result.rowcount)
+
+
+class SignalRepository:
+    """Published signal sets (kept as history)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, set_id: str, signals: SignalSet) -> None:
+        """Stores one set."""
+        await self._conn.execute(
+            insert(t.signal_sets).values(
+                id=set_id,
+                as_of=signals.as_of,
+                publisher=signals.publisher,
+                payload=signals.to_json(),
+            )
+        )
+
+    async def current(self) -> SignalSet | None:
+        """The newest set by as_of (then by arrival)."""
+        result = await self._conn.execute(
+            select(t.signal_sets.c.payload)
+            .order_by(t.signal_sets.c.as_of.desc(), t.signal_sets.c.id.desc())
+            .limit(1)
+        )
+        row = result.first()
+        return SignalSet.from_json(row[0]) if row else None
+
+    async def count(self) -> int:
+        """How many sets were published."""
+        result = await self._conn.execute(select(func.count()).select_from(t.signal_sets))
+        return int(result.scalar_one())
+
+
+class PolicyStateRepository:
+    """The policy engine's persisted state (one row)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, *, for_update: bool = False) -> tuple[int, PolicyState, PhaseState]:
+        """``(version, policy state, phase state)``; ``for_update`` locks the row
+        so that replicas derive one after the other."""
+        query = select(t.policy_state).where(t.policy_state.c.id == 1)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).mappings().one()
+        policy = PolicyState.from_json(row["policy"]) if row["policy"] else PolicyState()
+        phase = PhaseState.from_json(row["phase"]) if row["phase"] else PhaseState()
+        return int(row["version"]), policy, phase
+
+    async def put(self, version: int, policy: PolicyState, phase: PhaseState) -> bool:
+        """Writes the state read at ``version``; False if another writer came
+        first (the row lock of ``get(for_update=True)`` prevents that)."""
+        result = await self._conn.execute(
+            update(t.policy_state)
+            .where(t.policy_state.c.id == 1, t.policy_state.c.version == version)
+            .values(version=version + 1, policy=policy.to_json(), phase=phase.to_json())
+        )
+        return result.rowcount == 1

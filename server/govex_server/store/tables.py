@@ -162,3 +162,25 @@ event_counter = Table(
     Column("id", Integer, primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+# Every published signal set (history); the newest by as_of is "current".
+signal_sets = Table(
+    "signal_sets",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("as_of", UtcDateTime, nullable=False),
+    Column("publisher", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+)
+Index("ix_signal_sets_as_of", signal_sets.c.as_of)
+
+# The policy engine's memory (prudent state, smoothing, freshness, the policy
+# in force, the phase engine): one row, so that a restart derives the same.
+policy_state = Table(
+    "policy_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("policy", JSON, nullable=False),
+    Column("phase", JSON, nullable=False),
+)

@@ -1,0 +1,203 @@
+"""Signals in, policy out: publication, re-derivation when time or freezes
+move the state, and what the full_ai bounds need to know."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from govex_server.domain.clock import Clock
+from govex_server.domain.errors import Category, GovexError
+from govex_server.domain.events import DomainEvent, EventKind
+from govex_server.domain.freezes import Freeze
+from govex_server.domain.ids import UlidFactory
+from govex_server.domain.phase import PhaseSettings, PhaseState, advance
+from govex_server.domain.policy import (
+    Derivation,
+    Freshness,
+    Policy,
+    PolicySettings,
+    PolicyState,
+    derive,
+    next_time_change,
+)
+from govex_server.domain.principals import Principal
+from govex_server.domain.signals import SignalSet, validate_signals
+from govex_server.services.idempotency import Idempotency
+from govex_server.store.database import Store, UnitOfWork
+from govex_server.store.repositories import AuditRecord
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """The policy in force and where it comes from."""
+
+    signals: SignalSet | None
+    policy: Policy
+    freshness: Freshness
+    phase: PhaseState
+    now: datetime
+
+    @property
+    def age(self) -> timedelta | None:
+        """Age of the current signals."""
+        return None if self.signals is None else self.now - self.signals.as_of
+
+
+class PolicyService:
+    """The policy engine around the pure derivation."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        settings: PolicySettings,
+        phase_settings: PhaseSettings,
+        future_skew: timedelta = timedelta(seconds=30),
+        ids: UlidFactory | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._settings = settings
+        self._phase_settings = phase_settings
+        self._skew = future_skew
+        self._ids = ids or UlidFactory()
+
+    async def publish(
+        self, actor: Principal, signals: SignalSet, idem: Idempotency | None = None
+    ) -> PolicyView:
+        """Validates and stores a set, derives the policy from it, records
+        what changed; nothing is stored when the set is refused."""
+        async with self._store.write() as uow:
+            now = self._clock.now()
+            current = await uow.signals.current()
+            validate_signals(signals, now, current.as_of if current else None, self._skew)
+            stored = replace(signals, publisher=actor.name, receive_time=now)
+            version, state, phase = await uow.policy.get(for_update=True)
+            freezes = await uow.freezes.unended()
+            derivation = derive(stored, state, freezes, now, self._settings, new_set=True)
+            new_phase, phase_changed = advance(phase, stored, now, self._phase_settings)
+            await uow.signals.add(self._ids.new(now), stored)
+            await uow.events.append(
+                DomainEvent(EventKind.SIGNALS_PUBLISHED, now, actor.name, "signals", stored)
+            )
+            await self._record_changes(uow, actor.name, now, state, derivation, freezes)
+            if phase_changed:
+                await uow.events.append(
+                    DomainEvent(EventKind.PHASE_CHANGED, now, actor.name, "phase", new_phase)
+                )
+            await self._save(uow, version, derivation.state, new_phase)
+            await uow.audit.append(
+                AuditRecord(
+                    at=now,
+                    principal=actor.name,
+                    principal_kind=actor.kind.value,
+                    mode="",
+                    rpc="PublishSignals",
+                    resource="signals",
+                    etag_before=None,
+                    etag_after=None,
+                    reason=stored.source,
+                    details={
+                        "as_of": stored.as_of.isoformat(),
+                        "mode": derivation.policy.mode.name,
+                    },
+                )
+            )
+            view = PolicyView(stored, derivation.policy, derivation.state.freshness, new_phase, now)
+            if idem is not None:
+                await uow.idempotency.put(
+                    actor.name, idem.rpc, idem.request_id, idem.fingerprint, idem.encode(view), now
+                )
+        return view
+
+    async def rederive(self) -> bool:
+        """Derives again from the current set (time passed, freezes changed);
+        writes only when the policy or the freshness changed."""
+        async with self._store.write() as uow:
+            now = self._clock.now()
+            version, state, phase = await uow.policy.get(for_update=True)
+            signals = await uow.signals.current()
+            freezes = await uow.freezes.unended()
+            derivation = derive(signals, state, freezes, now, self._settings)
+            before = state.policy or self._default_policy(now)
+            unchanged = (
+                derivation.policy.same_values(before)
+                and derivation.state.freshness is state.freshness
+                and derivation.state.prudent is state.prudent
+            )
+            if unchanged and derivation.state.freeze_ids == state.freeze_ids:
+                return False
+            await self._record_changes(uow, "", now, state, derivation, freezes)
+            await self._save(uow, version, derivation.state, phase)
+        return not unchanged
+
+    async def view(self) -> PolicyView:
+        """The policy in force now (as last derived) and its inputs."""
+        async with self._store.read() as uow:
+            return await self.view_in(uow)
+
+    async def view_in(self, uow: UnitOfWork) -> PolicyView:
+        """``view`` inside a caller's transaction."""
+        now = self._clock.now()
+        _, state, phase = await uow.policy.get()
+        signals = await uow.signals.current()
+        policy = state.policy or self._default_policy(now)
+        return PolicyView(signals, policy, state.freshness, phase, now)
+
+    async def next_time_change(self) -> datetime | None:
+        """When time alone will move the derivation next."""
+        async with self._store.read() as uow:
+            _, state, _ = await uow.policy.get()
+            signals = await uow.signals.current()
+        return next_time_change(signals, state, self._settings)
+
+    async def freezes_changed(self) -> bool:
+        """True when the active freezes differ from those of the last derivation."""
+        async with self._store.read() as uow:
+            _, state, _ = await uow.policy.get()
+            unended = await uow.freezes.unended()
+        now = self._clock.now()
+        return tuple(sorted(f.id for f in unended if f.active_at(now))) != state.freeze_ids
+
+    def young_enough(self, view: PolicyView) -> bool:
+        """True when the signals are under the stale age now, even if the
+        timer has not recorded a crossing yet."""
+        return view.age is not None and view.age <= self._settings.stale_after
+
+    def _default_policy(self, now: datetime) -> Policy:
+        return derive(None, PolicyState(), [], now, self._settings).policy
+
+    async def _record_changes(
+        self,
+        uow: UnitOfWork,
+        actor: str,
+        now: datetime,
+        before: PolicyState,
+        derivation: Derivation,
+        freezes: list[Freeze],
+    ) -> None:
+        del freezes  # the derivation already names the freezes it applied
+        previous = before.policy or self._default_policy(now)
+        if derivation.state.freshness is not before.freshness:
+            await uow.events.append(
+                DomainEvent(
+                    EventKind.SIGNALS_FRESHNESS_CHANGED,
+                    now,
+                    actor,
+                    "signals",
+                    derivation.state.freshness,
+                )
+            )
+        if not derivation.policy.same_values(previous):
+            await uow.events.append(
+                DomainEvent(EventKind.POLICY_CHANGED, now, actor, "policy", derivation.policy)
+            )
+
+    async def _save(
+        self, uow: UnitOfWork, version: int, state: PolicyState, phase: PhaseState
+    ) -> None:
+        if not await uow.policy.put(version, state, phase):
+            raise GovexError(
+                Category.ABORTED, "CONFLICT", "the policy state changed concurrently; retry"
+            )
