@@ -297,3 +297,30 @@ def test_grpcurl_freezes_lists_checks_and_reads_the_event(server: Server) -> Non
     assert first["event"]["kind"] == "EVENT_KIND_FREEZE_CREATED"
     assert first["event"]["freeze"]["name"] == created["name"]
     assert first["event"]["sequence"] == "1"
+
+
+def test_grpcurl_publishes_signals_and_reads_the_policy_back(server: Server) -> None:
+    import datetime as dt
+
+    as_of = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    published = server.call(
+        "PublishSignals",
+        {
+            "signals": {
+                "as_of": as_of,
+                "source": "e2e",
+                "confidence": 0.9,
+                "contradiction_index": 0.1,
+                "blended_score": 85,
+                "volatility": [{"asset": "BTC", "volatility": 0.6}],
+            }
+        },
+        "model-7",
+    )
+    assert published["policy"]["mode"] == "POLICY_MODE_AGGRESSIVE"
+    state = server.call("GetGovernanceState", {}, "victor")["state"]
+    assert state["policy"]["mode"] == "POLICY_MODE_AGGRESSIVE"
+    assert state["signals_freshness"] == "SIGNAL_FRESHNESS_FRESH"
+    explanation = state["policy"]["explanation"]
+    assert any("AGGRESSIVE" in line for line in explanation)
+    assert any("smoothed" in line for line in explanation)

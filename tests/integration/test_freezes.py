@@ -108,7 +108,10 @@ async def test_expiry_fires_on_time_with_no_request(harness: Harness) -> None:
     h.clock.advance(timedelta(minutes=1))
 
     async def expired() -> bool:
-        return [k for _, k in await stored_events(h, FREEZE_KINDS)] == ["FREEZE_CREATED", "FREEZE_EXPIRED"]
+        return [k for _, k in await stored_events(h, FREEZE_KINDS)] == [
+            "FREEZE_CREATED",
+            "FREEZE_EXPIRED",
+        ]
 
     await wait_for(expired)
     async with h.store.read() as uow:
@@ -142,7 +145,10 @@ async def test_expiry_across_a_restart(harness: Harness) -> None:
     h.clock.advance(timedelta(hours=1))
     await h.start()
     # Expired at start-up, before any request.
-    assert [k for _, k in await stored_events(h, FREEZE_KINDS)] == ["FREEZE_CREATED", "FREEZE_EXPIRED"]
+    assert [k for _, k in await stored_events(h, FREEZE_KINDS)] == [
+        "FREEZE_CREATED",
+        "FREEZE_EXPIRED",
+    ]
     assert (await check(h, FT.OPERATION_PURCHASE)).allowed
 
 

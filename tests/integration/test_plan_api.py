@@ -221,9 +221,7 @@ async def test_full_ai_step_outside_the_bounds_waits_for_a_human(harness: Harnes
 
 async def test_contract_rpcs_of_later_issues_are_unimplemented(harness: Harness) -> None:
     h = harness
-    error = await refused(
-        h.gov.ExecutePlan(gov.ExecutePlanRequest(), metadata=md("carol"))
-    )
+    error = await refused(h.gov.ExecutePlan(gov.ExecutePlanRequest(), metadata=md("carol")))
     assert (error.code, error.reason) == (grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED")
     error = await refused(h.exe.ListExchanges(exe.ListExchangesRequest(), metadata=md("victor")))
     assert error.code == grpc.StatusCode.UNIMPLEMENTED

@@ -49,10 +49,13 @@ class AllocationVerdict:
 
 
 def turnover_percent(current: Sequence[Target], target: Sequence[Target]) -> float:
-    """Half the sum of |target - current| over every asset, in percent."""
+    """The larger of what is bought and what is sold, in percent: half the sum
+    of |target - current| when both sum to 100, and 100 when starting from
+    nothing (no current weights known)."""
     now = {t.asset: t.weight_percent for t in current}
     then = {t.asset: t.weight_percent for t in target}
-    return math.fsum(abs(then.get(a, 0) - now.get(a, 0)) for a in now.keys() | then.keys()) / 2
+    deltas = [then.get(a, 0) - now.get(a, 0) for a in now.keys() | then.keys()]
+    return max(math.fsum(d for d in deltas if d > 0), -math.fsum(d for d in deltas if d < 0))
 
 
 def evaluate(
