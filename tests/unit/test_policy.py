@@ -15,6 +15,7 @@ from govex_server.domain.freezes import Freeze, FreezeType
 from govex_server.domain.policy import (
     Derivation,
     Freshness,
+    Policy,
     PolicyMode,
     PolicySettings,
     PolicyState,
@@ -368,10 +369,10 @@ def test_lifting_a_ceiling_leaves_no_lasting_mark(
 def test_same_inputs_and_times_give_the_same_policies(
     steps: list[tuple[SignalSet, list[Freeze], float]],
 ) -> None:
-    def replay() -> list[object]:
+    def replay() -> list[Policy]:
         clock = ManualClock()
         state = PolicyState()
-        out = []
+        out: list[Policy] = []
         for sig, freezes, minutes in steps:
             clock.advance(timedelta(minutes=minutes))
             d = derive(sig, state, freezes, clock.now(), S, True)
