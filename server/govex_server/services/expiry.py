@@ -35,10 +35,13 @@ class FreezeExpirer:
         while True:
             self._wake.clear()
             try:
-                expired = await self._freezes.expire_due()
-                for freeze in expired:
-                    log.info("freeze %s (%s) expired", freeze.name, freeze.type.value)
+                # Read first: a write transaction on every wake-up would take
+                # SQLite's single write lock after every change anybody makes.
                 upcoming = await self._freezes.next_expiry()
+                if upcoming is not None and upcoming <= self._clock.now():
+                    for freeze in await self._freezes.expire_due():
+                        log.info("freeze %s (%s) expired", freeze.name, freeze.type.value)
+                    continue
             except Exception:
                 log.exception("freeze expiry failed; retrying in 1s")
                 await asyncio.sleep(1)
