@@ -142,9 +142,12 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         )
         listener = None
         if not store.is_sqlite:
-            listener = ChangeListener(
-                settings.database_url, store.changed, governance.use_read_cache
-            )
+
+            def caches(listening: bool) -> None:
+                governance.read_cache.enable(listening)
+                policy.read_cache.enable(listening)
+
+            listener = ChangeListener(settings.database_url, store.changed, caches)
         # Freezes that expired while we were down end (with their events)
         # before the first request is served.
         await freezes.expire_due()

@@ -44,6 +44,7 @@ from govex_server.domain.principals import Principal, Role
 from govex_server.domain.targets import validate_targets
 from govex_server.services.bounds import FullAiBounds
 from govex_server.services.idempotency import Idempotency
+from govex_server.services.read_cache import ReadCache
 from govex_server.store.database import Store, UnitOfWork
 from govex_server.store.repositories import AuditRecord
 
@@ -150,25 +151,7 @@ class GovernanceService:
         self._cooldown = cooldown
         self._bounds = bounds
         self._ids = ids or UlidFactory()
-        # GetGovernanceState is read far more often than governance changes,
-        # so the facts behind it are cached and dropped on every change the
-        # store reports (our commits, and other replicas' through
-        # LISTEN/NOTIFY). ``_generation`` keeps a read that overlapped a write
-        # from caching what it saw. With PostgreSQL the cache is used only
-        # while the replica listens for the others' changes.
-        self._cache_reads = store.is_sqlite
-        self._generation = 0
-        self._cached: _Facts | None = None
-        store.on_change(self._invalidate)
-
-    def use_read_cache(self, enabled: bool) -> None:
-        """Turns the cache of GetGovernanceState's facts on or off."""
-        self._cache_reads = enabled
-        self._invalidate()
-
-    def _invalidate(self) -> None:
-        self._generation += 1
-        self._cached = None
+        self.read_cache: ReadCache[_Facts] = ReadCache(store)
 
     # ------------------------------------------------------------------ reads
 
@@ -199,19 +182,7 @@ class GovernanceService:
 
     async def snapshot(self) -> GovernanceSnapshot:
         """Mode, active plan, counts and cooldown, read together."""
-        facts = self._cached if self._cache_reads else None
-        if facts is None:
-            generation = self._generation
-            async with self._store.read() as uow:
-                facts = _Facts(
-                    await uow.modes.get(),
-                    await uow.plans.active(),
-                    await uow.plans.count_by_state(),
-                    await uow.plans.last_activation(),
-                    await uow.freezes.unended(),
-                )
-            if self._cache_reads and generation == self._generation:
-                self._cached = facts
+        facts = await self.read_cache.get(self._read_facts)
         now = self._clock.now()
         last = facts.last_activation
         cooldown = CooldownStatus(
@@ -238,6 +209,16 @@ class GovernanceService:
         return GovernanceSnapshot(
             facts.mode, facts.active, facts.counts, cooldown, freezes, verdicts, now, etag
         )
+
+    async def _read_facts(self) -> _Facts:
+        async with self._store.read() as uow:
+            return _Facts(
+                await uow.modes.get(),
+                await uow.plans.active(),
+                await uow.plans.count_by_state(),
+                await uow.plans.last_activation(),
+                await uow.freezes.unended(),
+            )
 
     async def mode(self) -> ModeSetting:
         """The governance mode."""

@@ -24,6 +24,7 @@ from govex_server.domain.policy import (
 from govex_server.domain.principals import Principal
 from govex_server.domain.signals import SignalSet, validate_signals
 from govex_server.services.idempotency import Idempotency
+from govex_server.services.read_cache import ReadCache
 from govex_server.store.database import Store, UnitOfWork
 from govex_server.store.repositories import AuditRecord
 
@@ -62,6 +63,9 @@ class PolicyService:
         self._phase_settings = phase_settings
         self._skew = future_skew
         self._ids = ids or UlidFactory()
+        self.read_cache: ReadCache[tuple[PolicyState, PhaseState, SignalSet | None]] = ReadCache(
+            store
+        )
 
     async def publish(
         self, actor: Principal, signals: SignalSet, idem: Idempotency | None = None
@@ -134,8 +138,15 @@ class PolicyService:
 
     async def view(self) -> PolicyView:
         """The policy in force now (as last derived) and its inputs."""
+        state, phase, signals = await self.read_cache.get(self._read_view)
+        now = self._clock.now()
+        policy = state.policy or self._default_policy(now)
+        return PolicyView(signals, policy, state.freshness, phase, now)
+
+    async def _read_view(self) -> tuple[PolicyState, PhaseState, SignalSet | None]:
         async with self._store.read() as uow:
-            return await self.view_in(uow)
+            _, state, phase = await uow.policy.get()
+            return state, phase, await uow.signals.current()
 
     async def view_in(self, uow: UnitOfWork) -> PolicyView:
         """``view`` inside a caller's transaction."""

@@ -1,0 +1,179 @@
+"""From a plan's targets and the exchange's holdings and prices to legs, each
+classified for the freeze checks (DESIGN.md §3 "Operation classification")."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from govex_server.domain.errors import failed_precondition
+from govex_server.domain.freezes import Freeze, Operation, allows
+from govex_server.domain.plans import Target
+
+DEFAULT_STABLES = frozenset({"USDT", "USDC", "DAI", "TUSD", "FDUSD", "USD", "BUSD", "PYUSD"})
+
+
+class Side(enum.Enum):
+    """Buy or sell the leg's asset against the quote currency."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class ExecutionKind(enum.Enum):
+    """What the execution as a whole is."""
+
+    ROTATION = "ROTATION"
+    DE_RISK = "DE_RISK"
+    REBALANCING = "REBALANCING"
+    NOTHING = "NOTHING"
+
+
+@dataclass(frozen=True)
+class Leg:
+    """The trade that moves one non-stable asset towards its target."""
+
+    index: int
+    asset: str
+    symbol: str
+    side: Side
+    current_percent: float
+    target_percent: float
+    notional: float
+    quantity: float
+    price: float
+    operation: Operation
+    # Every operation the freezes must allow for this leg to be sent.
+    requires: frozenset[Operation]
+    skip_reason: str = ""
+
+    @property
+    def skipped(self) -> bool:
+        """True when the policy skipped the leg."""
+        return bool(self.skip_reason)
+
+
+@dataclass(frozen=True)
+class LegPlan:
+    """The legs of an execution and what it is as a whole."""
+
+    kind: ExecutionKind
+    portfolio_value: float
+    stable_percent_now: float
+    stable_percent_target: float
+    legs: tuple[Leg, ...]
+
+    @property
+    def active_legs(self) -> tuple[Leg, ...]:
+        """Legs that are traded (not skipped), sells first."""
+        return tuple(leg for leg in self.legs if not leg.skipped)
+
+
+def compute_legs(
+    targets: Iterable[Target],
+    holdings: Mapping[str, float],
+    prices: Mapping[str, float],
+    quote: str,
+    no_trade_threshold_percent: float,
+    min_trade_usd: float,
+    stables: frozenset[str] = DEFAULT_STABLES,
+) -> LegPlan:
+    """Legs from the targets against the holdings valued at ``prices`` (in the
+    quote currency; stables count 1). Deltas inside the no-trade zone and legs
+    under the minimum trade are kept but skipped, with the reason. Sells come
+    before the buys they fund."""
+    target = {t.asset: t.weight_percent for t in targets}
+
+    def price_of(asset: str) -> float:
+        if asset in stables or asset == quote:
+            return 1.0
+        price = prices.get(asset)
+        if price is None or not math.isfinite(price) or price <= 0:
+            raise failed_precondition(
+                "NO_PRICE", asset, f"no usable {asset}/{quote} price from the exchange"
+            )
+        return price
+
+    assets = sorted(set(target) | {a for a, q in holdings.items() if q > 0})
+    values = {a: holdings.get(a, 0.0) * price_of(a) for a in assets}
+    total = math.fsum(values.values())
+    if total <= 0:
+        raise failed_precondition("EMPTY_PORTFOLIO", "portfolio", "the account holds nothing")
+    current = {a: values[a] / total * 100 for a in assets}
+    stable_now = math.fsum(current[a] for a in assets if a in stables or a == quote)
+    stable_target = math.fsum(target.get(a, 0.0) for a in assets if a in stables or a == quote)
+
+    raw = []
+    for asset in assets:
+        if asset in stables or asset == quote:
+            continue  # stables are the other side of every leg
+        delta = target.get(asset, 0.0) - current[asset]
+        if delta == 0:
+            continue
+        notional = abs(delta) / 100 * total
+        skip = ""
+        if abs(delta) < no_trade_threshold_percent:
+            skip = (
+                f"inside the no-trade zone ({abs(delta):.2f}% < {no_trade_threshold_percent:.2f}%)"
+            )
+        elif notional < min_trade_usd:
+            skip = f"below the minimum trade ({notional:.2f} < {min_trade_usd:.2f})"
+        raw.append((asset, Side.BUY if delta > 0 else Side.SELL, delta, notional, skip))
+
+    traded = [r for r in raw if not r[4]]
+    buys = any(r[1] is Side.BUY for r in traded)
+    sells = any(r[1] is Side.SELL for r in traded)
+    if not traded:
+        kind = ExecutionKind.NOTHING
+    elif sells and not buys:
+        kind = ExecutionKind.DE_RISK
+    elif abs(stable_target - stable_now) <= no_trade_threshold_percent and buys and sells:
+        kind = ExecutionKind.ROTATION
+    else:
+        kind = ExecutionKind.REBALANCING
+
+    # Sells before buys; bigger first within a side.
+    raw.sort(key=lambda r: (r[1] is Side.BUY, -r[3], r[0]))
+    legs = []
+    for index, (asset, side, _delta, notional, skip) in enumerate(raw):
+        price = price_of(asset)
+        operation, requires = _classify(kind, side)
+        legs.append(
+            Leg(
+                index=index,
+                asset=asset,
+                symbol=f"{asset}/{quote}",
+                side=side,
+                current_percent=current[asset],
+                target_percent=target.get(asset, 0.0),
+                notional=notional,
+                quantity=notional / price,
+                price=price,
+                operation=operation,
+                requires=requires,
+                skip_reason=skip,
+            )
+        )
+    return LegPlan(kind, total, stable_now, stable_target, tuple(legs))
+
+
+def _classify(kind: ExecutionKind, side: Side) -> tuple[Operation, frozenset[Operation]]:
+    if kind is ExecutionKind.ROTATION:
+        return Operation.ROTATION, frozenset({Operation.ROTATION})
+    if side is Side.SELL:
+        return Operation.SELL_TO_STABLES, frozenset({Operation.SELL_TO_STABLES})
+    # A buy in a rebalancing is a purchase too: both must be allowed.
+    return Operation.PURCHASE, frozenset({Operation.PURCHASE, Operation.REBALANCING})
+
+
+def blocked_by(leg: Leg, freezes: Iterable[Freeze], now: datetime) -> list[Freeze]:
+    """The active freezes that forbid any operation ``leg`` requires; checked
+    when the execution starts and again right before each send."""
+    return [
+        f
+        for f in freezes
+        if f.active_at(now) and not all(allows(f.type, op) for op in leg.requires)
+    ]

@@ -1,0 +1,86 @@
+"""When each slice of each leg is sent: the day's traded notional never
+exceeds cap_daily x portfolio value (the rest moves to the next UTC days),
+and a leg's share of a day is split into slices spread over ramp_hours."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from govex_server.domain.execution.legs import Leg
+
+MAX_SLICES_PER_DAY = 24
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One order to send at a time."""
+
+    leg_index: int
+    slice_index: int
+    day: int
+    scheduled_time: datetime
+    notional: float
+
+
+def _midnight_after(moment: datetime) -> datetime:
+    start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start + timedelta(days=1)
+
+
+def schedule(
+    legs: Sequence[Leg],
+    portfolio_value: float,
+    cap_daily: float,
+    ramp_hours: float,
+    min_trade_usd: float,
+    start: datetime,
+    used_today: float = 0.0,
+) -> list[Slice]:
+    """Slices for the traded legs, sells first (they fund the buys)."""
+    budget_per_day = cap_daily * portfolio_value
+    if budget_per_day <= 0:
+        raise ValueError("the daily cap must be positive")
+    remaining = {leg.index: leg.notional for leg in legs if not leg.skipped}
+    order = [leg.index for leg in legs if not leg.skipped]  # legs come sells first
+    slices: list[Slice] = []
+    counters = dict.fromkeys(order, 0)
+    day = 0
+    day_start = start
+    left_today = max(0.0, budget_per_day - used_today)
+    while any(remaining[i] > 1e-9 for i in order):
+        portions: list[tuple[int, float]] = []
+        for index in order:
+            if left_today <= 1e-9:
+                break
+            take = min(remaining[index], left_today)
+            if take <= 1e-9:
+                continue
+            portions.append((index, take))
+            remaining[index] -= take
+            left_today -= take
+        day_end = _midnight_after(day_start)
+        window = min(ramp_hours, (day_end - day_start).total_seconds() / 3600)
+        for index, notional in portions:
+            count = max(
+                1, min(MAX_SLICES_PER_DAY, math.ceil(window), int(notional // min_trade_usd))
+            )
+            step = timedelta(hours=window / count)
+            for k in range(count):
+                slices.append(
+                    Slice(index, counters[index], day, day_start + k * step, notional / count)
+                )
+                counters[index] += 1
+        day += 1
+        day_start = _midnight_after(day_start)
+        left_today = budget_per_day
+        if day > 3650:
+            raise ValueError("the execution would take more than ten years")
+    return slices
+
+
+def days_needed(slices: Sequence[Slice]) -> int:
+    """How many UTC days the schedule spans."""
+    return max((s.day for s in slices), default=-1) + 1

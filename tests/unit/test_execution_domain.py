@@ -1,0 +1,342 @@
+"""Execution rules without I/O: order states and client order ids, legs and
+their classification, the safety validator at each level, the schedule."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from govex_server.domain.errors import GovexError
+from govex_server.domain.execution.legs import (
+    ExecutionKind,
+    Side,
+    blocked_by,
+    compute_legs,
+)
+from govex_server.domain.execution.orders import (
+    TERMINAL,
+    TRANSITIONS,
+    OrderState,
+    can_move,
+    client_order_id,
+    execution_prefix,
+    move,
+    next_fill,
+    parse_client_order_id,
+)
+from govex_server.domain.execution.safety import (
+    Level,
+    Limits,
+    Market,
+    ProposedOrder,
+    Severity,
+    Verdict,
+    validate,
+)
+from govex_server.domain.execution.schedule import days_needed, schedule
+from govex_server.domain.freezes import Freeze, FreezeType, Operation
+from govex_server.domain.plans import Target
+
+OS = OrderState
+EXEC = "01HZZZZZZZZZZZ0123456789AB"
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+# ------------------------------------------------------------------ orders
+
+
+def test_terminal_states_go_nowhere() -> None:
+    for state in TERMINAL:
+        assert state.terminal
+        assert not TRANSITIONS[state]
+
+
+@pytest.mark.parametrize(("a", "b"), list(itertools.product(OrderState, OrderState)))
+def test_every_pair_of_states(a: OrderState, b: OrderState) -> None:
+    allowed = b in TRANSITIONS[a]
+    assert can_move(a, b) is allowed
+    if allowed:
+        assert move("o", a, b) is b
+    else:
+        with pytest.raises(GovexError) as caught:
+            move("o", a, b)
+        assert caught.value.reason == "ORDER_STATE"
+
+
+def test_the_happy_path_and_the_unknown_outcome() -> None:
+    path = [OS.PENDING, OS.SUBMITTED, OS.OPEN, OS.PARTIALLY_FILLED, OS.FILLED]
+    for a, b in itertools.pairwise(path):
+        assert can_move(a, b)
+    # A send whose outcome is unknown is resolved by a lookup, to any outcome.
+    assert can_move(OS.SUBMITTED, OS.UNKNOWN)
+    for outcome in (OS.OPEN, OS.FILLED, OS.REJECTED, OS.CANCELLED):
+        assert can_move(OS.UNKNOWN, outcome)
+    assert not can_move(OS.UNKNOWN, OS.PENDING)  # never resent under the same row
+
+
+def test_client_order_ids_are_deterministic_short_and_parseable() -> None:
+    first = client_order_id(EXEC, 3, 7, 0)
+    assert first == client_order_id(EXEC, 3, 7, 0)
+    assert len(first) <= 36
+    assert first.startswith(execution_prefix(EXEC))
+    assert client_order_id(EXEC, 3, 7, 1) != first
+    key = parse_client_order_id(first)
+    assert key is not None
+    assert (key.leg, key.slice, key.attempt) == (3, 7, 0)
+    assert parse_client_order_id("someone-elses-order") is None
+    with pytest.raises(ValueError):
+        client_order_id("not-an-id", 0, 0, 0)
+
+
+def test_fills_only_grow_and_never_exceed_the_quantity() -> None:
+    assert next_fill("o", 0.5, 0.7, 1.0) == 0.7
+    with pytest.raises(GovexError):
+        next_fill("o", 0.7, 0.5, 1.0)
+    with pytest.raises(GovexError):
+        next_fill("o", 0.5, 1.5, 1.0)
+
+
+# -------------------------------------------------------------------- legs
+
+PRICES = {"BTC": 50_000.0, "ETH": 2_500.0, "SOL": 100.0}
+
+
+def test_rebalancing_sells_first_and_buys_are_purchases() -> None:
+    # 100k: BTC 60k (60%), USDT 40k; target BTC 40, ETH 30, USDT 30.
+    plan = compute_legs(
+        [Target("BTC", 40), Target("ETH", 30), Target("USDT", 30)],
+        {"BTC": 1.2, "USDT": 40_000},
+        PRICES,
+        "USDT",
+        1.0,
+        100.0,
+    )
+    assert plan.kind is ExecutionKind.REBALANCING
+    assert plan.portfolio_value == pytest.approx(100_000)
+    assert [(leg.asset, leg.side) for leg in plan.legs] == [("BTC", Side.SELL), ("ETH", Side.BUY)]
+    btc, eth = plan.legs
+    assert btc.notional == pytest.approx(20_000)
+    assert btc.quantity == pytest.approx(0.4)
+    assert btc.operation is Operation.SELL_TO_STABLES
+    assert eth.operation is Operation.PURCHASE
+    assert eth.requires == {Operation.PURCHASE, Operation.REBALANCING}
+    assert eth.quantity == pytest.approx(12)
+
+
+def test_rotation_keeps_the_stable_share() -> None:
+    plan = compute_legs(
+        [Target("ETH", 50), Target("USDT", 50)],
+        {"BTC": 1.0, "USDT": 50_000},
+        PRICES,
+        "USDT",
+        1.0,
+        100.0,
+    )
+    assert plan.kind is ExecutionKind.ROTATION
+    assert {leg.operation for leg in plan.legs} == {Operation.ROTATION}
+
+
+def test_de_risk_only_sells_to_stables() -> None:
+    plan = compute_legs(
+        [Target("BTC", 20), Target("USDT", 80)],
+        {"BTC": 1.0, "USDT": 50_000},
+        PRICES,
+        "USDT",
+        1.0,
+        100.0,
+    )
+    assert plan.kind is ExecutionKind.DE_RISK
+    assert [leg.operation for leg in plan.legs] == [Operation.SELL_TO_STABLES]
+
+
+def test_no_trade_zone_and_min_trade_skip_with_a_reason() -> None:
+    plan = compute_legs(
+        [Target("BTC", 49.5), Target("SOL", 0.05), Target("USDT", 50.45)],
+        {"BTC": 1.0, "USDT": 50_000},
+        PRICES,
+        "USDT",
+        1.0,
+        100.0,
+    )
+    reasons = {leg.asset: leg.skip_reason for leg in plan.legs}
+    assert "no-trade zone" in reasons["BTC"]
+    assert "no-trade zone" in reasons["SOL"]
+    assert plan.kind is ExecutionKind.NOTHING
+    big_min = compute_legs(
+        [Target("BTC", 45), Target("USDT", 55)],
+        {"BTC": 1.0, "USDT": 50_000},
+        PRICES,
+        "USDT",
+        1.0,
+        10_000.0,
+    )
+    assert "minimum trade" in big_min.legs[0].skip_reason
+
+
+def test_missing_price_or_empty_account_is_refused() -> None:
+    with pytest.raises(GovexError) as caught:
+        compute_legs([Target("DOGE", 100)], {"USDT": 10}, PRICES, "USDT", 1, 10)
+    assert caught.value.reason == "NO_PRICE"
+    with pytest.raises(GovexError) as caught:
+        compute_legs([Target("BTC", 100)], {}, PRICES, "USDT", 1, 10)
+    assert caught.value.reason == "EMPTY_PORTFOLIO"
+
+
+def freeze(kind: FreezeType) -> Freeze:
+    return Freeze("01HZZZZZZZZZZZZZZZZZZZZZZZ", kind, "t", "op", NOW, NOW + timedelta(hours=1))
+
+
+def test_freezes_block_legs_by_what_they_require() -> None:
+    plan = compute_legs(
+        [Target("BTC", 40), Target("ETH", 30), Target("USDT", 30)],
+        {"BTC": 1.2, "USDT": 40_000},
+        PRICES,
+        "USDT",
+        1.0,
+        100.0,
+    )
+    sell, buy = plan.legs
+    s3 = [freeze(FreezeType.S3_ALERT_FREEZE)]
+    assert blocked_by(sell, s3, NOW) == []  # S3 lets sells to stables through
+    assert blocked_by(buy, s3, NOW) == s3  # and stops purchases
+    full = [freeze(FreezeType.FULL_FREEZE)]
+    assert blocked_by(sell, full, NOW) == full
+    assert blocked_by(sell, full, NOW + timedelta(hours=2)) == []  # expired
+
+
+# ------------------------------------------------------------------ safety
+
+LIMITS = Limits(
+    max_order_notional=10_000,
+    daily_notional_limit=50_000,
+    price_collar_bps=100,
+    allowed_symbols=frozenset({"BTC/USDT", "ETH/USDT"}),
+    live_trading_enabled=False,
+)
+MARKET = Market(amount_step=0.0001, price_step=0.01, min_notional=10)
+
+
+def order(**changes: object) -> ProposedOrder:
+    base = {
+        "client_order_id": "gxA",
+        "symbol": "BTC/USDT",
+        "side": "BUY",
+        "quantity": 0.1,
+        "price": 50_000.0,
+        "reference_price": 50_000.0,
+        "sandbox": True,
+    }
+    base.update(changes)
+    return ProposedOrder(**base)  # type: ignore[arg-type]
+
+
+def check(
+    o: ProposedOrder,
+    level: Level = Level.MODERATE,
+    daily_used: float = 0.0,
+    free_quote: float = 100_000.0,
+    free_base: float = 10.0,
+    known: frozenset[str] = frozenset(),
+) -> Verdict:
+    return validate(o, LIMITS, MARKET, daily_used, free_quote, free_base, known, level)
+
+
+def rules(verdict: Verdict) -> dict[str, str]:
+    return {i.rule: i.severity.value for i in verdict.issues}
+
+
+def test_a_clean_order_passes_with_100() -> None:
+    v = check(order())
+    assert (v.passed, v.score, v.issues) == (True, 100, ())
+
+
+@pytest.mark.parametrize(
+    ("changes", "context", "rule"),
+    [
+        ({"quantity": 0.3}, {}, "MAX_ORDER_NOTIONAL"),
+        ({}, {"daily_used": 46_000.0}, "DAILY_NOTIONAL"),
+        ({}, {"free_quote": 1_000.0}, "BALANCE"),
+        ({"side": "SELL", "quantity": 0.1}, {"free_base": 0.05}, "BALANCE"),
+        ({"quantity": 0.00015}, {}, "PRECISION"),
+        ({"price": 50_000.005}, {}, "PRECISION"),
+        ({"quantity": 0.0001, "price": 50.0, "reference_price": 50.0}, {}, "MIN_NOTIONAL"),
+        ({"price": 51_000.0}, {}, "PRICE_COLLAR"),
+        ({"symbol": "SOL/USDT"}, {}, "ALLOWED_SYMBOL"),
+        ({}, {"known": frozenset({"gxA"})}, "DUPLICATE"),
+        ({"sandbox": False}, {}, "LIVE_TRADING"),
+    ],
+)
+def test_each_rule_fails_the_order(
+    changes: dict[str, object], context: dict[str, Any], rule: str
+) -> None:
+    v = check(order(**changes), **context)
+    assert rules(v)[rule] == "ERROR"
+    assert not v.passed
+    assert v.score <= 70
+
+
+def test_levels_and_score() -> None:
+    near_limit = order(quantity=0.17)  # 8,500: over 80% of the per-order maximum
+    moderate = check(near_limit, Level.MODERATE)
+    assert rules(moderate) == {"MAX_ORDER_NOTIONAL": "WARNING"}
+    assert (moderate.passed, moderate.score) == (True, 90)
+    strict = check(near_limit, Level.STRICT)
+    assert (strict.passed, strict.score) == (False, 90)
+    permissive = check(order(quantity=0.3, symbol="SOL/USDT"), Level.PERMISSIVE)
+    assert permissive.passed  # the soft rules are not run
+    hard = check(order(sandbox=False), Level.PERMISSIVE)
+    assert not hard.passed
+    many = check(
+        order(quantity=0.3, symbol="SOL/USDT", price=52_000.0, sandbox=False),
+        free_quote=10.0,
+        known=frozenset({"gxA"}),
+    )
+    assert many.score == 0
+    assert all(i.severity is Severity.ERROR for i in many.issues)
+
+
+# ---------------------------------------------------------------- schedule
+
+
+def test_multi_day_execution_under_a_5_percent_cap() -> None:
+    plan = compute_legs(
+        [Target("BTC", 40), Target("ETH", 30), Target("USDT", 30)],
+        {"BTC": 1.2, "USDT": 40_000},
+        PRICES,
+        "USDT",
+        1.0,
+        100.0,
+    )
+    # 50k to trade at 5k a day: 10 days; sells (BTC 20k) fill the first 4.
+    slices = schedule(plan.legs, plan.portfolio_value, 0.05, 6, 100.0, NOW)
+    assert days_needed(slices) == 10
+    per_day: dict[int, float] = {}
+    for s in slices:
+        per_day[s.day] = per_day.get(s.day, 0) + s.notional
+    assert all(v <= 5_000 + 1e-6 for v in per_day.values())
+    assert sum(per_day.values()) == pytest.approx(50_000)
+    first_buy_day = min(s.day for s in slices if s.leg_index == 1)
+    last_sell_day = max(s.day for s in slices if s.leg_index == 0)
+    assert last_sell_day <= first_buy_day
+    # Day 1 starts at the next UTC midnight; slices ramp over 6 hours.
+    day1 = sorted(s.scheduled_time for s in slices if s.day == 1)
+    assert day1[0] == datetime(2026, 3, 3, tzinfo=UTC)
+    assert day1[-1] < datetime(2026, 3, 3, 6, tzinfo=UTC)
+
+
+def test_ramp_spreads_slices_and_used_today_counts() -> None:
+    plan = compute_legs(
+        [Target("BTC", 45), Target("USDT", 55)],
+        {"BTC": 1.0, "USDT": 50_000},
+        PRICES,
+        "USDT",
+        1,
+        100,
+    )
+    slices = schedule(plan.legs, plan.portfolio_value, 0.5, 4, 100.0, NOW)
+    assert len(slices) == 4
+    assert [s.scheduled_time for s in slices] == [NOW + timedelta(hours=h) for h in range(4)]
+    assert sum(s.notional for s in slices) == pytest.approx(5_000)
+    tight = schedule(plan.legs, plan.portfolio_value, 0.5, 4, 100.0, NOW, used_today=49_000)
+    assert sum(s.notional for s in tight if s.day == 0) == pytest.approx(1_000)
