@@ -22,6 +22,7 @@ from govex_server.api.registration import register
 from govex_server.api.streams import EventStreams, event_frame
 from govex_server.config import Settings, load_principals
 from govex_server.domain.clock import Clock, SystemClock
+from govex_server.domain.events import FREEZE_KINDS, EventKind
 from govex_server.domain.phase import PhaseSettings
 from govex_server.domain.policy import PolicySettings
 from govex_server.services.bounds import PolicyBounds
@@ -130,9 +131,10 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         )
         store.on_change(bus.poke)
         expirer = FreezeExpirer(freezes, clock)
-        store.on_change(expirer.poke)
+        freeze_kinds = frozenset(k.value for k in FREEZE_KINDS)
+        store.on_change(expirer.poke, freeze_kinds)
         policy_timer = PolicyTimer(policy, clock)
-        store.on_change(policy_timer.poke)
+        store.on_change(policy_timer.poke, freeze_kinds | {EventKind.SIGNALS_PUBLISHED.value})
         retention = EventRetention(
             store,
             clock,

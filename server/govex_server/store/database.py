@@ -101,17 +101,20 @@ class Store:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock()
         self._encode_event = encode_event
-        self._change_listeners: list[Callable[[], None]] = []
+        self._change_listeners: list[tuple[frozenset[str] | None, Callable[[], None]]] = []
 
-    def on_change(self, listener: Callable[[], None]) -> None:
+    def on_change(self, listener: Callable[[], None], kinds: frozenset[str] | None = None) -> None:
         """Calls ``listener`` after every committed transaction that recorded
-        an event, and whenever ``changed()`` is called (another replica wrote)."""
-        self._change_listeners.append(listener)
+        an event (of one of ``kinds``, when given), and whenever ``changed()``
+        is called for another replica's writes."""
+        self._change_listeners.append((kinds, listener))
 
-    def changed(self) -> None:
-        """Tells every listener that the stored state changed."""
-        for listener in self._change_listeners:
-            listener()
+    def changed(self, kinds: frozenset[str] | None = None) -> None:
+        """Tells the listeners that the stored state changed: events of
+        ``kinds`` were recorded (None: unknown, every listener hears it)."""
+        for wanted, listener in self._change_listeners:
+            if kinds is None or wanted is None or not wanted.isdisjoint(kinds):
+                listener()
 
     @property
     def dialect(self) -> str:
@@ -147,8 +150,8 @@ class Store:
                 "CONFLICT",
                 "a concurrent request changed the same data first; read again and retry",
             ) from exc
-        if uow is not None and uow.events.appended:
-            self.changed()
+        if uow is not None and uow.events.kinds:
+            self.changed(frozenset(uow.events.kinds))
 
     async def close(self) -> None:
         """Closes every pooled connection."""

@@ -393,7 +393,7 @@ class EventRepository:
     def __init__(self, conn: AsyncConnection, encode: EventEncoder) -> None:
         self._conn = conn
         self._encode = encode
-        self.appended = 0
+        self.kinds: set[str] = set()
 
     async def append(self, event: DomainEvent) -> int:
         """Records ``event`` with the next sequence and returns it."""
@@ -419,7 +419,7 @@ class EventRepository:
             await self._conn.execute(
                 text("SELECT pg_notify('govex_events', :sequence)"), {"sequence": str(sequence)}
             )
-        self.appended += 1
+        self.kinds.add(event.kind.value)
         return sequence
 
     async def after(
