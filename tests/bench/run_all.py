@@ -25,7 +25,7 @@ from tests.bench import fanout, h2load
 from tests.postgres import free_port
 
 BIN = Path(sys.executable).parent
-REQUESTS = 20_000
+REQUESTS = 10_000
 WARMUP = 1_000
 CLIENTS = 4
 STREAMS = 16

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
@@ -16,7 +17,7 @@ from govex_server.domain.phase import Phase, PhaseState
 from govex_server.domain.plans import Plan, PlanState, Step, Target
 from govex_server.domain.policy import Freshness, Policy
 from govex_server.domain.principals import PrincipalKind
-from govex_server.domain.signals import PHASE_INPUTS, Regime, SignalSet
+from govex_server.domain.signals import PHASE_INPUTS, SCALARS, Regime, SignalSet
 
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
@@ -33,6 +34,20 @@ def duration(value: timedelta) -> duration_pb2.Duration:
     return d
 
 
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _enum_from_pb(wrapper: Any, prefix: str, domain: type[E], value: int, field: str) -> E:
+    """The domain value of a proto enum value; unspecified or unknown values
+    (proto3 enums are open) are INVALID_ARGUMENT naming ``field``, with the
+    values that are accepted."""
+    names = [n for n, _ in wrapper.items() if not n.endswith("_UNSPECIFIED")]
+    if value == 0 or value not in wrapper.values():
+        accepted = ", ".join(n.removeprefix(prefix) for n in names)
+        raise invalid_field(field, f"{value} is not one of {accepted}")
+    return domain(wrapper.Name(value).removeprefix(prefix))
+
+
 def plan_state_to_pb(state: PlanState) -> plan_pb2.PlanState.ValueType:
     """PlanState.DRAFT -> PLAN_STATE_DRAFT."""
     return plan_pb2.PlanState.Value(f"PLAN_STATE_{state.value}")
@@ -40,9 +55,7 @@ def plan_state_to_pb(state: PlanState) -> plan_pb2.PlanState.ValueType:
 
 def plan_state_from_pb(value: int, field: str) -> PlanState:
     """A known, specified PlanState or INVALID_ARGUMENT naming ``field``."""
-    if value == plan_pb2.PLAN_STATE_UNSPECIFIED or value not in plan_pb2.PlanState.values():
-        raise invalid_field(field, f"{value} is not a PlanState (use PLAN_STATE_DRAFT..CANCELLED)")
-    return PlanState(plan_pb2.PlanState.Name(value).removeprefix("PLAN_STATE_"))  # type: ignore[arg-type]
+    return _enum_from_pb(plan_pb2.PlanState, "PLAN_STATE_", PlanState, value, field)
 
 
 def mode_to_pb(mode: GovernanceMode) -> plan_pb2.GovernanceMode.ValueType:
@@ -52,15 +65,7 @@ def mode_to_pb(mode: GovernanceMode) -> plan_pb2.GovernanceMode.ValueType:
 
 def mode_from_pb(value: int, field: str = "mode") -> GovernanceMode:
     """A known, specified GovernanceMode or INVALID_ARGUMENT naming ``field``."""
-    if (
-        value == plan_pb2.GOVERNANCE_MODE_UNSPECIFIED
-        or value not in plan_pb2.GovernanceMode.values()
-    ):
-        raise invalid_field(
-            field, f"{value} is not a GovernanceMode (MANUAL, AI_ASSISTED or FULL_AI)"
-        )
-    name = plan_pb2.GovernanceMode.Name(value)  # type: ignore[arg-type]
-    return GovernanceMode(name.removeprefix("GOVERNANCE_MODE_"))
+    return _enum_from_pb(plan_pb2.GovernanceMode, "GOVERNANCE_MODE_", GovernanceMode, value, field)
 
 
 def _kind_to_pb(kind: PrincipalKind) -> plan_pb2.PrincipalKind.ValueType:
@@ -130,12 +135,7 @@ def freeze_type_to_pb(value: FreezeType) -> freeze_pb2.FreezeType.ValueType:
 
 def freeze_type_from_pb(value: int, field: str) -> FreezeType:
     """A known FreezeType or INVALID_ARGUMENT naming ``field`` (fail closed)."""
-    if value == freeze_pb2.FREEZE_TYPE_UNSPECIFIED or value not in freeze_pb2.FreezeType.values():
-        raise invalid_field(
-            field, f"{value} is not a freeze type (FULL_FREEZE, S3_ALERT_FREEZE, ERROR_FREEZE)"
-        )
-    name = freeze_pb2.FreezeType.Name(value)  # type: ignore[arg-type]
-    return FreezeType(name.removeprefix("FREEZE_TYPE_"))
+    return _enum_from_pb(freeze_pb2.FreezeType, "FREEZE_TYPE_", FreezeType, value, field)
 
 
 def operation_to_pb(value: Operation) -> freeze_pb2.Operation.ValueType:
@@ -145,14 +145,7 @@ def operation_to_pb(value: Operation) -> freeze_pb2.Operation.ValueType:
 
 def operation_from_pb(value: int, field: str = "operation") -> Operation:
     """A known Operation or INVALID_ARGUMENT naming ``field``."""
-    if value == freeze_pb2.OPERATION_UNSPECIFIED or value not in freeze_pb2.Operation.values():
-        raise invalid_field(
-            field,
-            f"{value} is not an operation (PURCHASE, SELL_TO_STABLES, ROTATION, HEDGE, "
-            "REBALANCING)",
-        )
-    name = freeze_pb2.Operation.Name(value)  # type: ignore[arg-type]
-    return Operation(name.removeprefix("OPERATION_"))
+    return _enum_from_pb(freeze_pb2.Operation, "OPERATION_", Operation, value, field)
 
 
 def freeze_to_pb(freeze: Freeze) -> freeze_pb2.Freeze:
@@ -191,10 +184,7 @@ def event_kind_to_pb(kind: EventKind) -> events_pb2.EventKind.ValueType:
 
 def event_kind_from_pb(value: int, field: str) -> EventKind:
     """A known, specified EventKind or INVALID_ARGUMENT naming ``field``."""
-    if value == events_pb2.EVENT_KIND_UNSPECIFIED or value not in events_pb2.EventKind.values():
-        raise invalid_field(field, f"{value} is not an event kind")
-    name = events_pb2.EventKind.Name(value)  # type: ignore[arg-type]
-    return EventKind(name.removeprefix("EVENT_KIND_"))
+    return _enum_from_pb(events_pb2.EventKind, "EVENT_KIND_", EventKind, value, field)
 
 
 def encode_event(event: DomainEvent, sequence: int) -> bytes:
@@ -224,16 +214,6 @@ def encode_event(event: DomainEvent, sequence: int) -> bytes:
     return out.SerializeToString()
 
 
-_SET_SCALARS = (
-    "confidence",
-    "contradiction_index",
-    "blended_score",
-    "decision_index",
-    "fear_greed",
-    "avg_correlation",
-)
-
-
 def signals_from_pb(message: signals_pb2.SignalSet, field: str = "signals") -> SignalSet:
     """A domain SignalSet; missing optional values stay missing."""
     if not message.HasField("as_of"):
@@ -253,7 +233,7 @@ def signals_from_pb(message: signals_pb2.SignalSet, field: str = "signals") -> S
     }
     scalars: dict[str, Any] = {
         name: getattr(message, name) if message.HasField(name) else None  # type: ignore[arg-type]
-        for name in _SET_SCALARS
+        for name in SCALARS
     }
     return SignalSet(
         as_of=message.as_of.ToDatetime(tzinfo=UTC),
@@ -270,7 +250,7 @@ def signals_to_pb(signals: SignalSet) -> signals_pb2.SignalSet:
     out = signals_pb2.SignalSet(
         as_of=timestamp(signals.as_of), source=signals.source, publisher=signals.publisher
     )
-    for name in _SET_SCALARS:
+    for name in SCALARS:
         value = getattr(signals, name)
         if value is not None:
             setattr(out, name, value)

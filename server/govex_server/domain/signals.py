@@ -9,6 +9,16 @@ from typing import Any
 
 from govex_server.domain.errors import FieldViolation, invalid_argument
 
+# The optional numbers of a set besides volatility, regime and phase inputs.
+SCALARS = (
+    "confidence",
+    "contradiction_index",
+    "blended_score",
+    "decision_index",
+    "fear_greed",
+    "avg_correlation",
+)
+
 PHASE_INPUTS = (
     "btc_dominance_pct",
     "btc_dominance_delta_7d",
@@ -155,14 +165,7 @@ def validate_signals(
         )
     if len(signals.source) > 200:
         out.append(FieldViolation("signals.source", "at most 200 characters"))
-    for name in (
-        "confidence",
-        "contradiction_index",
-        "blended_score",
-        "decision_index",
-        "fear_greed",
-        "avg_correlation",
-    ):
+    for name in SCALARS:
         _check(name, getattr(signals, name), f"signals.{name}", out)
     for i, (asset, vol) in enumerate(signals.volatility.items()):
         where = f"signals.volatility[{i}]"

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from govex_server.domain.clock import Clock
 from govex_server.services.freezes import FreezeService
+from govex_server.services.waiting import until_or_poked
 
 log = logging.getLogger("govex.expiry")
 
@@ -49,10 +50,4 @@ class FreezeExpirer:
             deadline = self._clock.now() + RECHECK
             if upcoming is not None and upcoming < deadline:
                 deadline = upcoming
-            sleeper = asyncio.ensure_future(self._clock.sleep_until(deadline))
-            poked = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait({sleeper, poked}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                poked.cancel()
+            await until_or_poked(self._clock, deadline, self._wake)

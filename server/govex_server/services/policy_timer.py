@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from govex_server.domain.clock import Clock
 from govex_server.services.policy import PolicyService
+from govex_server.services.waiting import until_or_poked
 
 log = logging.getLogger("govex.policy")
 RECHECK = timedelta(seconds=60)
@@ -50,10 +51,4 @@ class PolicyTimer:
             deadline = now + RECHECK
             if due is not None and now < due < deadline:
                 deadline = due
-            sleeper = asyncio.ensure_future(self._clock.sleep_until(deadline))
-            poked = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait({sleeper, poked}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                poked.cancel()
+            await until_or_poked(self._clock, deadline, self._wake)
