@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import grpc
@@ -24,7 +24,6 @@ from govex_server.config import Settings, load_principals
 from govex_server.domain.clock import Clock, SystemClock
 from govex_server.domain.events import FREEZE_KINDS, EventKind
 from govex_server.domain.phase import PhaseSettings
-from govex_server.domain.policy import PolicySettings
 from govex_server.services.bounds import PolicyBounds
 from govex_server.services.event_bus import EventBus
 from govex_server.services.expiry import FreezeExpirer
@@ -115,7 +114,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         policy = PolicyService(
             store,
             clock,
-            PolicySettings(min_trade_usd=settings.min_trade_usd),
+            replace(settings.policy, min_trade_usd=settings.min_trade_usd),
             PhaseSettings(),
             timedelta(seconds=settings.signals_future_skew_seconds),
         )

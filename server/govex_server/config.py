@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from govex_server.domain.governance import (
     MIN_COOLDOWN_HOURS,
     cooldown_hours_valid,
 )
+from govex_server.domain.policy import PolicySettings
 from govex_server.domain.principals import Principal, parse_principals
 
 
@@ -39,6 +41,9 @@ class Settings:
     event_retention_keep: int = 10000
     min_trade_usd: float = 100.0
     signals_future_skew_seconds: float = 30.0
+    # Every threshold of POLICY.md, from the [policy] table of the config
+    # file (durations as <name>_minutes). Not an environment variable.
+    policy: PolicySettings = field(default_factory=PolicySettings)
 
     def validate(self) -> Settings:
         """Returns self, or raises ConfigError naming the setting."""
@@ -70,7 +75,46 @@ class Settings:
             raise ConfigError("min_trade_usd: at least 10")
         if not 0 <= self.signals_future_skew_seconds <= 600:
             raise ConfigError("signals_future_skew_seconds: 0 to 600")
+        _validate_policy(self.policy)
         return self
+
+
+def _validate_policy(p: PolicySettings) -> None:
+    checks = [
+        (p.fresh_below < p.stale_after < p.error_after, "fresh_below < stale_after < error_after"),
+        (0 <= p.prudent_exit < p.prudent_enter <= 1, "0 <= prudent_exit < prudent_enter <= 1"),
+        (p.prudent_min_dwell >= timedelta(0), "prudent_min_dwell_minutes >= 0"),
+        (0 <= p.missing_contradiction <= 1, "missing_contradiction in [0, 1]"),
+        (0 <= p.missing_confidence <= 1, "missing_confidence in [0, 1]"),
+        (p.default_volatility >= 0, "default_volatility >= 0"),
+        (0.01 <= p.initial_cap <= 0.5, "initial_cap in [0.01, 0.5]"),
+        (0 <= p.dead_zone < 0.5, "dead_zone in [0, 0.5)"),
+        (0 <= p.smoothing < 1, "smoothing in [0, 1)"),
+        (0 < p.max_step <= 0.5, "max_step in (0, 0.5]"),
+        (0 <= p.aggressive_min_blended <= 100, "aggressive_min_blended in [0, 100]"),
+    ]
+    for ok, rule in checks:
+        if not ok:
+            raise ConfigError(f"policy: {rule}")
+
+
+def _policy_from_table(table: Any, where: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [policy] must be a table")
+    known = {f.name: f for f in fields(PolicySettings) if f.name != "min_trade_usd"}
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        name = key.removesuffix("_minutes")
+        spec = known.get(name)
+        is_duration = spec is not None and str(spec.type) == "timedelta"
+        if spec is None or is_duration != key.endswith("_minutes"):
+            accepted = sorted(
+                f"{n}_minutes" if str(f.type) == "timedelta" else n for n, f in known.items()
+            )
+            raise ConfigError(f"{where}: unknown [policy] setting {key!r} (one of {accepted})")
+        number = _coerce(f"policy.{key}", raw, float)
+        values[name] = timedelta(minutes=number) if is_duration else number
+    return values
 
 
 def _coerce(name: str, raw: Any, kind: type) -> Any:
@@ -94,7 +138,7 @@ def load_settings(
     """Builds the settings from every source, the later ones winning."""
     environ = os.environ if environ is None else environ
     types = {"float": float, "int": int, "str": str}
-    kinds = {f.name: types[str(f.type)] for f in fields(Settings)}
+    kinds = {f.name: types[str(f.type)] for f in fields(Settings) if str(f.type) in types}
     values: dict[str, Any] = {}
     config_file = config_file or environ.get("GOVEX_CONFIG_FILE")
     if config_file:
@@ -102,6 +146,9 @@ def load_settings(
             document = tomllib.loads(Path(config_file).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"config file {config_file}: {exc}") from None
+        policy_table = document.pop("policy", None)
+        if policy_table is not None:
+            values["policy"] = PolicySettings(**_policy_from_table(policy_table, config_file))
         unknown = set(document) - set(kinds)
         if unknown:
             raise ConfigError(f"config file {config_file}: unknown settings {sorted(unknown)}")

@@ -75,3 +75,34 @@ def test_unknown_setting_in_file_is_refused(tmp_path: Path) -> None:
     config.write_text("colour = 'red'\n")
     with pytest.raises(ConfigError, match="unknown settings"):
         load_settings(str(config), {})
+
+
+def test_policy_thresholds_come_from_the_policy_table(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    config = tmp_path / "govex.toml"
+    config.write_text(
+        "min_trade_usd = 250\n[policy]\nstale_after_minutes = 45\nprudent_enter = 0.5\n"
+    )
+    settings = load_settings(str(config), {})
+    assert settings.policy.stale_after == timedelta(minutes=45)
+    assert settings.policy.prudent_enter == 0.5
+    assert settings.policy.error_after == timedelta(minutes=120)  # default kept
+    assert settings.min_trade_usd == 250
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("stale_after = 45", "unknown \\[policy\\] setting 'stale_after'"),
+        ("colour = 1", "unknown \\[policy\\] setting"),
+        ("stale_after_minutes = 200", "fresh_below < stale_after < error_after"),
+        ("prudent_exit = 0.6", "prudent_exit < prudent_enter"),
+        ("smoothing = 1.5", "smoothing"),
+    ],
+)
+def test_bad_policy_settings_are_refused(tmp_path: Path, table: str, message: str) -> None:
+    config = tmp_path / "govex.toml"
+    config.write_text(f"[policy]\n{table}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_settings(str(config), {})
