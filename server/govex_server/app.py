@@ -20,15 +20,19 @@ from govex_server.api.execution import ExecutionServicer
 from govex_server.api.governance import GovernanceServicer
 from govex_server.api.registration import register
 from govex_server.api.streams import EventStreams, event_frame
-from govex_server.config import Settings, load_principals
+from govex_server.config import ConfigError, Settings, load_principals
 from govex_server.domain.clock import Clock, SystemClock
 from govex_server.domain.events import FREEZE_KINDS, EventKind
+from govex_server.domain.execution.safety import Level, Limits
 from govex_server.domain.phase import PhaseSettings
+from govex_server.exchanges.base import ExchangeRegistry
+from govex_server.exchanges.paper import PaperConfig, PaperExchange
 from govex_server.services.bounds import PolicyBounds
 from govex_server.services.event_bus import EventBus
 from govex_server.services.expiry import FreezeExpirer
 from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import GovernanceService
+from govex_server.services.planning import ExecutionPlanner
 from govex_server.services.policy import PolicyService
 from govex_server.services.policy_timer import PolicyTimer
 from govex_server.services.retention import EventRetention
@@ -169,7 +173,32 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             GOVERNANCE,
             STREAMS,
         )
-        register(server, ExecutionServicer(auth), EXECUTION)
+        try:
+            paper = (
+                PaperConfig.load(settings.paper_exchange_file)
+                if settings.paper_exchange_file
+                else PaperConfig()
+            )
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(f"paper_exchange_file: {exc}") from None
+        exchanges = ExchangeRegistry([PaperExchange("paper", paper)])
+        planner = ExecutionPlanner(
+            governance,
+            policy,
+            freezes,
+            exchanges,
+            Limits(
+                max_order_notional=settings.max_order_notional,
+                daily_notional_limit=settings.daily_notional_limit,
+                price_collar_bps=settings.price_collar_bps,
+                allowed_symbols=None,
+                live_trading_enabled=settings.live_trading_enabled,
+                fee_rate=paper.fee_rate,
+            ),
+            Level(settings.safety_level),
+            clock,
+        )
+        register(server, ExecutionServicer(auth, planner, exchanges), EXECUTION)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(

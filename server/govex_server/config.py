@@ -41,6 +41,13 @@ class Settings:
     event_retention_keep: int = 10000
     min_trade_usd: float = 100.0
     signals_future_skew_seconds: float = 30.0
+    paper_exchange_file: str = ""
+    max_order_notional: float = 50_000.0
+    daily_notional_limit: float = 1_000_000.0
+    price_collar_bps: float = 600.0
+    safety_level: str = "MODERATE"
+    # Live (non-sandbox) trading must be switched on explicitly.
+    live_trading_enabled: bool = False
     # Every threshold of POLICY.md, from the [policy] table of the config
     # file (durations as <name>_minutes). Not an environment variable.
     policy: PolicySettings = field(default_factory=PolicySettings)
@@ -75,6 +82,10 @@ class Settings:
             raise ConfigError("min_trade_usd: at least 10")
         if not 0 <= self.signals_future_skew_seconds <= 600:
             raise ConfigError("signals_future_skew_seconds: 0 to 600")
+        if self.safety_level not in ("STRICT", "MODERATE", "PERMISSIVE"):
+            raise ConfigError("safety_level: STRICT, MODERATE or PERMISSIVE")
+        if min(self.max_order_notional, self.daily_notional_limit, self.price_collar_bps) <= 0:
+            raise ConfigError("max_order_notional, daily_notional_limit, price_collar_bps: > 0")
         _validate_policy(self.policy)
         return self
 
@@ -121,6 +132,14 @@ def _coerce(name: str, raw: Any, kind: type) -> Any:
     try:
         if kind is float:
             return float(raw)
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("1", "true", "yes"):
+                return True
+            if str(raw).lower() in ("0", "false", "no"):
+                return False
+            raise ValueError(raw)
         if kind is int:
             if isinstance(raw, float) or (isinstance(raw, str) and not raw.strip().isdigit()):
                 raise ValueError(raw)
@@ -137,7 +156,7 @@ def load_settings(
 ) -> Settings:
     """Builds the settings from every source, the later ones winning."""
     environ = os.environ if environ is None else environ
-    types = {"float": float, "int": int, "str": str}
+    types = {"float": float, "int": int, "str": str, "bool": bool}
     kinds = {f.name: types[str(f.type)] for f in fields(Settings) if str(f.type) in types}
     values: dict[str, Any] = {}
     config_file = config_file or environ.get("GOVEX_CONFIG_FILE")

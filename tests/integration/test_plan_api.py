@@ -223,13 +223,18 @@ async def test_contract_rpcs_of_later_issues_are_unimplemented(harness: Harness)
     h = harness
     error = await refused(h.gov.ExecutePlan(gov.ExecutePlanRequest(), metadata=md("carol")))
     assert (error.code, error.reason) == (grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED")
-    error = await refused(h.exe.ListExchanges(exe.ListExchangesRequest(), metadata=md("victor")))
+    error = await refused(
+        h.exe.GetExecution(
+            exe.GetExecutionRequest(name="executions/01HZZZZZZZZZZZZZZZZZZZZZZZ"),
+            metadata=md("victor"),
+        )
+    )
     assert error.code == grpc.StatusCode.UNIMPLEMENTED
     stream = h.exe.WatchOrders(exe.WatchOrdersRequest(), metadata=md("victor"))
     error = await refused(stream.read())
     assert error.code == grpc.StatusCode.UNIMPLEMENTED
     # Still authenticated first: no token is UNAUTHENTICATED, not UNIMPLEMENTED.
-    error = await refused(h.exe.ListExchanges(exe.ListExchangesRequest()))
+    error = await refused(h.exe.GetExecution(exe.GetExecutionRequest()))
     assert error.code == grpc.StatusCode.UNAUTHENTICATED
 
 

@@ -1,6 +1,7 @@
-"""ExecutionService servicer. The execution pipeline is issue 5: until it is
-built every RPC answers UNIMPLEMENTED (after authentication and the role
-check, so the contract's security behaviour is already real)."""
+"""ExecutionService servicer. ValidatePlan and ListExchanges work; the rest
+of the execution pipeline (issue 5) answers UNIMPLEMENTED, after
+authentication and the role check, so the contract's security behaviour is
+already real."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from collections.abc import AsyncIterator
 from govex.execution.v1 import execution_service_pb2 as pb
 from govex.execution.v1 import execution_service_pb2_grpc as pb_grpc
 from govex_server.api.auth import Authenticator
+from govex_server.api.execution_convert import exchange_to_pb, level_from_pb, validation_to_pb
 from govex_server.api.rpc import Context, not_built, stream, unary
+from govex_server.domain.ids import parse_name
 from govex_server.domain.principals import Principal
+from govex_server.exchanges.base import ExchangeRegistry
+from govex_server.services.planning import ExecutionPlanner
 
 ISSUE = "execution pipeline: issue 5"
 
@@ -18,8 +23,12 @@ ISSUE = "execution pipeline: issue 5"
 class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
     """govex.execution.v1.ExecutionService."""
 
-    def __init__(self, auth: Authenticator) -> None:
+    def __init__(
+        self, auth: Authenticator, planner: ExecutionPlanner, exchanges: ExchangeRegistry
+    ) -> None:
         self.auth = auth
+        self._planner = planner
+        self._exchanges = exchanges
 
     @unary("ExecutePlan")
     async def ExecutePlan(
@@ -31,7 +40,10 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
     async def ValidatePlan(
         self, request: pb.ValidatePlanRequest, principal: Principal
     ) -> pb.ValidatePlanResponse:
-        raise not_built("ValidatePlan", ISSUE)
+        level = level_from_pb(request.safety_level)
+        parse_name(request.plan, "plans", "plan")
+        validation = await self._planner.validate(request.plan, request.exchange, level)
+        return validation_to_pb(validation)
 
     @unary("CancelExecution")
     async def CancelExecution(
@@ -61,7 +73,9 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
     async def ListExchanges(
         self, request: pb.ListExchangesRequest, principal: Principal
     ) -> pb.ListExchangesResponse:
-        raise not_built("ListExchanges", ISSUE)
+        return pb.ListExchangesResponse(
+            exchanges=[exchange_to_pb(e) for e in self._exchanges.all()]
+        )
 
     @unary("ConnectExchange")
     async def ConnectExchange(

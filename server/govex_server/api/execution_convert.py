@@ -1,0 +1,123 @@
+"""Domain <-> proto translation for the execution API."""
+
+from __future__ import annotations
+
+from govex.execution.v1 import exchange_pb2, execution_pb2
+from govex.execution.v1 import execution_service_pb2 as pb
+from govex_server.api.convert import operation_to_pb, policy_to_pb, timestamp, verdict_to_pb
+from govex_server.domain.errors import invalid_field
+from govex_server.domain.execution.legs import Leg, Side
+from govex_server.domain.execution.safety import Level
+from govex_server.domain.execution.safety import Verdict as SafetyVerdict
+from govex_server.domain.execution.schedule import Slice
+from govex_server.exchanges.base import Exchange
+from govex_server.services.planning import PlannedOrder, PlanValidation
+
+
+def side_to_pb(side: Side) -> execution_pb2.OrderSide.ValueType:
+    """Side.BUY -> ORDER_SIDE_BUY."""
+    return execution_pb2.OrderSide.Value(f"ORDER_SIDE_{side.value}")
+
+
+def level_from_pb(value: int, field: str = "safety_level") -> Level | None:
+    """None (the configured level) for UNSPECIFIED; INVALID_ARGUMENT if unknown."""
+    if value == execution_pb2.SAFETY_LEVEL_UNSPECIFIED:
+        return None
+    if value not in execution_pb2.SafetyLevel.values():
+        raise invalid_field(field, f"{value} is not STRICT, MODERATE or PERMISSIVE")
+    name = execution_pb2.SafetyLevel.Name(value)  # type: ignore[arg-type]
+    return Level(name.removeprefix("SAFETY_LEVEL_"))
+
+
+def safety_to_pb(verdict: SafetyVerdict) -> execution_pb2.SafetyVerdict:
+    """The proto SafetyVerdict."""
+    out = execution_pb2.SafetyVerdict(
+        passed=verdict.passed,
+        score=verdict.score,
+        level=execution_pb2.SafetyLevel.Value(f"SAFETY_LEVEL_{verdict.level.value}"),
+    )
+    for issue in verdict.issues:
+        out.issues.add(
+            rule=issue.rule,
+            severity=execution_pb2.SafetySeverity.Value(f"SAFETY_SEVERITY_{issue.severity.value}"),
+            message=issue.message,
+        )
+    return out
+
+
+def leg_to_pb(leg: Leg, slice_count: int) -> execution_pb2.Leg:
+    """The proto Leg."""
+    return execution_pb2.Leg(
+        index=leg.index,
+        symbol=leg.symbol,
+        asset=leg.asset,
+        side=side_to_pb(leg.side),
+        operation=operation_to_pb(leg.operation),
+        current_percent=leg.current_percent,
+        target_percent=leg.target_percent,
+        notional=leg.notional,
+        quantity=leg.quantity,
+        skipped=leg.skipped,
+        skip_reason=leg.skip_reason,
+        slice_count=slice_count,
+    )
+
+
+def order_to_pb(order: PlannedOrder) -> pb.PlannedOrder:
+    """The proto PlannedOrder."""
+    return pb.PlannedOrder(
+        leg_index=order.leg_index,
+        slice_index=order.slice_index,
+        symbol=order.symbol,
+        side=side_to_pb(order.side),
+        quantity=order.quantity,
+        price=order.price,
+        notional=order.notional,
+        safety=safety_to_pb(order.safety),
+    )
+
+
+def slice_to_pb(s: Slice) -> execution_pb2.ScheduledSlice:
+    """The proto ScheduledSlice."""
+    return execution_pb2.ScheduledSlice(
+        leg_index=s.leg_index,
+        slice_index=s.slice_index,
+        scheduled_time=timestamp(s.scheduled_time),
+        notional=s.notional,
+        day=s.day,
+    )
+
+
+def validation_to_pb(v: PlanValidation) -> pb.ValidatePlanResponse:
+    """The proto ValidatePlanResponse."""
+    counts: dict[int, int] = {}
+    for s in v.schedule:
+        counts[s.leg_index] = counts.get(s.leg_index, 0) + 1
+    return pb.ValidatePlanResponse(
+        executable=v.executable,
+        blocking_reasons=v.blocking_reasons,
+        legs=[leg_to_pb(leg, counts.get(leg.index, 0)) for leg in v.legs.legs],
+        freeze_verdicts=[verdict_to_pb(fv) for fv in v.freeze_verdicts],
+        policy=policy_to_pb(v.policy),
+        orders=[order_to_pb(o) for o in v.orders],
+        schedule=[slice_to_pb(s) for s in v.schedule],
+        days=v.days,
+    )
+
+
+def exchange_to_pb(exchange: Exchange) -> exchange_pb2.Exchange:
+    """The proto Exchange (credentials are never returned)."""
+    kind = (
+        exchange_pb2.EXCHANGE_KIND_PAPER
+        if exchange.kind == "paper"
+        else (exchange_pb2.EXCHANGE_KIND_CCXT)
+    )
+    return exchange_pb2.Exchange(
+        name=f"exchanges/{exchange.account}",
+        kind=kind,
+        sandbox=exchange.sandbox,
+        connected=True,
+        health=exchange_pb2.EXCHANGE_HEALTH_HEALTHY,
+        has_credentials=False,
+        quote_currency=exchange.quote,
+    )

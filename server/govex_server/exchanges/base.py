@@ -1,0 +1,73 @@
+"""The exchange protocol every account implements (paper now, ccxt later)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from govex_server.domain.errors import invalid_field, not_found
+from govex_server.domain.execution.safety import Market
+
+_ACCOUNT_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Balance:
+    """What an account holds of one asset."""
+
+    free: float
+    total: float
+
+
+class Exchange(Protocol):
+    """One exchange account, as execution sees it."""
+
+    account: str
+    kind: str
+    sandbox: bool
+    quote: str
+
+    async def markets(self) -> dict[str, Market]:
+        """Precision and minimums per symbol ("BTC/USDT")."""
+        ...
+
+    async def balances(self) -> dict[str, Balance]:
+        """Holdings per asset."""
+        ...
+
+    async def prices(self, assets: Iterable[str]) -> dict[str, float]:
+        """Reference (last) prices of ``assets`` in the quote currency."""
+        ...
+
+
+def parse_account(name: str, field: str = "exchange") -> str:
+    """The account id of ``exchanges/{id}`` (ids are chosen by operators:
+    lower case letters, digits and dashes)."""
+    prefix = "exchanges/"
+    if not name.startswith(prefix) or not _ACCOUNT_RE.match(name[len(prefix) :]):
+        raise invalid_field(field, f"malformed exchange name {name[:80]!r}: exchanges/{{id}}")
+    return name[len(prefix) :]
+
+
+class ExchangeRegistry:
+    """The configured accounts; the first one is the default."""
+
+    def __init__(self, exchanges: Iterable[Exchange]) -> None:
+        self._accounts = {e.account: e for e in exchanges}
+        if not self._accounts:
+            raise ValueError("at least one exchange account is required")
+        self.default = next(iter(self._accounts))
+
+    def all(self) -> list[Exchange]:
+        """Every account, the default first."""
+        return list(self._accounts.values())
+
+    def get(self, name: str) -> Exchange:
+        """The account named ``exchanges/{id}``, or the default for ``""``."""
+        account = parse_account(name) if name else self.default
+        exchange = self._accounts.get(account)
+        if exchange is None:
+            raise not_found("govex.io/Exchange", f"exchanges/{account}")
+        return exchange

@@ -1,0 +1,220 @@
+"""ValidatePlan: the whole pipeline as a dry verdict, sending nothing.
+
+Legs from the plan's targets and the account's holdings and prices, their
+operation classes and the freezes' verdicts, the policy's effects (no-trade
+zone, minimum trade, daily cap, ramp, slippage), each order's safety verdict
+and score, and the schedule over days."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from govex_server.domain.clock import Clock
+from govex_server.domain.execution.legs import ExecutionKind, Leg, LegPlan, Side, compute_legs
+from govex_server.domain.execution.orders import client_order_id
+from govex_server.domain.execution.safety import (
+    Level,
+    Limits,
+    Market,
+    ProposedOrder,
+    validate,
+)
+from govex_server.domain.execution.safety import Verdict as SafetyVerdict
+from govex_server.domain.execution.schedule import Slice, days_needed, schedule
+from govex_server.domain.freezes import Operation, verdict
+from govex_server.domain.freezes import Verdict as FreezeVerdict
+from govex_server.domain.ids import UlidFactory
+from govex_server.domain.plans import PlanState
+from govex_server.domain.policy import Policy, PolicyMode
+from govex_server.exchanges.base import Balance, ExchangeRegistry
+from govex_server.services.freezes import FreezeService
+from govex_server.services.governance import GovernanceService
+from govex_server.services.policy import PolicyService
+
+
+@dataclass(frozen=True)
+class PlannedOrder:
+    """One order the execution would send, with its safety verdict."""
+
+    leg_index: int
+    slice_index: int
+    symbol: str
+    side: Side
+    quantity: float
+    price: float
+    safety: SafetyVerdict
+
+    @property
+    def notional(self) -> float:
+        """Quantity times price."""
+        return self.quantity * self.price
+
+
+@dataclass(frozen=True)
+class PlanValidation:
+    """The dry verdict on a plan."""
+
+    executable: bool
+    blocking_reasons: list[str]
+    legs: LegPlan
+    freeze_verdicts: list[FreezeVerdict]
+    policy: Policy
+    orders: list[PlannedOrder]
+    schedule: list[Slice]
+    days: int
+
+
+def _floor_to(value: float, step: float) -> float:
+    return round(math.floor(value / step + 1e-9) * step, 12)
+
+
+def _ceil_to(value: float, step: float) -> float:
+    return round(math.ceil(value / step - 1e-9) * step, 12)
+
+
+class ExecutionPlanner:
+    """Runs the pipeline without sending anything or changing any state."""
+
+    def __init__(
+        self,
+        governance: GovernanceService,
+        policy: PolicyService,
+        freezes: FreezeService,
+        exchanges: ExchangeRegistry,
+        limits: Limits,
+        default_level: Level,
+        clock: Clock,
+    ) -> None:
+        self._governance = governance
+        self._policy = policy
+        self._freezes = freezes
+        self._exchanges = exchanges
+        self._limits = limits
+        self._default_level = default_level
+        self._clock = clock
+        self._ids = UlidFactory()
+
+    async def validate(
+        self, plan_name: str, exchange_name: str, level: Level | None
+    ) -> PlanValidation:
+        """The verdict for ``plan_name`` on the account ``exchange_name``."""
+        plan = await self._governance.get_plan(plan_name)
+        exchange = self._exchanges.get(exchange_name)
+        view = await self._policy.view()
+        policy = view.policy
+        active_freezes = await self._freezes.active()
+        now = self._clock.now()
+        balances = await exchange.balances()
+        assets = {t.asset for t in plan.targets} | set(balances)
+        prices = await exchange.prices(assets)
+        markets = await exchange.markets()
+        legs = compute_legs(
+            plan.targets,
+            {a: b.total for a, b in balances.items()},
+            prices,
+            exchange.quote,
+            policy.no_trade_threshold * 100,
+            policy.min_trade_usd,
+        )
+        reasons: list[str] = []
+        if plan.state is not PlanState.ACTIVE:
+            reasons.append(f"{plan.name} is {plan.state.value}; only the ACTIVE plan is executed")
+        if policy.mode is PolicyMode.FREEZE and legs.kind is not ExecutionKind.DE_RISK:
+            reasons.append("the policy mode is FREEZE: only executions that sell to stables start")
+        operations = sorted({op for leg in legs.active_legs for op in leg.requires}, key=_op_key)
+        freeze_verdicts = [verdict(op, active_freezes, now) for op in operations]
+        for leg in legs.active_legs:
+            blocked = [v for v in freeze_verdicts if v.operation in leg.requires and not v.allowed]
+            for v in blocked:
+                reasons.append(f"leg {leg.index} ({leg.side.value} {leg.symbol}): {v.explanation}")
+        slices = (
+            schedule(
+                legs.active_legs,
+                legs.portfolio_value,
+                policy.cap_daily,
+                policy.ramp_hours,
+                policy.min_trade_usd,
+                now,
+            )
+            if legs.active_legs
+            else []
+        )
+        orders = self._orders(
+            legs, slices, markets, balances, exchange.quote, policy, exchange.sandbox, level
+        )
+        for order in orders:
+            if not order.safety.passed:
+                rules = ", ".join(sorted({i.rule for i in order.safety.issues}))
+                reasons.append(
+                    f"order leg {order.leg_index} slice {order.slice_index}: safety refused "
+                    f"({rules}; score {order.safety.score})"
+                )
+        return PlanValidation(
+            not reasons,
+            reasons,
+            legs,
+            freeze_verdicts,
+            policy,
+            orders,
+            slices,
+            days_needed(slices),
+        )
+
+    def _orders(
+        self,
+        legs: LegPlan,
+        slices: list[Slice],
+        markets: dict[str, Market],
+        balances: dict[str, Balance],
+        quote: str,
+        policy: Policy,
+        sandbox: bool,
+        level: Level | None,
+    ) -> list[PlannedOrder]:
+        by_index: dict[int, Leg] = {leg.index: leg for leg in legs.legs}
+        free = {a: b.free for a, b in balances.items()}
+        daily_used: dict[int, float] = {}
+        known: set[str] = set()
+        execution_id = self._ids.new(self._clock.now())  # a stand-in: nothing is stored
+        out = []
+        for s in slices:
+            leg = by_index[s.leg_index]
+            market = markets.get(leg.symbol, Market(0, 0, 0))
+            slip = policy.slippage_limit_bps / 10_000
+            if leg.side is Side.BUY:
+                price = _floor_to(leg.price * (1 + slip), market.price_step or 1e-12)
+            else:
+                price = _ceil_to(leg.price * (1 - slip), market.price_step or 1e-12)
+            quantity = _floor_to(s.notional / leg.price, market.amount_step or 1e-12)
+            cid = client_order_id(execution_id, leg.index, s.slice_index, 0)
+            proposal = ProposedOrder(
+                cid, leg.symbol, leg.side.value, quantity, price, leg.price, sandbox
+            )
+            result = validate(
+                proposal,
+                self._limits,
+                market,
+                daily_used.get(s.day, 0.0),
+                free.get(quote, 0.0),
+                free.get(leg.asset, 0.0),
+                known,
+                level or self._default_level,
+            )
+            known.add(cid)
+            if result.passed:
+                # Later orders see the balances this one would leave behind.
+                daily_used[s.day] = daily_used.get(s.day, 0.0) + proposal.notional
+                sign = 1 if leg.side is Side.BUY else -1
+                free[leg.asset] = free.get(leg.asset, 0.0) + sign * quantity
+                free[quote] = free.get(quote, 0.0) - sign * proposal.notional
+            out.append(
+                PlannedOrder(
+                    leg.index, s.slice_index, leg.symbol, leg.side, quantity, price, result
+                )
+            )
+        return out
+
+
+def _op_key(op: Operation) -> str:
+    return op.value
