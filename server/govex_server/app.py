@@ -24,7 +24,6 @@ from govex_server.config import ConfigError, Settings, load_principals
 from govex_server.domain.clock import Clock, SystemClock
 from govex_server.domain.events import FREEZE_KINDS, EventKind
 from govex_server.domain.execution.safety import Level, Limits
-from govex_server.domain.phase import PhaseSettings
 from govex_server.exchanges.base import ExchangeRegistry
 from govex_server.exchanges.paper import PaperConfig, PaperExchange
 from govex_server.services.bounds import PolicyBounds
@@ -119,7 +118,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             store,
             clock,
             replace(settings.policy, min_trade_usd=settings.min_trade_usd),
-            PhaseSettings(),
+            settings.phase,
             timedelta(seconds=settings.signals_future_skew_seconds),
         )
         governance = GovernanceService(

@@ -15,6 +15,7 @@ from govex_server.domain.governance import (
     MIN_COOLDOWN_HOURS,
     cooldown_hours_valid,
 )
+from govex_server.domain.phase import PhaseSettings
 from govex_server.domain.policy import PolicySettings
 from govex_server.domain.principals import Principal, parse_principals
 
@@ -51,6 +52,8 @@ class Settings:
     # Every threshold of POLICY.md, from the [policy] table of the config
     # file (durations as <name>_minutes). Not an environment variable.
     policy: PolicySettings = field(default_factory=PolicySettings)
+    # The phase engine's persistence rule, from the [phase] table.
+    phase: PhaseSettings = field(default_factory=PhaseSettings)
 
     def validate(self) -> Settings:
         """Returns self, or raises ConfigError naming the setting."""
@@ -87,6 +90,10 @@ class Settings:
         if min(self.max_order_notional, self.daily_notional_limit, self.price_collar_bps) <= 0:
             raise ConfigError("max_order_notional, daily_notional_limit, price_collar_bps: > 0")
         _validate_policy(self.policy)
+        if self.phase.streak_needed < 1 or self.phase.min_span < timedelta(0):
+            raise ConfigError("phase: streak_needed >= 1, min_span_minutes >= 0")
+        if self.phase.freshness_horizon_minutes <= 0:
+            raise ConfigError("phase: freshness_horizon_minutes > 0")
         return self
 
 
@@ -109,21 +116,23 @@ def _validate_policy(p: PolicySettings) -> None:
             raise ConfigError(f"policy: {rule}")
 
 
-def _policy_from_table(table: Any, where: str) -> dict[str, Any]:
+def _table(table: Any, where: str, section: str, kind: type, skip: str = "") -> dict[str, Any]:
+    """Values for the dataclass ``kind`` from a TOML table; durations are
+    given as ``<name>_minutes``."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{where}: [policy] must be a table")
-    known = {f.name: f for f in fields(PolicySettings) if f.name != "min_trade_usd"}
+        raise ConfigError(f"{where}: [{section}] must be a table")
+    known = {f.name: f for f in fields(kind) if f.name != skip}
     values: dict[str, Any] = {}
     for key, raw in table.items():
-        name = key.removesuffix("_minutes")
+        name = key if key in known else key.removesuffix("_minutes")
         spec = known.get(name)
         is_duration = spec is not None and str(spec.type) == "timedelta"
-        if spec is None or is_duration != key.endswith("_minutes"):
+        if spec is None or is_duration != (name != key):
             accepted = sorted(
                 f"{n}_minutes" if str(f.type) == "timedelta" else n for n, f in known.items()
             )
-            raise ConfigError(f"{where}: unknown [policy] setting {key!r} (one of {accepted})")
-        number = _coerce(f"policy.{key}", raw, float)
+            raise ConfigError(f"{where}: unknown [{section}] setting {key!r} (one of {accepted})")
+        number = _coerce(f"{section}.{key}", raw, int if str(spec.type) == "int" else float)
         values[name] = timedelta(minutes=number) if is_duration else number
     return values
 
@@ -165,9 +174,14 @@ def load_settings(
             document = tomllib.loads(Path(config_file).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"config file {config_file}: {exc}") from None
-        policy_table = document.pop("policy", None)
-        if policy_table is not None:
-            values["policy"] = PolicySettings(**_policy_from_table(policy_table, config_file))
+        if (policy_table := document.pop("policy", None)) is not None:
+            values["policy"] = PolicySettings(
+                **_table(policy_table, config_file, "policy", PolicySettings, "min_trade_usd")
+            )
+        if (phase_table := document.pop("phase", None)) is not None:
+            values["phase"] = PhaseSettings(
+                **_table(phase_table, config_file, "phase", PhaseSettings)
+            )
         unknown = set(document) - set(kinds)
         if unknown:
             raise ConfigError(f"config file {config_file}: unknown settings {sorted(unknown)}")

@@ -106,3 +106,19 @@ def test_bad_policy_settings_are_refused(tmp_path: Path, table: str, message: st
     config.write_text(f"[policy]\n{table}\n")
     with pytest.raises(ConfigError, match=message):
         load_settings(str(config), {})
+
+
+def test_phase_persistence_comes_from_the_phase_table(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    config = tmp_path / "govex.toml"
+    config.write_text(
+        "[phase]\nstreak_needed = 4\nmin_span_minutes = 45\nfreshness_horizon_minutes = 20\n"
+    )
+    settings = load_settings(str(config), {})
+    assert settings.phase.streak_needed == 4
+    assert settings.phase.min_span == timedelta(minutes=45)
+    assert settings.phase.freshness_horizon_minutes == 20
+    config.write_text("[phase]\nstreak_needed = 0\n")
+    with pytest.raises(ConfigError, match="streak_needed"):
+        load_settings(str(config), {})
