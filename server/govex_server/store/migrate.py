@@ -31,13 +31,3 @@ async def migrate(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(upgrade)
 
-
-async def current_revision(engine: AsyncEngine) -> str | None:
-    """The revision the database is at (None before the first migration)."""
-    from alembic.runtime.migration import MigrationContext
-
-    def read(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
-
-    async with engine.connect() as conn:
-        return await conn.run_sync(read)

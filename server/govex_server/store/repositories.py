@@ -489,11 +489,6 @@ class SignalRepository:
         row = result.first()
         return SignalSet.from_json(row[0]) if row else None
 
-    async def count(self) -> int:
-        """How many sets were published."""
-        result = await self._conn.execute(select(func.count()).select_from(t.signal_sets))
-        return int(result.scalar_one())
-
 
 class PolicyStateRepository:
     """The policy engine's persisted state (one row)."""
