@@ -1,15 +1,19 @@
 """The paper exchange: the embedded default account, deterministic, with
-balances, prices and market rules from configuration.
+balances, prices, fees, slippage, latency and partial fills from
+configuration, and faults that tests inject.
 
-This is its read side (holdings, prices, markets), which ValidatePlan and dry
-runs need. Sending orders (seeded fills, latency, slippage, partial fills,
-injectable faults, a book persisted in a store of its own) is issue 5's
-remaining work."""
+Its book (balances and orders by client order id) lives in a SQLite file of
+its own, written in its own transactions, never in ours: a crash between "the
+exchange accepted" and "we recorded it" happens exactly as with a real
+exchange, and the order is still there to be found by its client order id."""
 
 from __future__ import annotations
 
+import asyncio
 import math
+import sqlite3
 import tomllib
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +21,15 @@ from typing import Any
 
 from govex_server.domain.execution.safety import Market
 from govex_server.exchanges.base import Balance
+from govex_server.exchanges.errors import (
+    ExchangeUnavailable,
+    InsufficientFunds,
+    OrderNotFound,
+    OrderRejected,
+    OutcomeUnknown,
+    RateLimited,
+)
+from govex_server.exchanges.paper_book import ExchangeOrder, PaperBook, row_to_order
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,12 @@ class PaperConfig:
     amount_step: float = 0.00001
     price_step: float = 0.01
     min_notional: float = 10.0
+    # Fill model: buys fill at reference x (1 + slippage), sells at
+    # reference x (1 - slippage), if the limit allows; else the order rests.
+    slippage_bps: float = 5.0
+    latency_ms: float = 0.0
+    # Share of an order filled at once (1 = all); the rest rests open.
+    fill_ratio: float = 1.0
 
     @staticmethod
     def load(path: str) -> PaperConfig:
@@ -82,3 +101,212 @@ class PaperExchange:
     def fee_rate(self) -> float:
         """The taker fee."""
         return self._config.fee_rate
+
+
+FAULTS = frozenset(
+    {
+        "reject",
+        "insufficient_funds",
+        "timeout_before",
+        "timeout_after",
+        "rate_limited",
+        "unavailable",
+        "partial_fill",
+        "fill_races_cancel",
+    }
+)
+
+
+class PaperTrading:
+    """The order side of the paper account: create, fetch and cancel by
+    client order id against its own book, with injectable faults."""
+
+    def __init__(self, exchange: PaperExchange, book: PaperBook) -> None:
+        self._exchange = exchange
+        self._config = exchange._config
+        self._book = book
+        self._faults: deque[str] = deque()
+
+    def inject(self, fault: str, times: int = 1) -> None:
+        """The next ``times`` calls that a fault applies to meet it."""
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}: one of {sorted(FAULTS)}")
+        self._faults.extend([fault] * times)
+
+    def _take(self, *applicable: str) -> str | None:
+        if self._faults and self._faults[0] in applicable:
+            return self._faults.popleft()
+        return None
+
+    async def balances(self) -> dict[str, Balance]:
+        """Free and total (free + locked) per asset, from the book."""
+
+        def read(db: sqlite3.Connection) -> dict[str, Balance]:
+            rows = db.execute("SELECT asset, free, locked FROM balances").fetchall()
+            return {a: Balance(f, f + lk) for a, f, lk in rows if f + lk > 0}
+
+        return await self._book.run(read)
+
+    async def create_order(
+        self, client_id: str, symbol: str, side: str, quantity: float, price: float
+    ) -> ExchangeOrder:
+        """Places a limit order; fills what the fill model allows at once."""
+        if self._config.latency_ms:
+            await asyncio.sleep(self._config.latency_ms / 1000)
+        fault = self._take(
+            "reject",
+            "insufficient_funds",
+            "timeout_before",
+            "timeout_after",
+            "rate_limited",
+            "unavailable",
+            "partial_fill",
+        )
+        if fault == "unavailable":
+            raise ExchangeUnavailable("503 Service Unavailable")
+        if fault == "rate_limited":
+            raise RateLimited("429 Too Many Requests", retry_after=2.0)
+        if fault == "timeout_before":
+            raise OutcomeUnknown("timed out before the exchange answered")
+        if fault == "reject":
+            raise OrderRejected("order rejected by the exchange")
+        if fault == "insufficient_funds":
+            raise InsufficientFunds("insufficient balance")
+        ratio = 0.5 if fault == "partial_fill" else self._config.fill_ratio
+        order = await self._book.run(
+            lambda db: self._place(db, client_id, symbol, side, quantity, price, ratio)
+        )
+        if fault == "timeout_after":
+            raise OutcomeUnknown("timed out after the exchange accepted the order")
+        return order
+
+    def _place(
+        self,
+        db: sqlite3.Connection,
+        client_id: str,
+        symbol: str,
+        side: str,
+        quantity: float,
+        price: float,
+        ratio: float,
+    ) -> ExchangeOrder:
+        if db.execute("SELECT 1 FROM orders WHERE client_id = ?", (client_id,)).fetchone():
+            raise OrderRejected("Duplicate order sent")
+        base, _, quote = symbol.partition("/")
+        reference = self._config.prices.get(base)
+        if reference is None or quote != self._config.quote:
+            raise OrderRejected(f"unknown symbol {symbol}")
+        fee_rate = self._config.fee_rate
+        balance = dict(db.execute("SELECT asset, free FROM balances").fetchall())
+        if side == "BUY":
+            hold_asset, hold = quote, quantity * price * (1 + fee_rate)
+        else:
+            hold_asset, hold = base, quantity
+        if balance.get(hold_asset, 0.0) + 1e-9 < hold:
+            raise InsufficientFunds(f"needs {hold} {hold_asset}")
+        _move(db, hold_asset, -hold, +hold)
+        seq = db.execute("SELECT count(*) FROM orders").fetchone()[0] + 1
+        db.execute(
+            "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 'open', ?)",
+            (client_id, f"P{seq:08d}", symbol, side, quantity, price, seq),
+        )
+        self._fill(db, client_id, quantity * ratio)
+        return _order(db, client_id)
+
+    def _fill(self, db: sqlite3.Connection, client_id: str, amount: float) -> None:
+        """Fills up to ``amount`` more of an open order, if its limit allows."""
+        o = _order(db, client_id)
+        base, _, quote = o.symbol.partition("/")
+        reference = self._config.prices[base]
+        slip = self._config.slippage_bps / 10_000
+        fill_price = reference * (1 + slip) if o.side == "BUY" else reference * (1 - slip)
+        crosses = fill_price <= o.price if o.side == "BUY" else fill_price >= o.price
+        amount = min(amount, o.quantity - o.filled)
+        if not crosses or amount <= 0:
+            return
+        fee_rate = self._config.fee_rate
+        cost = amount * fill_price
+        fee = cost * fee_rate
+        if o.side == "BUY":
+            held = amount * o.price * (1 + fee_rate)
+            _move(db, quote, held - cost - fee, -held)
+            _move(db, base, amount, 0)
+        else:
+            _move(db, base, 0, -amount)
+            _move(db, quote, cost - fee, 0)
+        filled = o.filled + amount
+        average = (o.average_price * o.filled + fill_price * amount) / filled
+        status = "closed" if filled >= o.quantity * (1 - 1e-12) else "open"
+        db.execute(
+            "UPDATE orders SET filled = ?, average_price = ?, fee = fee + ?, status = ? "
+            "WHERE client_id = ?",
+            (filled, average, fee, status, client_id),
+        )
+
+    async def fetch_order(self, client_id: str) -> ExchangeOrder:
+        """The order with this client order id, or OrderNotFound."""
+        return await self._book.run(lambda db: _order(db, client_id))
+
+    async def cancel_order(self, client_id: str) -> ExchangeOrder:
+        """Cancels what is left of an open order; the order as it ends up
+        (a fill may win the race: the order is then closed, not canceled)."""
+        race = self._take("fill_races_cancel")
+
+        def cancel(db: sqlite3.Connection) -> ExchangeOrder:
+            o = _order(db, client_id)
+            if o.status != "open":
+                return o
+            if race:
+                self._fill(db, client_id, o.quantity)
+                o = _order(db, client_id)
+                if o.status != "open":
+                    return o
+            base, _, quote = o.symbol.partition("/")
+            left = o.quantity - o.filled
+            if o.side == "BUY":
+                held = left * o.price * (1 + self._config.fee_rate)
+                _move(db, quote, held, -held)
+            else:
+                _move(db, base, left, -left)
+            db.execute("UPDATE orders SET status = 'canceled' WHERE client_id = ?", (client_id,))
+            return _order(db, client_id)
+
+        return await self._book.run(cancel)
+
+    async def orders(self, prefix: str, open_only: bool = False) -> list[ExchangeOrder]:
+        """Orders whose client order id starts with ``prefix`` (ours)."""
+
+        def read(db: sqlite3.Connection) -> list[ExchangeOrder]:
+            query = "SELECT * FROM orders WHERE substr(client_id, 1, ?) = ?"
+            if open_only:
+                query += " AND status = 'open'"
+            rows = db.execute(query + " ORDER BY seq", (len(prefix), prefix)).fetchall()
+            return [row_to_order(r) for r in rows]
+
+        return await self._book.run(read)
+
+    async def fill_resting(self) -> None:
+        """Lets resting orders fill what the fill model allows (the market moved)."""
+
+        def fill(db: sqlite3.Connection) -> None:
+            for (client_id,) in db.execute(
+                "SELECT client_id FROM orders WHERE status = 'open'"
+            ).fetchall():
+                self._fill(db, client_id, float("inf"))
+
+        await self._book.run(fill)
+
+
+def _move(db: sqlite3.Connection, asset: str, free: float, locked: float) -> None:
+    db.execute("INSERT OR IGNORE INTO balances VALUES (?, 0, 0)", (asset,))
+    db.execute(
+        "UPDATE balances SET free = free + ?, locked = locked + ? WHERE asset = ?",
+        (free, locked, asset),
+    )
+
+
+def _order(db: sqlite3.Connection, client_id: str) -> ExchangeOrder:
+    row = db.execute("SELECT * FROM orders WHERE client_id = ?", (client_id,)).fetchone()
+    if row is None:
+        raise OrderNotFound(f"no order {client_id}")
+    return row_to_order(row)

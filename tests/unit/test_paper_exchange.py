@@ -1,0 +1,154 @@
+"""The paper exchange's order side: fills, fees, resting orders, its own
+persisted book, and every injectable fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from govex_server.exchanges.errors import (
+    ExchangeUnavailable,
+    InsufficientFunds,
+    OrderNotFound,
+    OrderRejected,
+    OutcomeUnknown,
+    RateLimited,
+)
+from govex_server.exchanges.paper import PaperConfig, PaperExchange, PaperTrading
+from govex_server.exchanges.paper_book import PaperBook
+
+CONFIG = PaperConfig(
+    balances={"USDT": 100_000.0, "BTC": 1.0},
+    prices={"BTC": 50_000.0},
+    slippage_bps=10,
+    fee_rate=0.001,
+)
+
+
+def trading(path: Path, config: PaperConfig = CONFIG) -> PaperTrading:
+    exchange = PaperExchange("paper", config)
+    return PaperTrading(exchange, PaperBook(str(path / "book.db"), config.balances))
+
+
+async def test_buy_fills_at_the_slipped_reference_with_fees(tmp_path: Path) -> None:
+    t = trading(tmp_path)
+    order = await t.create_order("gxA1", "BTC/USDT", "BUY", 0.1, 50_100.0)
+    assert order.status == "closed"
+    assert order.filled == pytest.approx(0.1)
+    assert order.average_price == pytest.approx(50_050.0)  # 50,000 + 10 bps
+    assert order.fee == pytest.approx(5.005)
+    balances = await t.balances()
+    assert balances["BTC"].total == pytest.approx(1.1)
+    assert balances["USDT"].free == pytest.approx(100_000 - 5_005 - 5.005)
+    assert balances["USDT"].total == balances["USDT"].free  # nothing left locked
+
+
+async def test_sell_credits_the_quote_minus_fee(tmp_path: Path) -> None:
+    t = trading(tmp_path)
+    order = await t.create_order("gxS1", "BTC/USDT", "SELL", 0.5, 49_900.0)
+    assert order.status == "closed"
+    balances = await t.balances()
+    assert balances["BTC"].total == pytest.approx(0.5)
+    assert balances["USDT"].total == pytest.approx(100_000 + 0.5 * 49_950 * 0.999)
+
+
+async def test_a_limit_that_does_not_cross_rests_until_cancelled(tmp_path: Path) -> None:
+    t = trading(tmp_path)
+    order = await t.create_order("gxR1", "BTC/USDT", "BUY", 0.1, 49_000.0)
+    assert (order.status, order.filled) == ("open", 0)
+    locked = await t.balances()
+    assert locked["USDT"].free == pytest.approx(100_000 - 0.1 * 49_000 * 1.001)
+    assert [o.client_id for o in await t.orders("gx", open_only=True)] == ["gxR1"]
+    cancelled = await t.cancel_order("gxR1")
+    assert cancelled.status == "canceled"
+    assert (await t.balances())["USDT"].free == pytest.approx(100_000)
+    assert (await t.cancel_order("gxR1")).status == "canceled"  # idempotent
+
+
+async def test_client_order_ids_are_remembered(tmp_path: Path) -> None:
+    t = trading(tmp_path)
+    await t.create_order("gxD1", "BTC/USDT", "BUY", 0.01, 50_100.0)
+    with pytest.raises(OrderRejected, match="Duplicate"):
+        await t.create_order("gxD1", "BTC/USDT", "BUY", 0.01, 50_100.0)
+    assert (await t.fetch_order("gxD1")).filled == pytest.approx(0.01)
+    with pytest.raises(OrderNotFound):
+        await t.fetch_order("gxNOPE")
+    assert [o.client_id for o in await t.orders("gxD")] == ["gxD1"]
+    assert await t.orders("other") == []
+
+
+async def test_insufficient_funds_places_nothing(tmp_path: Path) -> None:
+    t = trading(tmp_path)
+    with pytest.raises(InsufficientFunds):
+        await t.create_order("gxI1", "BTC/USDT", "SELL", 2.0, 49_000.0)
+    with pytest.raises(OrderNotFound):
+        await t.fetch_order("gxI1")
+    assert (await t.balances())["BTC"].free == pytest.approx(1.0)
+
+
+async def test_the_book_survives_a_restart_of_the_exchange(tmp_path: Path) -> None:
+    t = trading(tmp_path)
+    await t.create_order("gxP1", "BTC/USDT", "BUY", 0.1, 50_100.0)
+    again = trading(tmp_path)  # same file: not seeded again
+    assert (await again.fetch_order("gxP1")).status == "closed"
+    assert (await again.balances())["BTC"].total == pytest.approx(1.1)
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        ("reject", OrderRejected),
+        ("insufficient_funds", InsufficientFunds),
+        ("rate_limited", RateLimited),
+        ("unavailable", ExchangeUnavailable),
+        ("timeout_before", OutcomeUnknown),
+    ],
+)
+async def test_faults_that_place_nothing(tmp_path: Path, fault: str, error: type) -> None:
+    t = trading(tmp_path)
+    t.inject(fault)
+    with pytest.raises(error) as caught:
+        await t.create_order("gxF1", "BTC/USDT", "BUY", 0.1, 50_100.0)
+    if isinstance(caught.value, RateLimited):
+        assert caught.value.retry_after == 2.0
+    with pytest.raises(OrderNotFound):
+        await t.fetch_order("gxF1")
+    # The fault was used up: the same order now goes through.
+    assert (await t.create_order("gxF1", "BTC/USDT", "BUY", 0.1, 50_100.0)).status == "closed"
+
+
+async def test_timeout_after_accepting_leaves_the_order_to_be_found(tmp_path: Path) -> None:
+    t = trading(tmp_path)
+    t.inject("timeout_after")
+    with pytest.raises(OutcomeUnknown):
+        await t.create_order("gxT1", "BTC/USDT", "BUY", 0.1, 50_100.0)
+    found = await t.fetch_order("gxT1")  # resolved by lookup, never by resending
+    assert found.status == "closed"
+
+
+async def test_partial_fill_then_the_rest(tmp_path: Path) -> None:
+    t = trading(tmp_path)
+    t.inject("partial_fill")
+    order = await t.create_order("gxH1", "BTC/USDT", "BUY", 0.2, 50_100.0)
+    assert order.status == "open"
+    assert order.filled == pytest.approx(0.1)
+    await t.fill_resting()
+    done = await t.fetch_order("gxH1")
+    assert done.status == "closed"
+    assert done.filled == pytest.approx(0.2)
+
+
+async def test_a_fill_can_win_the_race_against_a_cancel(tmp_path: Path) -> None:
+    t = trading(tmp_path)
+    t.inject("partial_fill")
+    await t.create_order("gxC1", "BTC/USDT", "BUY", 0.2, 50_100.0)
+    t.inject("fill_races_cancel")
+    ended = await t.cancel_order("gxC1")
+    assert ended.status == "closed"
+    assert ended.filled == pytest.approx(0.2)
+
+
+def test_unknown_fault_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        trading(tmp_path).inject("gremlins")
