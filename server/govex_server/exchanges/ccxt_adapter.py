@@ -1,0 +1,189 @@
+"""Any ccxt exchange as an Exchange account (``ccxt.async_support``).
+
+ccxt's own classes do the signing, parsing and error mapping; this adapter
+maps ccxt's errors to ours. The rule that matters most: a NetworkError (a
+timeout, a dropped connection, an unavailable exchange) while *creating* an
+order means the outcome is unknown, to be resolved by looking the client
+order id up, never by sending again under a new id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import ccxt.async_support as ccxt_async
+from ccxt.base import errors as ccxt_errors
+
+from govex_server.domain.execution.safety import Market
+from govex_server.exchanges.base import Balance
+from govex_server.exchanges.errors import (
+    ExchangeError,
+    ExchangeUnavailable,
+    InsufficientFunds,
+    OrderNotFound,
+    OrderRejected,
+    OutcomeUnknown,
+    RateLimited,
+)
+from govex_server.exchanges.paper_book import ExchangeOrder
+
+KNOWN_IDS = frozenset(ccxt_async.exchanges)
+_STATUS = {
+    "open": "open",
+    "closed": "closed",
+    "canceled": "canceled",
+    "expired": "canceled",
+    "rejected": "rejected",
+}
+
+
+def _retry_after(exchange: Any) -> float:
+    headers = getattr(exchange, "last_response_headers", None) or {}
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                break
+    return 1.0
+
+
+class CcxtExchange:
+    """One account on a ccxt exchange."""
+
+    kind = "ccxt"
+
+    def __init__(
+        self,
+        account: str,
+        ccxt_id: str,
+        sandbox: bool,
+        credentials: dict[str, str],
+        quote: str = "USDT",
+        session: Any = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        if ccxt_id not in KNOWN_IDS:
+            raise ValueError(f"unknown ccxt exchange id {ccxt_id!r}")
+        config: dict[str, Any] = {
+            "apiKey": credentials.get("api_key", ""),
+            "secret": credentials.get("secret", ""),
+            "password": credentials.get("password", ""),
+            # Our own limiter paces orders; ccxt's would double-throttle.
+            "enableRateLimit": False,
+            "options": {
+                "fetchMarkets": {"types": ["spot"]},
+                "fetchCurrencies": False,
+                **(options or {}),
+            },
+        }
+        if session is not None:
+            config["session"] = session  # a fake transport in tests
+        self.account = account
+        self.ccxt_id = ccxt_id
+        self.sandbox = sandbox
+        self.quote = quote
+        self._x: Any = getattr(ccxt_async, ccxt_id)(config)
+        if sandbox:
+            self._x.set_sandbox_mode(True)
+
+    async def close(self) -> None:
+        """Closes ccxt's HTTP session."""
+        await self._x.close()
+
+    async def _call(self, method: str, *args: Any, creating: bool = False) -> Any:
+        try:
+            return await getattr(self._x, method)(*args)
+        except ccxt_errors.InsufficientFunds as exc:
+            raise InsufficientFunds(str(exc)) from exc
+        except ccxt_errors.OrderNotFound as exc:
+            raise OrderNotFound(str(exc)) from exc
+        except ccxt_errors.InvalidOrder as exc:  # includes "Duplicate order sent"
+            raise OrderRejected(str(exc)) from exc
+        except ccxt_errors.DDoSProtection as exc:  # HTTP 429 and friends
+            raise RateLimited(str(exc), _retry_after(self._x)) from exc
+        except ccxt_errors.NetworkError as exc:
+            if creating:
+                raise OutcomeUnknown(str(exc)) from exc
+            raise ExchangeUnavailable(str(exc)) from exc
+        except ccxt_errors.BaseError as exc:
+            if creating:
+                raise OrderRejected(str(exc)) from exc
+            raise ExchangeError(str(exc)) from exc
+
+    async def markets(self) -> dict[str, Market]:
+        """Precision (as steps) and minimums per spot symbol."""
+        loaded = await self._call("load_markets")
+        out = {}
+        for symbol, m in loaded.items():
+            if not m.get("spot", True):
+                continue
+            limits, precision = m.get("limits", {}), m.get("precision", {})
+            out[symbol] = Market(
+                amount_step=float(precision.get("amount") or 0),
+                price_step=float(precision.get("price") or 0),
+                min_notional=float((limits.get("cost") or {}).get("min") or 0),
+                min_amount=float((limits.get("amount") or {}).get("min") or 0),
+            )
+        return out
+
+    async def balances(self) -> dict[str, Balance]:
+        """Free and total per asset."""
+        raw = await self._call("fetch_balance")
+        out = {}
+        for asset, total in (raw.get("total") or {}).items():
+            if total:
+                out[asset] = Balance(float(raw["free"].get(asset) or 0), float(total))
+        return out
+
+    async def prices(self, assets: Iterable[str]) -> dict[str, float]:
+        """Last prices against the quote currency."""
+        symbols = [f"{a}/{self.quote}" for a in assets if a != self.quote]
+        tickers = await self._call("fetch_tickers", symbols)
+        return {
+            symbol.split("/")[0]: float(t["last"])
+            for symbol, t in tickers.items()
+            if t.get("last") is not None
+        }
+
+    async def create_order(
+        self, client_id: str, symbol: str, side: str, quantity: float, price: float
+    ) -> ExchangeOrder:
+        """A limit order carrying our client order id."""
+        raw = await self._call(
+            "create_order",
+            symbol,
+            "limit",
+            side.lower(),
+            quantity,
+            price,
+            {"clientOrderId": client_id},
+            creating=True,
+        )
+        return self._order(raw, client_id)
+
+    async def fetch_order(self, client_id: str, symbol: str) -> ExchangeOrder:
+        """The order with our client order id."""
+        raw = await self._call("fetch_order", None, symbol, {"clientOrderId": client_id})
+        return self._order(raw, client_id)
+
+    async def cancel_order(self, client_id: str, symbol: str) -> ExchangeOrder:
+        """Cancels by client order id; the order as the exchange reports it."""
+        raw = await self._call("cancel_order", None, symbol, {"clientOrderId": client_id})
+        return self._order(raw, client_id)
+
+    def _order(self, raw: dict[str, Any], client_id: str) -> ExchangeOrder:
+        filled = float(raw.get("filled") or 0)
+        fee = raw.get("fee") or {}
+        return ExchangeOrder(
+            client_id=raw.get("clientOrderId") or client_id,
+            exchange_id=str(raw.get("id") or ""),
+            symbol=raw.get("symbol") or "",
+            side=str(raw.get("side") or "").upper(),
+            quantity=float(raw.get("amount") or 0),
+            price=float(raw.get("price") or 0),
+            filled=filled,
+            average_price=float(raw.get("average") or 0),
+            fee=float(fee.get("cost") or 0),
+            status=_STATUS.get(str(raw.get("status")), "open"),
+        )
