@@ -50,7 +50,16 @@ class FakeSession:
         parsed = urlparse(str(url))
         params = {k: v[0] for k, v in parse_qs(parsed.query).items()}
         if data:
-            params.update({k: v[0] for k, v in parse_qs(data.decode()).items()})
+            text = data.decode()
+            try:
+                body = json.loads(text)  # JSON bodies (OKX); else form-encoded (Binance)
+            except ValueError:
+                params.update({k: v[0] for k, v in parse_qs(text).items()})
+            else:
+                if isinstance(body, list) and body:  # a batch of one (OKX)
+                    body = body[0]
+                if isinstance(body, dict):
+                    params.update({k: str(v) for k, v in body.items()})
         self.requests.append((method, parsed.path, params))
         status, body, headers = self.handler(method, parsed.path, params)
         return FakeResponse(status, body if isinstance(body, str) else json.dumps(body), headers)

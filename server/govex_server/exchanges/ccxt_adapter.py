@@ -100,7 +100,7 @@ class CcxtExchange:
             raise OrderNotFound(str(exc)) from exc
         except ccxt_errors.InvalidOrder as exc:  # includes "Duplicate order sent"
             raise OrderRejected(str(exc)) from exc
-        except ccxt_errors.DDoSProtection as exc:  # HTTP 429 and friends
+        except (ccxt_errors.DDoSProtection, ccxt_errors.RateLimitExceeded) as exc:  # HTTP 429
             raise RateLimited(str(exc), _retry_after(self._x)) from exc
         except ccxt_errors.NetworkError as exc:
             if creating:
