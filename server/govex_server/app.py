@@ -11,6 +11,7 @@ from datetime import timedelta
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy.engine import make_url
 
 from govex.execution.v1 import execution_service_pb2
 from govex.governance.v1 import governance_service_pb2
@@ -26,6 +27,7 @@ from govex_server.domain.events import FREEZE_KINDS, EventKind
 from govex_server.domain.execution.safety import Level, Limits
 from govex_server.exchanges.base import ExchangeRegistry
 from govex_server.exchanges.paper import PaperConfig, PaperExchange
+from govex_server.exchanges.paper_book import PaperBook
 from govex_server.services.bounds import PolicyBounds
 from govex_server.services.event_bus import EventBus
 from govex_server.services.expiry import FreezeExpirer
@@ -180,7 +182,9 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             )
         except (OSError, ValueError, TypeError) as exc:
             raise ConfigError(f"paper_exchange_file: {exc}") from None
-        exchanges = ExchangeRegistry([PaperExchange("paper", paper)])
+        exchanges = ExchangeRegistry(
+            [PaperExchange("paper", paper, PaperBook(paper_book_path(settings), paper.balances))]
+        )
         planner = ExecutionPlanner(
             governance,
             policy,
@@ -229,6 +233,18 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         tasks,
         policy,
     )
+
+
+def paper_book_path(settings: Settings) -> str:
+    """Where the paper exchange keeps its book: the setting, else beside a
+    SQLite database; with PostgreSQL and no setting, in memory (logged)."""
+    if settings.paper_book_file:
+        return settings.paper_book_file
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return f"{url.database}.paper-book"
+    log.warning("paper_book_file is not set: the paper exchange's book lives in memory")
+    return ":memory:"
 
 
 async def serve(settings: Settings, clock: Clock | None = None) -> None:

@@ -43,6 +43,9 @@ class Settings:
     min_trade_usd: float = 100.0
     signals_future_skew_seconds: float = 30.0
     paper_exchange_file: str = ""
+    # The paper exchange's own book (balances, orders); beside a SQLite
+    # database when empty.
+    paper_book_file: str = ""
     max_order_notional: float = 50_000.0
     daily_notional_limit: float = 1_000_000.0
     price_collar_bps: float = 600.0

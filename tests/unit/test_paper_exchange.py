@@ -15,7 +15,7 @@ from govex_server.exchanges.errors import (
     OutcomeUnknown,
     RateLimited,
 )
-from govex_server.exchanges.paper import PaperConfig, PaperExchange, PaperTrading
+from govex_server.exchanges.paper import PaperConfig, PaperExchange
 from govex_server.exchanges.paper_book import PaperBook
 
 CONFIG = PaperConfig(
@@ -26,9 +26,8 @@ CONFIG = PaperConfig(
 )
 
 
-def trading(path: Path, config: PaperConfig = CONFIG) -> PaperTrading:
-    exchange = PaperExchange("paper", config)
-    return PaperTrading(exchange, PaperBook(str(path / "book.db"), config.balances))
+def trading(path: Path, config: PaperConfig = CONFIG) -> PaperExchange:
+    return PaperExchange("paper", config, PaperBook(str(path / "book.db"), config.balances))
 
 
 async def test_buy_fills_at_the_slipped_reference_with_fees(tmp_path: Path) -> None:

@@ -21,6 +21,22 @@ class Balance:
     total: float
 
 
+@dataclass(frozen=True)
+class ExchangeOrder:
+    """An order as the exchange reports it."""
+
+    client_id: str
+    exchange_id: str
+    symbol: str
+    side: str  # "BUY" / "SELL"
+    quantity: float
+    price: float
+    filled: float
+    average_price: float
+    fee: float
+    status: str  # "open", "closed" (filled), "canceled", "rejected"
+
+
 class Exchange(Protocol):
     """One exchange account, as execution sees it."""
 
@@ -39,6 +55,20 @@ class Exchange(Protocol):
 
     async def prices(self, assets: Iterable[str]) -> dict[str, float]:
         """Reference (last) prices of ``assets`` in the quote currency."""
+        ...
+
+    async def create_order(
+        self, client_id: str, symbol: str, side: str, quantity: float, price: float
+    ) -> ExchangeOrder:
+        """A limit order under our client order id (errors: exchanges.errors)."""
+        ...
+
+    async def fetch_order(self, client_id: str, symbol: str) -> ExchangeOrder:
+        """The order with our client order id, or OrderNotFound."""
+        ...
+
+    async def cancel_order(self, client_id: str, symbol: str) -> ExchangeOrder:
+        """Cancels what is left; the order as it ends up."""
         ...
 
 

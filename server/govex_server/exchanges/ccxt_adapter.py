@@ -15,7 +15,7 @@ import ccxt.async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 
 from govex_server.domain.execution.safety import Market
-from govex_server.exchanges.base import Balance
+from govex_server.exchanges.base import Balance, ExchangeOrder
 from govex_server.exchanges.errors import (
     ExchangeError,
     ExchangeUnavailable,
@@ -25,7 +25,6 @@ from govex_server.exchanges.errors import (
     OutcomeUnknown,
     RateLimited,
 )
-from govex_server.exchanges.paper_book import ExchangeOrder
 
 KNOWN_IDS = frozenset(ccxt_async.exchanges)
 _STATUS = {

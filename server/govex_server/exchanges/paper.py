@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from govex_server.domain.execution.safety import Market
-from govex_server.exchanges.base import Balance
+from govex_server.exchanges.base import Balance, ExchangeOrder
 from govex_server.exchanges.errors import (
     ExchangeUnavailable,
     InsufficientFunds,
@@ -29,7 +29,7 @@ from govex_server.exchanges.errors import (
     OutcomeUnknown,
     RateLimited,
 )
-from govex_server.exchanges.paper_book import ExchangeOrder, PaperBook, row_to_order
+from govex_server.exchanges.paper_book import PaperBook, row_to_order
 
 
 @dataclass(frozen=True)
@@ -70,39 +70,6 @@ class PaperConfig:
         return config
 
 
-class PaperExchange:
-    """The paper account (always a sandbox: it never touches real money)."""
-
-    kind = "paper"
-    sandbox = True
-
-    def __init__(self, account: str, config: PaperConfig) -> None:
-        self.account = account
-        self.quote = config.quote
-        self._config = config
-
-    async def markets(self) -> dict[str, Market]:
-        """One market per priced asset against the quote currency."""
-        c = self._config
-        return {
-            f"{asset}/{c.quote}": Market(c.amount_step, c.price_step, c.min_notional)
-            for asset in c.prices
-        }
-
-    async def balances(self) -> dict[str, Balance]:
-        """The configured holdings, all free."""
-        return {a: Balance(q, q) for a, q in self._config.balances.items() if q > 0}
-
-    async def prices(self, assets: Iterable[str]) -> dict[str, float]:
-        """The configured prices of the assets that have one."""
-        return {a: self._config.prices[a] for a in assets if a in self._config.prices}
-
-    @property
-    def fee_rate(self) -> float:
-        """The taker fee."""
-        return self._config.fee_rate
-
-
 FAULTS = frozenset(
     {
         "reject",
@@ -117,15 +84,40 @@ FAULTS = frozenset(
 )
 
 
-class PaperTrading:
-    """The order side of the paper account: create, fetch and cancel by
-    client order id against its own book, with injectable faults."""
+class PaperExchange:
+    """The paper account (always a sandbox: it never touches real money):
+    markets and prices from configuration, balances and orders in its book."""
 
-    def __init__(self, exchange: PaperExchange, book: PaperBook) -> None:
-        self._exchange = exchange
-        self._config = exchange._config
+    kind = "paper"
+    sandbox = True
+
+    def __init__(self, account: str, config: PaperConfig, book: PaperBook) -> None:
+        self.account = account
+        self.quote = config.quote
+        self._config = config
         self._book = book
         self._faults: deque[str] = deque()
+
+    async def markets(self) -> dict[str, Market]:
+        """One market per priced asset against the quote currency."""
+        c = self._config
+        return {
+            f"{asset}/{c.quote}": Market(c.amount_step, c.price_step, c.min_notional)
+            for asset in c.prices
+        }
+
+    async def prices(self, assets: Iterable[str]) -> dict[str, float]:
+        """The configured prices of the assets that have one."""
+        return {a: self._config.prices[a] for a in assets if a in self._config.prices}
+
+    @property
+    def fee_rate(self) -> float:
+        """The taker fee."""
+        return self._config.fee_rate
+
+    def close(self) -> None:
+        """Closes the book."""
+        self._book.close()
 
     def inject(self, fault: str, times: int = 1) -> None:
         """The next ``times`` calls that a fault applies to meet it."""
@@ -243,11 +235,11 @@ class PaperTrading:
             (filled, average, fee, status, client_id),
         )
 
-    async def fetch_order(self, client_id: str) -> ExchangeOrder:
+    async def fetch_order(self, client_id: str, symbol: str = "") -> ExchangeOrder:
         """The order with this client order id, or OrderNotFound."""
         return await self._book.run(lambda db: _order(db, client_id))
 
-    async def cancel_order(self, client_id: str) -> ExchangeOrder:
+    async def cancel_order(self, client_id: str, symbol: str = "") -> ExchangeOrder:
         """Cancels what is left of an open order; the order as it ends up
         (a fill may win the race: the order is then closed, not canceled)."""
         race = self._take("fill_races_cancel")

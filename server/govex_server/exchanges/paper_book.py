@@ -7,8 +7,9 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from govex_server.exchanges.base import ExchangeOrder
 
 T = TypeVar("T")
 
@@ -20,22 +21,6 @@ CREATE TABLE IF NOT EXISTS orders (client_id TEXT PRIMARY KEY, exchange_id TEXT 
     filled REAL NOT NULL, average_price REAL NOT NULL, fee REAL NOT NULL, status TEXT NOT NULL,
     seq INTEGER NOT NULL);
 """
-
-
-@dataclass(frozen=True)
-class ExchangeOrder:
-    """An order as the exchange reports it."""
-
-    client_id: str
-    exchange_id: str
-    symbol: str
-    side: str  # "BUY" / "SELL"
-    quantity: float
-    price: float
-    filled: float
-    average_price: float
-    fee: float
-    status: str  # "open", "closed" (filled), "canceled", "rejected"
 
 
 class PaperBook:
