@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from govex.execution.v1 import execution_service_pb2
 from govex.governance.v1 import governance_service_pb2
 from govex_server.api.auth import Authenticator
-from govex_server.api.convert import encode_event
+from govex_server.api.event_codec import encode_event
 from govex_server.api.execution import ExecutionServicer
 from govex_server.api.governance import GovernanceServicer
 from govex_server.api.registration import register
@@ -28,7 +28,9 @@ from govex_server.domain.execution.safety import Level, Limits
 from govex_server.exchanges.base import ExchangeRegistry
 from govex_server.exchanges.paper import PaperConfig, PaperExchange
 from govex_server.exchanges.paper_book import PaperBook
+from govex_server.exchanges.rate_limit import OrderRateLimiter
 from govex_server.services.bounds import PolicyBounds
+from govex_server.services.engine import ExecutionEngine
 from govex_server.services.event_bus import EventBus
 from govex_server.services.expiry import FreezeExpirer
 from govex_server.services.freezes import FreezeService
@@ -80,6 +82,8 @@ class Running:
     listener: ChangeListener | None
     tasks: list[asyncio.Task[None]]
     policy: PolicyService
+    engine: ExecutionEngine
+    exchanges: ExchangeRegistry
 
     async def stop(self, grace: float) -> None:
         """NOT_SERVING first (load balancers drain), streams told to resume
@@ -88,6 +92,7 @@ class Running:
             await _set_health(self.health, name, health_pb2.HealthCheckResponse.NOT_SERVING)
         self.bus.close_all()
         await self.server.stop(grace)
+        await self.engine.stop()
         for task in self.tasks:
             task.cancel()
         # A task stuck in I/O must not keep the process from exiting.
@@ -166,42 +171,24 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         ):
             tasks.append(asyncio.create_task(body, name=name))
         streams = EventStreams(store, bus, settings.heartbeat_seconds, clock.now)
+        exchanges, planner, engine = _execution(settings, clock, store, governance, policy, freezes)
+        store.on_change(engine.on_freeze_created, frozenset({EventKind.FREEZE_CREATED.value}))
+        # Open orders are reconciled before any new execution is accepted.
+        await engine.start()
         auth = Authenticator(principals)
         server = grpc.aio.server(options=SERVER_OPTIONS)
         register(
             server,
-            GovernanceServicer(auth, governance, freezes, streams, policy),
+            GovernanceServicer(auth, governance, freezes, streams, policy, engine),
             GOVERNANCE,
             STREAMS,
         )
-        try:
-            paper = (
-                PaperConfig.load(settings.paper_exchange_file)
-                if settings.paper_exchange_file
-                else PaperConfig()
-            )
-        except (OSError, ValueError, TypeError) as exc:
-            raise ConfigError(f"paper_exchange_file: {exc}") from None
-        exchanges = ExchangeRegistry(
-            [PaperExchange("paper", paper, PaperBook(paper_book_path(settings), paper.balances))]
+        register(
+            server,
+            ExecutionServicer(auth, planner, exchanges, engine, governance, streams),
+            EXECUTION,
+            frozenset({"WatchOrders"}),
         )
-        planner = ExecutionPlanner(
-            governance,
-            policy,
-            freezes,
-            exchanges,
-            Limits(
-                max_order_notional=settings.max_order_notional,
-                daily_notional_limit=settings.daily_notional_limit,
-                price_collar_bps=settings.price_collar_bps,
-                allowed_symbols=None,
-                live_trading_enabled=settings.live_trading_enabled,
-                fee_rate=paper.fee_rate,
-            ),
-            Level(settings.safety_level),
-            clock,
-        )
-        register(server, ExecutionServicer(auth, planner, exchanges), EXECUTION)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
@@ -232,7 +219,51 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         listener,
         tasks,
         policy,
+        engine,
+        exchanges,
     )
+
+
+def _execution(
+    settings: Settings,
+    clock: Clock,
+    store: Store,
+    governance: GovernanceService,
+    policy: PolicyService,
+    freezes: FreezeService,
+) -> tuple[ExchangeRegistry, ExecutionPlanner, ExecutionEngine]:
+    """The exchange accounts, the planner and the engine."""
+    try:
+        paper = (
+            PaperConfig.load(settings.paper_exchange_file)
+            if settings.paper_exchange_file
+            else PaperConfig()
+        )
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"paper_exchange_file: {exc}") from None
+    exchanges = ExchangeRegistry(
+        [PaperExchange("paper", paper, PaperBook(paper_book_path(settings), paper.balances))]
+    )
+    limits = Limits(
+        max_order_notional=settings.max_order_notional,
+        daily_notional_limit=settings.daily_notional_limit,
+        price_collar_bps=settings.price_collar_bps,
+        allowed_symbols=None,
+        live_trading_enabled=settings.live_trading_enabled,
+        fee_rate=paper.fee_rate,
+    )
+    planner = ExecutionPlanner(
+        governance, policy, freezes, exchanges, limits, Level(settings.safety_level), clock
+    )
+    window = timedelta(seconds=settings.order_window_seconds)
+    limiters = {
+        e.account: OrderRateLimiter(clock, settings.max_orders_per_window, window)
+        for e in exchanges.all()
+    }
+    engine = ExecutionEngine(
+        store, clock, governance, planner, freezes, exchanges, limiters, limits
+    )
+    return exchanges, planner, engine
 
 
 def paper_book_path(settings: Settings) -> str:

@@ -50,6 +50,9 @@ class Settings:
     daily_notional_limit: float = 1_000_000.0
     price_collar_bps: float = 600.0
     safety_level: str = "MODERATE"
+    # Per-account order-rate budget (Binance spot: 40 orders per 10 s).
+    max_orders_per_window: int = 40
+    order_window_seconds: float = 10.0
     # Live (non-sandbox) trading must be switched on explicitly.
     live_trading_enabled: bool = False
     # Every threshold of POLICY.md, from the [policy] table of the config
@@ -88,6 +91,8 @@ class Settings:
             raise ConfigError("min_trade_usd: at least 10")
         if not 0 <= self.signals_future_skew_seconds <= 600:
             raise ConfigError("signals_future_skew_seconds: 0 to 600")
+        if self.max_orders_per_window < 1 or self.order_window_seconds <= 0:
+            raise ConfigError("max_orders_per_window >= 1 and order_window_seconds > 0")
         if self.safety_level not in ("STRICT", "MODERATE", "PERMISSIVE"):
             raise ConfigError("safety_level: STRICT, MODERATE or PERMISSIVE")
         if min(self.max_order_notional, self.daily_notional_limit, self.price_collar_bps) <= 0:

@@ -10,9 +10,9 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from govex.governance.v1 import events_pb2, freeze_pb2, governance_state_pb2, plan_pb2, signals_pb2
 from govex_server.domain.errors import invalid_field
-from govex_server.domain.events import DomainEvent, EventKind
+from govex_server.domain.events import EventKind
 from govex_server.domain.freezes import Freeze, FreezeType, Operation, Verdict
-from govex_server.domain.governance import CooldownStatus, GovernanceMode, ModeSetting
+from govex_server.domain.governance import CooldownStatus, GovernanceMode
 from govex_server.domain.phase import Phase, PhaseState
 from govex_server.domain.plans import Plan, PlanState, Step, Target
 from govex_server.domain.policy import Freshness, Policy
@@ -185,33 +185,6 @@ def event_kind_to_pb(kind: EventKind) -> events_pb2.EventKind.ValueType:
 def event_kind_from_pb(value: int, field: str) -> EventKind:
     """A known, specified EventKind or INVALID_ARGUMENT naming ``field``."""
     return _enum_from_pb(events_pb2.EventKind, "EVENT_KIND_", EventKind, value, field)
-
-
-def encode_event(event: DomainEvent, sequence: int) -> bytes:
-    """The stored form of an event: a serialized GovernanceEvent."""
-    out = events_pb2.GovernanceEvent(
-        sequence=sequence,
-        kind=event_kind_to_pb(event.kind),
-        time=timestamp(event.time),
-        actor=event.actor,
-        resource=event.resource,
-    )
-    payload = event.payload
-    if isinstance(payload, Plan):
-        out.plan.CopyFrom(plan_to_pb(payload))
-    elif isinstance(payload, Freeze):
-        out.freeze.CopyFrom(freeze_to_pb(payload))
-    elif isinstance(payload, ModeSetting):
-        out.mode = mode_to_pb(payload.mode)
-    elif isinstance(payload, Policy):
-        out.policy.CopyFrom(policy_to_pb(payload))
-    elif isinstance(payload, Freshness):
-        out.freshness = freshness_to_pb(payload)
-    elif isinstance(payload, PhaseState):
-        out.phase.CopyFrom(phase_to_pb(payload))
-    elif isinstance(payload, SignalSet):
-        out.signals.CopyFrom(signals_to_pb(payload))
-    return out.SerializeToString()
 
 
 def signals_from_pb(message: signals_pb2.SignalSet, field: str = "signals") -> SignalSet:

@@ -1,40 +1,113 @@
-"""ExecutionService servicer. ValidatePlan and ListExchanges work; the rest
-of the execution pipeline (issue 5) answers UNIMPLEMENTED, after
-authentication and the role check, so the contract's security behaviour is
-already real."""
+"""ExecutionService servicer: proto in, engine call, proto out."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, TypeVar
 
+from govex.execution.v1 import execution_pb2
 from govex.execution.v1 import execution_service_pb2 as pb
 from govex.execution.v1 import execution_service_pb2_grpc as pb_grpc
+from govex_server.api import convert
 from govex_server.api.auth import Authenticator
-from govex_server.api.execution_convert import exchange_to_pb, level_from_pb, validation_to_pb
-from govex_server.api.rpc import Context, not_built, stream, unary
+from govex_server.api.execution_convert import (
+    exchange_to_pb,
+    execution_record_to_pb,
+    level_from_pb,
+    order_record_to_pb,
+    validation_to_pb,
+)
+from govex_server.api.rpc import Context, idempotent, not_built, stream, unary
+from govex_server.api.streams import EventStreams
+from govex_server.domain.errors import invalid_field
+from govex_server.domain.events import EventKind
+from govex_server.domain.execution.orders import OrderState
+from govex_server.domain.execution.records import ExecutionState, Strategy
 from govex_server.domain.ids import parse_name
 from govex_server.domain.principals import Principal
 from govex_server.exchanges.base import ExchangeRegistry
+from govex_server.services.engine import ExecuteRequest, ExecutionEngine, ExecutionView
+from govex_server.services.governance import GovernanceService
 from govex_server.services.planning import ExecutionPlanner
 
-ISSUE = "execution pipeline: issue 5"
+ORDER_KINDS = frozenset({EventKind.ORDER_UPDATED.value})
+
+
+def strategy_from_pb(value: int) -> Strategy:
+    """SEQUENTIAL when unspecified; INVALID_ARGUMENT when unknown."""
+    if value in (
+        execution_pb2.EXECUTION_STRATEGY_UNSPECIFIED,
+        execution_pb2.EXECUTION_STRATEGY_SEQUENTIAL,
+    ):
+        return Strategy.SEQUENTIAL
+    if value == execution_pb2.EXECUTION_STRATEGY_PARALLEL:
+        return Strategy.PARALLEL
+    raise invalid_field("strategy", f"{value} is not SEQUENTIAL or PARALLEL")
+
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _enum_list(values: list[int], wrapper: Any, prefix: str, kind: type[E], field: str) -> list[E]:
+    """Known, specified proto enum values as domain values."""
+    names = {v: n for n, v in wrapper.items()}
+    out = []
+    for i, value in enumerate(values):
+        if value == 0 or value not in names:
+            raise invalid_field(f"{field}[{i}]", f"{value} is not a known state")
+        out.append(kind(names[value].removeprefix(prefix)))
+    return out
+
+
+def view_to_pb(view: ExecutionView) -> execution_pb2.Execution:
+    """The proto Execution of a view."""
+    return execution_record_to_pb(view.execution, view.orders)
 
 
 class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
     """govex.execution.v1.ExecutionService."""
 
     def __init__(
-        self, auth: Authenticator, planner: ExecutionPlanner, exchanges: ExchangeRegistry
+        self,
+        auth: Authenticator,
+        planner: ExecutionPlanner,
+        exchanges: ExchangeRegistry,
+        engine: ExecutionEngine,
+        governance: GovernanceService,
+        streams: EventStreams,
     ) -> None:
         self.auth = auth
         self._planner = planner
         self._exchanges = exchanges
+        self._engine = engine
+        self._governance = governance
+        self._streams = streams
 
     @unary("ExecutePlan")
     async def ExecutePlan(
         self, request: pb.ExecutePlanRequest, principal: Principal
     ) -> pb.ExecutePlanResponse:
-        raise not_built("ExecutionService.ExecutePlan", ISSUE)
+        parse_name(request.plan, "plans", "plan")
+        execute = ExecuteRequest(
+            plan=request.plan,
+            etag=request.etag,
+            dry_run=request.dry_run,
+            strategy=strategy_from_pb(request.strategy),
+            max_parallel=request.max_parallel,
+            exchange=request.exchange,
+            level=level_from_pb(request.safety_level),
+        )
+        return await idempotent(
+            self._governance,
+            principal,
+            "ExecutionService.ExecutePlan",
+            request,
+            pb.ExecutePlanResponse,
+            lambda idem: self._engine.execute(principal, execute),
+            lambda view: pb.ExecutePlanResponse(execution=view_to_pb(view)),
+        )
 
     @unary("ValidatePlan")
     async def ValidatePlan(
@@ -49,25 +122,46 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
     async def CancelExecution(
         self, request: pb.CancelExecutionRequest, principal: Principal
     ) -> pb.CancelExecutionResponse:
-        raise not_built("CancelExecution", ISSUE)
+        view = await self._engine.cancel(principal, request.name, request.reason)
+        return pb.CancelExecutionResponse(execution=view_to_pb(view))
 
     @unary("GetExecution")
     async def GetExecution(
         self, request: pb.GetExecutionRequest, principal: Principal
     ) -> pb.GetExecutionResponse:
-        raise not_built("GetExecution", ISSUE)
+        return pb.GetExecutionResponse(execution=view_to_pb(await self._engine.get(request.name)))
 
     @unary("ListExecutions")
     async def ListExecutions(
         self, request: pb.ListExecutionsRequest, principal: Principal
     ) -> pb.ListExecutionsResponse:
-        raise not_built("ListExecutions", ISSUE)
+        states = _enum_list(
+            list(request.states),
+            execution_pb2.ExecutionState,
+            "EXECUTION_STATE_",
+            ExecutionState,
+            "states",
+        )
+        views, token = await self._engine.list_executions(
+            states, request.plan, request.page_size, request.page_token
+        )
+        return pb.ListExecutionsResponse(
+            executions=[view_to_pb(v) for v in views], next_page_token=token
+        )
 
     @unary("ListOrders")
     async def ListOrders(
         self, request: pb.ListOrdersRequest, principal: Principal
     ) -> pb.ListOrdersResponse:
-        raise not_built("ListOrders", ISSUE)
+        states = _enum_list(
+            list(request.states), execution_pb2.OrderState, "ORDER_STATE_", OrderState, "states"
+        )
+        orders, token = await self._engine.list_orders(
+            request.parent, states, request.page_size, request.page_token
+        )
+        return pb.ListOrdersResponse(
+            orders=[order_record_to_pb(o) for o in orders], next_page_token=token
+        )
 
     @unary("ListExchanges")
     async def ListExchanges(
@@ -81,11 +175,28 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
     async def ConnectExchange(
         self, request: pb.ConnectExchangeRequest, principal: Principal
     ) -> pb.ConnectExchangeResponse:
-        raise not_built("ConnectExchange", ISSUE)
+        raise not_built("ConnectExchange", "exchange accounts: issue 5")
 
     @stream("WatchOrders")
-    async def WatchOrders(
+    async def WatchOrders(  # type: ignore[override]
         self, request: pb.WatchOrdersRequest, principal: Principal, context: Context
-    ) -> AsyncIterator[pb.WatchOrdersResponse]:
-        raise not_built("WatchOrders", ISSUE)
-        yield  # pragma: no cover - makes this an async generator
+    ) -> AsyncIterator[bytes]:
+        prefix = ""
+        if request.execution:
+            prefix = f"executions/{parse_name(request.execution, 'executions', 'execution')}/"
+        async for frame in self._streams.stream(
+            context,
+            request.after_sequence,
+            ORDER_KINDS,
+            _order_heartbeat,
+            request.from_oldest,
+            prefix,
+        ):
+            yield frame
+
+
+def _order_heartbeat(sequence: int, now: datetime) -> bytes:
+    beat = execution_pb2.OrderStreamHeartbeat(
+        current_sequence=sequence, time=convert.timestamp(now)
+    )
+    return pb.WatchOrdersResponse(heartbeat=beat).SerializeToString()

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from govex.execution.v1 import exchange_pb2, execution_pb2
 from govex.execution.v1 import execution_service_pb2 as pb
+from govex.governance.v1 import freeze_pb2
 from govex_server.api.convert import operation_to_pb, policy_to_pb, timestamp, verdict_to_pb
 from govex_server.domain.errors import invalid_field
 from govex_server.domain.execution.legs import Leg, Side
+from govex_server.domain.execution.orders import OrderState
+from govex_server.domain.execution.records import ExecutionRecord, ExecutionState, OrderRecord
 from govex_server.domain.execution.safety import Level
 from govex_server.domain.execution.safety import Verdict as SafetyVerdict
 from govex_server.domain.execution.schedule import Slice
+from govex_server.domain.policy import Policy
 from govex_server.exchanges.base import Exchange
 from govex_server.services.planning import PlannedOrder, PlanValidation
 
@@ -121,3 +127,115 @@ def exchange_to_pb(exchange: Exchange) -> exchange_pb2.Exchange:
         has_credentials=False,
         quote_currency=exchange.quote,
     )
+
+
+def order_state_to_pb(state: OrderState) -> execution_pb2.OrderState.ValueType:
+    """OrderState.FILLED -> ORDER_STATE_FILLED."""
+    return execution_pb2.OrderState.Value(f"ORDER_STATE_{state.value}")
+
+
+def execution_state_to_pb(state: ExecutionState) -> execution_pb2.ExecutionState.ValueType:
+    """ExecutionState.RUNNING -> EXECUTION_STATE_RUNNING."""
+    return execution_pb2.ExecutionState.Value(f"EXECUTION_STATE_{state.value}")
+
+
+def order_record_to_pb(o: OrderRecord) -> execution_pb2.Order:
+    """The proto Order."""
+    out = execution_pb2.Order(
+        name=o.name,
+        client_order_id=o.client_order_id,
+        exchange_order_id=o.exchange_order_id,
+        symbol=o.symbol,
+        side=execution_pb2.OrderSide.Value(f"ORDER_SIDE_{o.side}"),
+        type="limit",
+        quantity=o.quantity,
+        price=o.price,
+        filled_quantity=o.filled,
+        average_price=o.average_price,
+        fee=o.fee,
+        state=order_state_to_pb(o.state),
+        state_reason=o.state_reason,
+        leg_index=o.leg_index,
+        slice_index=o.slice_index,
+        attempt=o.attempt,
+        create_time=timestamp(o.create_time),
+        update_time=timestamp(o.update_time),
+        operation=freeze_pb2.Operation.Value(f"OPERATION_{o.operation}"),
+    )
+    if o.safety:
+        out.safety.CopyFrom(safety_json_to_pb(o.safety))
+    return out
+
+
+def safety_json_to_pb(data: dict[str, Any]) -> execution_pb2.SafetyVerdict:
+    """A stored safety verdict (JSON) as proto."""
+    out = execution_pb2.SafetyVerdict(
+        passed=bool(data.get("passed")),
+        score=int(data.get("score", 0)),
+        level=execution_pb2.SafetyLevel.Value(f"SAFETY_LEVEL_{data.get('level', 'MODERATE')}"),
+    )
+    for issue in data.get("issues", []):
+        out.issues.add(
+            rule=issue["rule"],
+            severity=execution_pb2.SafetySeverity.Value(f"SAFETY_SEVERITY_{issue['severity']}"),
+            message=issue["message"],
+        )
+    return out
+
+
+def execution_record_to_pb(
+    e: ExecutionRecord, orders: list[OrderRecord]
+) -> execution_pb2.Execution:
+    """The proto Execution, with its order counts."""
+    out = execution_pb2.Execution(
+        name=e.name,
+        plan=f"plans/{e.plan_id}",
+        exchange=f"exchanges/{e.exchange}",
+        state=execution_state_to_pb(e.state),
+        strategy=execution_pb2.ExecutionStrategy.Value(f"EXECUTION_STRATEGY_{e.strategy.value}"),
+        max_parallel=e.max_parallel,
+        dry_run=e.dry_run,
+        state_reason=e.state_reason,
+        actor=e.actor,
+        create_time=timestamp(e.create_time),
+        portfolio_value=e.portfolio_value,
+    )
+    if e.end_time is not None:
+        out.end_time.CopyFrom(timestamp(e.end_time))
+    if e.policy:
+        out.policy.CopyFrom(policy_to_pb(Policy.from_json(e.policy)))
+    filled_by_leg: dict[int, float] = {}
+    count_by_leg: dict[int, int] = {}
+    for o in orders:
+        filled_by_leg[o.leg_index] = filled_by_leg.get(o.leg_index, 0.0) + o.filled * (
+            o.average_price or o.price
+        )
+        count_by_leg[o.leg_index] = count_by_leg.get(o.leg_index, 0) + 1
+        out.order_counts[o.state.value] = out.order_counts.get(o.state.value, 0) + 1
+    for leg in e.legs:
+        out.legs.add(
+            index=leg["index"],
+            symbol=leg["symbol"],
+            asset=leg["asset"],
+            side=execution_pb2.OrderSide.Value(f"ORDER_SIDE_{leg['side']}"),
+            operation=freeze_pb2.Operation.Value(f"OPERATION_{leg['operation']}"),
+            current_percent=leg["current_percent"],
+            target_percent=leg["target_percent"],
+            notional=leg["notional"],
+            quantity=leg["quantity"],
+            filled_notional=filled_by_leg.get(leg["index"], 0.0),
+            skipped=bool(leg["skip_reason"]),
+            skip_reason=leg["skip_reason"],
+            slice_count=count_by_leg.get(leg["index"], 0),
+        )
+    return out
+
+
+def order_event_payload(o: OrderRecord, state: ExecutionState, sequence: int, when: Any) -> bytes:
+    """The stored form of an order event: a serialized OrderEvent."""
+    return execution_pb2.OrderEvent(
+        sequence=sequence,
+        time=timestamp(when),
+        order=order_record_to_pb(o),
+        execution_state=execution_state_to_pb(state),
+    ).SerializeToString()

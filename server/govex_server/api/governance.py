@@ -18,20 +18,20 @@ from govex.governance.v1 import (
 )
 from govex_server.api import convert
 from govex_server.api.auth import RPC_ROLES, Authenticator
-from govex_server.api.rpc import Context, idempotent, not_built, stream, unary
+from govex_server.api.rpc import Context, idempotent, stream, unary
 from govex_server.api.streams import EventStreams
 from govex_server.domain.allocation import evaluate
 from govex_server.domain.errors import failed_precondition, invalid_field
-from govex_server.domain.events import FREEZE_KINDS
+from govex_server.domain.events import FREEZE_KINDS, GOVERNANCE_KINDS
+from govex_server.domain.execution.records import Strategy
 from govex_server.domain.freezes import Freeze
 from govex_server.domain.governance import GovernanceMode
 from govex_server.domain.plans import PlanState
 from govex_server.domain.principals import Principal
+from govex_server.services.engine import ExecuteRequest, ExecutionEngine, ExecutionView
 from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import Activation, GovernanceService
 from govex_server.services.policy import PolicyService, PolicyView
-
-EXECUTION_ISSUE = "execution pipeline: issue 5"
 
 
 class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
@@ -44,8 +44,10 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
         freezes: FreezeService,
         streams: EventStreams,
         policy: PolicyService,
+        engine: ExecutionEngine,
     ) -> None:
         self.auth = auth
+        self._engine = engine
         self._gov = governance
         self._freezes = freezes
         self._streams = streams
@@ -280,7 +282,33 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
     async def ExecutePlan(
         self, request: pb.ExecutePlanRequest, principal: Principal
     ) -> pb.ExecutePlanResponse:
-        raise not_built("GovernanceService.ExecutePlan", EXECUTION_ISSUE)
+        # The governed entry: the same code path as ExecutionService.ExecutePlan,
+        # with the server's defaults for strategy and safety level.
+        execute = ExecuteRequest(
+            plan=request.name,
+            etag=request.etag,
+            dry_run=request.dry_run,
+            strategy=Strategy.SEQUENTIAL,
+            max_parallel=0,
+            exchange=request.exchange,
+            level=None,
+        )
+        plan = await self._gov.get_plan(request.name)
+
+        def to_response(view: ExecutionView) -> pb.ExecutePlanResponse:
+            return pb.ExecutePlanResponse(
+                execution=view.execution.name, plan=convert.plan_to_pb(plan)
+            )
+
+        return await idempotent(
+            self._gov,
+            principal,
+            "GovernanceService.ExecutePlan",
+            request,
+            pb.ExecutePlanResponse,
+            lambda idem: self._engine.execute(principal, execute),
+            to_response,
+        )
 
     @unary("GetSignals")
     async def GetSignals(
@@ -432,13 +460,10 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
     async def WatchGovernanceEvents(  # type: ignore[override]
         self, request: pb.WatchGovernanceEventsRequest, principal: Principal, context: Context
     ) -> AsyncIterator[bytes]:
-        kinds = (
-            frozenset(
-                convert.event_kind_from_pb(value, f"kinds[{i}]").value
-                for i, value in enumerate(request.kinds)
-            )
-            or None
-        )
+        kinds = frozenset(
+            convert.event_kind_from_pb(value, f"kinds[{i}]").value
+            for i, value in enumerate(request.kinds)
+        ) or frozenset(k.value for k in GOVERNANCE_KINDS)
         async for frame in self._streams.stream(
             context, request.after_sequence, kinds, _governance_heartbeat, request.from_oldest
         ):

@@ -60,6 +60,7 @@ class EventStreams:
         kinds: frozenset[str] | None,
         heartbeat: HeartbeatFrame,
         from_oldest: bool = False,
+        resource_prefix: str = "",
     ) -> AsyncIterator[bytes]:
         """Frames of every event after ``after_sequence`` (0: only new ones)
         matching ``kinds``, then live events, with heartbeats when idle."""
@@ -91,7 +92,7 @@ class EventStreams:
                     code, message, trailing_metadata=(("grpc-status-details-bin", details),)
                 )
 
-        sub = self._bus.subscribe(kinds, close)
+        sub = self._bus.subscribe(kinds, close, resource_prefix)
         try:
             last = sub.start_sequence if replay_after is None else replay_after
             sub.last_sent = last
@@ -106,7 +107,8 @@ class EventStreams:
                             last, sorted(kinds) if kinds is not None else None, REPLAY_BATCH
                         )
                     for row in rows:
-                        yield event_frame(row.payload)
+                        if row.resource.startswith(resource_prefix):
+                            yield event_frame(row.payload)
                         last = sub.last_sent = row.sequence
                     if len(rows) < REPLAY_BATCH:
                         break

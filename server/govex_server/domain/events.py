@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from govex_server.domain.execution.records import ExecutionState, OrderRecord
 from govex_server.domain.freezes import Freeze
 from govex_server.domain.governance import ModeSetting
 from govex_server.domain.phase import PhaseState
@@ -33,13 +34,25 @@ class EventKind(enum.Enum):
     SIGNALS_FRESHNESS_CHANGED = "SIGNALS_FRESHNESS_CHANGED"
     PHASE_CHANGED = "PHASE_CHANGED"
     SIGNALS_PUBLISHED = "SIGNALS_PUBLISHED"
+    # Order changes (WatchOrders), kept out of the governance streams.
+    ORDER_UPDATED = "ORDER_UPDATED"
 
 
+GOVERNANCE_KINDS = frozenset(k for k in EventKind if k is not EventKind.ORDER_UPDATED)
 FREEZE_KINDS = frozenset(
     {EventKind.FREEZE_CREATED, EventKind.FREEZE_LIFTED, EventKind.FREEZE_EXPIRED}
 )
 
-Payload = Plan | Freeze | ModeSetting | Policy | Freshness | PhaseState | SignalSet
+
+@dataclass(frozen=True)
+class OrderUpdate:
+    """An order after a change, with its execution's state."""
+
+    order: OrderRecord
+    execution_state: ExecutionState
+
+
+Payload = Plan | Freeze | ModeSetting | Policy | Freshness | PhaseState | SignalSet | OrderUpdate
 
 
 @dataclass(frozen=True)

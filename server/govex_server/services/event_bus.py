@@ -32,6 +32,7 @@ class BusEvent:
     sequence: int
     kind: str
     frame: bytes
+    resource: str = ""
 
 
 @dataclass(eq=False)
@@ -42,13 +43,16 @@ class Subscription:
     queue: asyncio.Queue[BusEvent]
     start_sequence: int
     close: Callable[[str], Coroutine[Any, Any, None]]
+    resource_prefix: str = ""
     last_sent: int = 0
     closed: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def wants(self, kind: str) -> bool:
-        """True when the filter lets ``kind`` through."""
-        return self.kinds is None or kind in self.kinds
+    def wants(self, kind: str, resource: str = "") -> bool:
+        """True when the filters let an event through."""
+        return (self.kinds is None or kind in self.kinds) and resource.startswith(
+            self.resource_prefix
+        )
 
 
 class EventBus:
@@ -97,11 +101,16 @@ class EventBus:
         self._poke.set()
 
     def subscribe(
-        self, kinds: frozenset[str] | None, close: Callable[[str], Coroutine[Any, Any, None]]
+        self,
+        kinds: frozenset[str] | None,
+        close: Callable[[str], Coroutine[Any, Any, None]],
+        resource_prefix: str = "",
     ) -> Subscription:
         """A new subscription, receiving events after ``current_sequence``.
         ``close(why)`` ends its stream from outside ("overflow" or "shutdown")."""
-        sub = Subscription(kinds, asyncio.Queue(self._queue_size), self._last, close)
+        sub = Subscription(
+            kinds, asyncio.Queue(self._queue_size), self._last, close, resource_prefix
+        )
         self._subscribers.add(sub)
         return sub
 
@@ -119,7 +128,9 @@ class EventBus:
                     async with self._store.read() as uow:
                         rows = await uow.events.after(self._last, None, BATCH)
                     for row in rows:
-                        self._deliver(BusEvent(row.sequence, row.kind, self._frame(row.payload)))
+                        self._deliver(
+                            BusEvent(row.sequence, row.kind, self._frame(row.payload), row.resource)
+                        )
                         self._last = row.sequence
                     if len(rows) < BATCH:
                         break
@@ -130,7 +141,7 @@ class EventBus:
 
     def _deliver(self, event: BusEvent) -> None:
         for sub in list(self._subscribers):
-            if not sub.wants(event.kind):
+            if not sub.wants(event.kind, event.resource):
                 continue
             try:
                 sub.queue.put_nowait(event)

@@ -464,6 +464,44 @@ class GovernanceService:
             await self._remember(uow, actor, idem, new, now)
         return new
 
+    async def check_execute(self, actor: Principal, name: str, etag: str) -> Plan:
+        """The plan, if ``actor`` may execute it now: the etag is current, the
+        plan is ACTIVE, and the mode (with its full_ai bounds) allows it."""
+        plan_id = parse_name(name, "plans", "plan")
+        _etag(etag)
+        async with self._store.read() as uow:
+            plan = await self._load(uow, plan_id, etag)
+            mode = await uow.modes.get()
+            await self._check_governed(uow, mode, plan, actor, PlanAction.EXECUTE)
+        require_transition(plan, PlanAction.EXECUTE)
+        return plan
+
+    async def complete_in(
+        self, uow: UnitOfWork, plan_id: str, execution: str, actor: Principal
+    ) -> Plan | None:
+        """ACTIVE -> EXECUTED inside the caller's transaction (the execution
+        that filled every leg); None if the plan moved on meanwhile."""
+        plan = await uow.plans.get(plan_id)
+        if plan is None or plan.state is not PlanState.ACTIVE:
+            return None
+        now = self._clock.now()
+        done = plan.moved(PlanAction.COMPLETE, now, execute_time=now)
+        await self._replace(uow, done, plan)
+        mode = await uow.modes.get()
+        await self._record(
+            uow,
+            actor,
+            mode,
+            "ExecutePlan",
+            EventKind.PLAN_EXECUTED,
+            done,
+            plan.name,
+            plan.etag,
+            done.etag,
+            f"every leg filled by {execution}",
+        )
+        return done
+
     async def auto_advance(
         self, actor: Principal, plan: Plan, may: Callable[[str], bool]
     ) -> AutoAdvance:

@@ -91,7 +91,7 @@ class ExecutionPlanner:
         self._freezes = freezes
         self._exchanges = exchanges
         self._limits = limits
-        self._default_level = default_level
+        self.default_level = default_level
         self._clock = clock
         self._ids = UlidFactory()
 
@@ -199,7 +199,7 @@ class ExecutionPlanner:
                 free.get(quote, 0.0),
                 free.get(leg.asset, 0.0),
                 known,
-                level or self._default_level,
+                level or self.default_level,
             )
             known.add(cid)
             if result.passed:

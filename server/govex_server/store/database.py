@@ -25,6 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from govex_server.domain.errors import Category, GovexError
 from govex_server.domain.events import DomainEvent
+from govex_server.store.execution_repositories import (
+    DailyNotionalRepository,
+    ExecutionRepository,
+    OrderRepository,
+)
 from govex_server.store.repositories import (
     AuditRepository,
     EventEncoder,
@@ -86,6 +91,9 @@ class UnitOfWork:
         self.events = EventRepository(conn, encode_event)
         self.signals = SignalRepository(conn)
         self.policy = PolicyStateRepository(conn)
+        self.executions = ExecutionRepository(conn)
+        self.orders = OrderRepository(conn)
+        self.daily_notional = DailyNotionalRepository(conn)
 
 
 def _no_encoder(event: DomainEvent, sequence: int) -> bytes:

@@ -382,6 +382,7 @@ class StoredEvent:
     sequence: int
     kind: str
     payload: bytes
+    resource: str = ""
 
 
 EventEncoder = Callable[[DomainEvent, int], bytes]
@@ -427,7 +428,7 @@ class EventRepository:
     ) -> list[StoredEvent]:
         """Events after ``sequence`` in order, optionally only ``kinds``."""
         query = (
-            select(t.events.c.sequence, t.events.c.kind, t.events.c.payload)
+            select(t.events.c.sequence, t.events.c.kind, t.events.c.payload, t.events.c.resource)
             .where(t.events.c.sequence > sequence)
             .order_by(t.events.c.sequence)
             .limit(limit)
@@ -435,7 +436,7 @@ class EventRepository:
         if kinds is not None:
             query = query.where(t.events.c.kind.in_(list(kinds)))
         result = await self._conn.execute(query)
-        return [StoredEvent(int(r[0]), r[1], bytes(r[2])) for r in result.all()]
+        return [StoredEvent(int(r[0]), r[1], bytes(r[2]), r[3]) for r in result.all()]
 
     async def newest(self) -> int:
         """The newest sequence given out (0 before the first event)."""

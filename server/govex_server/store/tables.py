@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -183,4 +184,72 @@ policy_state = Table(
     Column("version", Integer, nullable=False),
     Column("policy", JSON, nullable=False),
     Column("phase", JSON, nullable=False),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("plan_id", String(26), nullable=False),
+    Column("exchange", String(64), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("strategy", String(12), nullable=False),
+    Column("max_parallel", Integer, nullable=False),
+    Column("safety_level", String(12), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("actor_kind", String(8), nullable=False),
+    Column("state_reason", Text, nullable=False),
+    Column("legs", JSON, nullable=False),
+    Column("policy", JSON, nullable=False),
+    Column("portfolio_value", Float, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime, nullable=True),
+)
+# A plan has at most one running execution, enforced by the database.
+Index(
+    "uq_executions_one_running_per_plan",
+    executions.c.plan_id,
+    unique=True,
+    sqlite_where=text("state IN ('PENDING', 'RUNNING')"),
+    postgresql_where=text("state IN ('PENDING', 'RUNNING')"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("execution_id", String(26), nullable=False),
+    Column("client_order_id", String(40), nullable=False, unique=True),
+    Column("exchange_order_id", String(64), nullable=False),
+    Column("symbol", String(40), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("price", Float, nullable=False),
+    Column("reference_price", Float, nullable=False),
+    Column("filled", Float, nullable=False),
+    Column("average_price", Float, nullable=False),
+    Column("fee", Float, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("state_reason", Text, nullable=False),
+    Column("leg_index", Integer, nullable=False),
+    Column("slice_index", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("operation", String(20), nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("scheduled_at", UtcDateTime, nullable=False),
+    Column("safety", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+Index("ix_orders_execution_id", orders.c.execution_id)
+Index("ix_orders_state", orders.c.state)
+
+# Notional traded per account and UTC day (the safety validator's daily limit).
+daily_notional = Table(
+    "daily_notional",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("notional", Float, nullable=False),
 )

@@ -1,0 +1,115 @@
+"""Executions and orders as stored, and how an execution ends."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from govex_server.domain.execution.orders import OrderState
+
+
+class ExecutionState(enum.Enum):
+    """Where an execution stands."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    SIMULATED = "SIMULATED"
+
+    @property
+    def terminal(self) -> bool:
+        """Nothing more happens to it."""
+        return self not in (ExecutionState.PENDING, ExecutionState.RUNNING)
+
+
+class Strategy(enum.Enum):
+    """How orders are sent."""
+
+    SEQUENTIAL = "SEQUENTIAL"
+    PARALLEL = "PARALLEL"
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    """One execution of a plan."""
+
+    id: str
+    plan_id: str
+    exchange: str
+    state: ExecutionState
+    strategy: Strategy
+    max_parallel: int
+    safety_level: str
+    actor: str
+    actor_kind: str
+    legs: tuple[dict[str, Any], ...]
+    policy: dict[str, Any]
+    portfolio_value: float
+    create_time: datetime
+    version: int = 1
+    state_reason: str = ""
+    end_time: datetime | None = None
+    dry_run: bool = False
+
+    @property
+    def name(self) -> str:
+        """``executions/{id}``."""
+        return f"executions/{self.id}"
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """One order, committed before the exchange hears of it."""
+
+    id: str
+    execution_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    quantity: float
+    price: float
+    reference_price: float
+    leg_index: int
+    slice_index: int
+    attempt: int
+    operation: str
+    day: int
+    scheduled_time: datetime
+    state: OrderState
+    create_time: datetime
+    update_time: datetime
+    state_reason: str = ""
+    exchange_order_id: str = ""
+    filled: float = 0.0
+    average_price: float = 0.0
+    fee: float = 0.0
+    safety: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """``executions/{execution}/orders/{id}``."""
+        return f"executions/{self.execution_id}/orders/{self.id}"
+
+
+def outcome(orders: Sequence[OrderRecord], cancelled_by: str) -> tuple[ExecutionState, str]:
+    """How an execution whose orders are all terminal ended: SUCCEEDED only
+    when every order filled; CANCELLED when an operator or a FULL_FREEZE
+    stopped it; PARTIALLY_FILLED when something filled; else FAILED."""
+    if cancelled_by:
+        return ExecutionState.CANCELLED, cancelled_by
+    filled = [o for o in orders if o.state is OrderState.FILLED]
+    if orders and len(filled) == len(orders):
+        return ExecutionState.SUCCEEDED, "every order filled"
+    traded = [o for o in orders if o.filled > 0]
+    failed = sorted(
+        {f"{o.state.value}: {o.state_reason}" for o in orders if o.state is not OrderState.FILLED}
+    )
+    if traded:
+        return ExecutionState.PARTIALLY_FILLED, "; ".join(failed)[:1000]
+    return ExecutionState.FAILED, "; ".join(failed)[:1000] or "no order"

@@ -1,0 +1,839 @@
+"""The execution engine: from the ACTIVE plan to orders on an exchange.
+
+Every order row is committed (PENDING) before the exchange hears of it; the
+client order id is derived from (execution, leg, slice, attempt); a send whose
+outcome is unknown is resolved by looking the client order id up, and only a
+lookup that finds nothing allows a new attempt (a new id). Freezes are checked
+when the execution starts and again right before each send; a FULL_FREEZE
+stops every running execution and cancels its open orders. Slices wait for
+their scheduled time (also across restarts: they are rows). On start, every
+order whose outcome is not final is reconciled with its exchange before new
+executions are accepted, and orders the exchange has under our prefix that
+the store does not know are adopted."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from govex_server.domain.clock import Clock
+from govex_server.domain.errors import (
+    Category,
+    GovexError,
+    failed_precondition,
+    invalid_field,
+    not_found,
+)
+from govex_server.domain.events import DomainEvent, EventKind, OrderUpdate
+from govex_server.domain.execution.legs import Leg, Side
+from govex_server.domain.execution.orders import (
+    OrderState,
+    client_order_id,
+    parse_client_order_id,
+)
+from govex_server.domain.execution.records import (
+    ExecutionRecord,
+    ExecutionState,
+    OrderRecord,
+    Strategy,
+    outcome,
+)
+from govex_server.domain.execution.safety import (
+    Level,
+    Limits,
+    Market,
+    ProposedOrder,
+    Verdict,
+    validate,
+)
+from govex_server.domain.freezes import FreezeType, Operation, allows
+from govex_server.domain.ids import UlidFactory, parse_name
+from govex_server.domain.paging import filter_key, next_token, parse_page
+from govex_server.domain.principals import Principal, PrincipalKind
+from govex_server.exchanges.base import Exchange, ExchangeOrder, ExchangeRegistry
+from govex_server.exchanges.errors import (
+    ExchangeError,
+    ExchangeUnavailable,
+    OrderNotFound,
+    OrderRejected,
+    OutcomeUnknown,
+    RateLimited,
+)
+from govex_server.exchanges.rate_limit import OrderRateLimiter
+from govex_server.services.freezes import FreezeService
+from govex_server.services.governance import GovernanceService
+from govex_server.services.planning import ExecutionPlanner, PlanValidation
+from govex_server.store.database import Store, UnitOfWork
+from govex_server.store.repositories import AuditRecord
+
+log = logging.getLogger("govex.engine")
+
+DEFAULT_PARALLEL = 4
+MAX_PARALLEL = 64
+POLL_OPEN_SECONDS = 0.5
+SEND_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class ExecuteRequest:
+    """What ExecutePlan asks for."""
+
+    plan: str
+    etag: str
+    dry_run: bool
+    strategy: Strategy
+    max_parallel: int
+    exchange: str
+    level: Level | None
+
+
+@dataclass(frozen=True)
+class ExecutionView:
+    """An execution and its orders."""
+
+    execution: ExecutionRecord
+    orders: list[OrderRecord]
+
+
+def _status_to_state(order: ExchangeOrder) -> OrderState:
+    if order.status == "closed":
+        return OrderState.FILLED
+    if order.status == "canceled":
+        return OrderState.CANCELLED
+    if order.status == "rejected":
+        return OrderState.REJECTED
+    return OrderState.PARTIALLY_FILLED if order.filled > 0 else OrderState.OPEN
+
+
+def _floor_to(value: float, step: float) -> float:
+    return round(math.floor(value / step + 1e-9) * step, 12) if step > 0 else value
+
+
+def _ceil_to(value: float, step: float) -> float:
+    return round(math.ceil(value / step - 1e-9) * step, 12) if step > 0 else value
+
+
+class ExecutionEngine:
+    """Runs executions: one task per running execution."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        governance: GovernanceService,
+        planner: ExecutionPlanner,
+        freezes: FreezeService,
+        exchanges: ExchangeRegistry,
+        limiters: dict[str, OrderRateLimiter],
+        limits: Limits,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._governance = governance
+        self._planner = planner
+        self._freezes = freezes
+        self._exchanges = exchanges
+        self._limiters = limiters
+        self._limits = limits
+        self._ids = UlidFactory()
+        self._runners: dict[str, asyncio.Task[None]] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._cancel: dict[str, str] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self.accepting = False
+        self.adopted: list[str] = []
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Reconciles, resumes running executions, then accepts new ones."""
+        await self.reconcile()
+        async with self._store.read() as uow:
+            running = await uow.executions.running()
+        for execution in running:
+            self._spawn(execution.id)
+        self.accepting = True
+
+    async def stop(self) -> None:
+        """Stops every runner (orders stay as they are; the next start
+        reconciles them)."""
+        self.accepting = False
+        tasks = list(self._runners.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+
+    def _spawn(self, execution_id: str) -> None:
+        self._wake[execution_id] = asyncio.Event()
+        task = asyncio.create_task(self._run(execution_id), name=f"execution-{execution_id}")
+        self._runners[execution_id] = task
+        task.add_done_callback(lambda _t: self._runners.pop(execution_id, None))
+
+    def poke(self, execution_id: str | None = None) -> None:
+        """Something changed (a fill, a freeze): runners look again."""
+        for eid, event in self._wake.items():
+            if execution_id is None or eid == execution_id:
+                event.set()
+
+    def on_freeze_created(self) -> None:
+        """Store listener: a freeze was created somewhere."""
+        task = asyncio.get_running_loop().create_task(self.freezes_changed())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def freezes_changed(self) -> None:
+        """A FULL_FREEZE stops every running execution and cancels its open
+        orders; other freezes take effect at the next send."""
+        active = await self._freezes.active()
+        full = [f for f in active if f.type is FreezeType.FULL_FREEZE]
+        if full:
+            for eid in list(self._runners):
+                self._cancel.setdefault(eid, f"{full[0].name} FULL_FREEZE")
+        self.poke()
+
+    # ------------------------------------------------------------ requests
+
+    async def execute(self, actor: Principal, request: ExecuteRequest) -> ExecutionView:
+        """Starts (or dry-runs) the execution of the ACTIVE plan."""
+        if not self.accepting:
+            raise GovexError(
+                Category.UNAVAILABLE,
+                "RECONCILING",
+                "open orders are being reconciled; executions start after that",
+                retry_after_seconds=1,
+            )
+        parallel = request.max_parallel or DEFAULT_PARALLEL
+        if not 1 <= parallel <= MAX_PARALLEL:
+            raise invalid_field("max_parallel", f"{request.max_parallel}: 1 to {MAX_PARALLEL}")
+        plan = await self._governance.check_execute(actor, request.plan, request.etag)
+        validation = await self._planner.validate(request.plan, request.exchange, request.level)
+        if not validation.executable:
+            raise _refusal(plan.name, validation)
+        exchange = self._exchanges.get(request.exchange)
+        now = self._clock.now()
+        execution = ExecutionRecord(
+            id=self._ids.new(now),
+            plan_id=plan.id,
+            exchange=exchange.account,
+            state=ExecutionState.SIMULATED if request.dry_run else ExecutionState.RUNNING,
+            strategy=request.strategy,
+            max_parallel=parallel,
+            safety_level=(request.level or self._planner.default_level).value,
+            actor=actor.name,
+            actor_kind=actor.kind.value,
+            legs=tuple(_leg_json(leg) for leg in validation.legs.legs),
+            policy=validation.policy.to_json(),
+            portfolio_value=validation.legs.portfolio_value,
+            create_time=now,
+            dry_run=request.dry_run,
+        )
+        orders = self._orders(execution, validation, now)
+        if request.dry_run:
+            # Fills simulated at the reference price; nothing is sent or stored.
+            simulated = [
+                replace(
+                    o,
+                    state=OrderState.FILLED,
+                    filled=o.quantity,
+                    average_price=o.reference_price,
+                    state_reason="simulated (dry run)",
+                )
+                for o in orders
+            ]
+            return ExecutionView(
+                replace(execution, state_reason="dry run: nothing was sent"), simulated
+            )
+        async with self._store.write() as uow:
+            if await uow.executions.running_for_plan(plan.id) is not None:
+                raise GovexError(
+                    Category.ABORTED,
+                    "EXECUTION_RUNNING",
+                    f"{plan.name} already has a running execution",
+                    metadata={"resource": plan.name},
+                )
+            await uow.executions.add(execution)
+            for order in orders:
+                await uow.orders.add(order)
+                await self._event(uow, order, execution.state)
+            await uow.audit.append(
+                AuditRecord(
+                    at=now,
+                    principal=actor.name,
+                    principal_kind=actor.kind.value,
+                    mode="",
+                    rpc="ExecutePlan",
+                    resource=execution.name,
+                    etag_before=plan.etag,
+                    etag_after=None,
+                    reason=f"{len(orders)} orders on exchanges/{exchange.account}",
+                    details={"plan": plan.name, "strategy": execution.strategy.value},
+                )
+            )
+        self._spawn(execution.id)
+        return ExecutionView(execution, orders)
+
+    async def cancel(self, actor: Principal, name: str, reason: str) -> ExecutionView:
+        """Stops sending and cancels open orders; always allowed."""
+        execution_id = parse_name(name, "executions")
+        view = await self.get(name)
+        if view.execution.state.terminal:
+            raise failed_precondition(
+                "EXECUTION_STATE", name, f"{name} already ended ({view.execution.state.value})"
+            )
+        self._cancel.setdefault(execution_id, f"cancelled by {actor.name}: {reason}".strip())
+        self.poke(execution_id)
+        task = self._runners.get(execution_id)
+        if task is not None:
+            await asyncio.wait({task}, timeout=30)
+        else:
+            await self._run(execution_id)
+        return await self.get(name)
+
+    async def get(self, name: str) -> ExecutionView:
+        """One execution and its orders."""
+        execution_id = parse_name(name, "executions")
+        async with self._store.read() as uow:
+            execution = await uow.executions.get(execution_id)
+            if execution is None:
+                raise not_found("govex.io/Execution", name)
+            return ExecutionView(execution, await uow.orders.for_execution(execution_id))
+
+    async def list_executions(
+        self, states: Sequence[ExecutionState], plan: str, page_size: int, page_token: str
+    ) -> tuple[list[ExecutionView], str]:
+        """Executions newest first, with their orders."""
+        plan_id = parse_name(plan, "plans", "plan") if plan else None
+        key = filter_key([plan, *sorted(s.value for s in states)])
+        page = parse_page(page_size, page_token, key)
+        async with self._store.read() as uow:
+            found = await uow.executions.list(states, plan_id, page.after_id, page.size + 1)
+            views = [
+                ExecutionView(e, await uow.orders.for_execution(e.id)) for e in found[: page.size]
+            ]
+        token = next_token(page, views[-1].execution.id if views else None, len(found) > page.size)
+        return views, token
+
+    async def list_orders(
+        self, parent: str, states: Sequence[OrderState], page_size: int, page_token: str
+    ) -> tuple[list[OrderRecord], str]:
+        """Orders oldest first, of one execution or of all ("executions/-")."""
+        execution_id = (
+            None if parent == "executions/-" else parse_name(parent, "executions", "parent")
+        )
+        key = filter_key([parent, *sorted(s.value for s in states)])
+        page = parse_page(page_size, page_token, key)
+        async with self._store.read() as uow:
+            if execution_id is not None and await uow.executions.get(execution_id) is None:
+                raise not_found("govex.io/Execution", parent)
+            found = await uow.orders.page(execution_id, states, page.after_id, page.size + 1)
+        orders = found[: page.size]
+        return orders, next_token(page, orders[-1].id if orders else None, len(found) > page.size)
+
+    # ------------------------------------------------------------ building
+
+    def _orders(
+        self, execution: ExecutionRecord, validation: PlanValidation, now: datetime
+    ) -> list[OrderRecord]:
+        when = {
+            (s.leg_index, s.slice_index): (s.scheduled_time, s.day) for s in validation.schedule
+        }
+        legs = {leg.index: leg for leg in validation.legs.legs}
+        out = []
+        for planned in validation.orders:
+            leg = legs[planned.leg_index]
+            scheduled, day = when[(planned.leg_index, planned.slice_index)]
+            out.append(
+                OrderRecord(
+                    id=self._ids.new(now),
+                    execution_id=execution.id,
+                    client_order_id=client_order_id(
+                        execution.id, planned.leg_index, planned.slice_index, 0
+                    ),
+                    symbol=planned.symbol,
+                    side=planned.side.value,
+                    quantity=planned.quantity,
+                    price=planned.price,
+                    reference_price=leg.price,
+                    leg_index=planned.leg_index,
+                    slice_index=planned.slice_index,
+                    attempt=0,
+                    operation=leg.operation.value,
+                    day=day,
+                    scheduled_time=scheduled,
+                    state=OrderState.PENDING,
+                    create_time=now,
+                    update_time=now,
+                )
+            )
+        return out
+
+    # --------------------------------------------------------------- runner
+
+    async def _run(self, execution_id: str) -> None:
+        try:
+            await self._loop(execution_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("execution %s: runner failed; it resumes at the next start", execution_id)
+
+    async def _loop(self, execution_id: str) -> None:
+        wake = self._wake.setdefault(execution_id, asyncio.Event())
+        while True:
+            wake.clear()
+            view = await self.get(f"executions/{execution_id}")
+            execution, orders = view.execution, view.orders
+            if execution.state.terminal:
+                return
+            exchange = self._exchanges.get(f"exchanges/{execution.exchange}")
+            stop_reason = self._cancel.get(execution_id)
+            if stop_reason:
+                await self._stop(execution, orders, exchange, stop_reason)
+                continue
+            if all(o.state.terminal for o in orders):
+                await self._finish(execution, orders)
+                return
+            for order in orders:
+                if order.state in (OrderState.SUBMITTED, OrderState.UNKNOWN):
+                    await self._resolve(execution, order, exchange)
+                elif order.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED):
+                    await self._refresh(execution, order, exchange)
+            now = self._clock.now()
+            due = [o for o in orders if o.state is OrderState.PENDING and o.scheduled_time <= now]
+            if due:
+                await self._send_all(execution, due, exchange)
+                continue
+            await self._wait(execution, orders, wake)
+
+    async def _wait(
+        self, execution: ExecutionRecord, orders: Sequence[OrderRecord], wake: asyncio.Event
+    ) -> None:
+        pending = [o.scheduled_time for o in orders if o.state is OrderState.PENDING]
+        open_orders = any(
+            not o.state.terminal and o.state is not OrderState.PENDING for o in orders
+        )
+        waiters: list[asyncio.Future[object]] = [asyncio.ensure_future(wake.wait())]
+        if pending:
+            waiters.append(asyncio.ensure_future(self._clock.sleep_until(min(pending))))
+        if open_orders:
+            waiters.append(asyncio.ensure_future(asyncio.sleep(POLL_OPEN_SECONDS)))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _send_all(
+        self, execution: ExecutionRecord, due: list[OrderRecord], exchange: Exchange
+    ) -> None:
+        sells = [o for o in due if o.side == Side.SELL.value]
+        buys = [o for o in due if o.side == Side.BUY.value]
+        if execution.strategy is Strategy.SEQUENTIAL:
+            for order in [*sells, *buys]:
+                if execution.id in self._cancel:
+                    return
+                await self._send(execution, order, exchange)
+            return
+        # PARALLEL: bounded concurrency, sells (which fund the buys) first.
+        gate = asyncio.Semaphore(execution.max_parallel)
+
+        async def one(order: OrderRecord) -> None:
+            async with gate:
+                if execution.id not in self._cancel:
+                    await self._send(execution, order, exchange)
+
+        for batch in (sells, buys):
+            await asyncio.gather(*(one(o) for o in batch))
+
+    async def _send(
+        self, execution: ExecutionRecord, order: OrderRecord, exchange: Exchange
+    ) -> None:
+        leg = execution.legs[order.leg_index]
+        requires = {Operation(op) for op in leg["requires"]}
+        now = self._clock.now()
+        blocking = [
+            f
+            for f in await self._freezes.active()
+            if not all(allows(f.type, op) for op in requires)
+        ]
+        if blocking:
+            names = ", ".join(f"{f.name} ({f.type.value})" for f in blocking)
+            await self._move(execution, order, OrderState.CANCELLED, reason=f"forbidden by {names}")
+            return
+        # Price the order now: a slice sent days later uses that day's price.
+        asset = order.symbol.split("/")[0]
+        reference = (await exchange.prices([asset])).get(asset, order.reference_price)
+        market = (await exchange.markets()).get(order.symbol, Market(0, 0, 0))
+        slip = float(execution.policy.get("slippage_limit_bps", 0)) / 10_000
+        notional = order.quantity * order.reference_price
+        if order.side == Side.BUY.value:
+            price = _floor_to(reference * (1 + slip), market.price_step)
+        else:
+            price = _ceil_to(reference * (1 - slip), market.price_step)
+        quantity = _floor_to(notional / reference, market.amount_step)
+        balances = await exchange.balances()
+        quote = exchange.quote
+        async with self._store.read() as uow:
+            used = await uow.daily_notional.get(exchange.account, now.date())
+            known = await uow.orders.client_ids()
+        known.discard(order.client_order_id)
+        verdict = validate(
+            ProposedOrder(
+                order.client_order_id,
+                order.symbol,
+                order.side,
+                quantity,
+                price,
+                reference,
+                exchange.sandbox,
+            ),
+            self._limits,
+            market,
+            used,
+            balances[quote].free if quote in balances else 0.0,
+            balances[asset].free if asset in balances else 0.0,
+            known,
+            Level(execution.safety_level),
+        )
+        safety = _verdict_json(verdict)
+        if not verdict.passed:
+            rules = ", ".join(sorted({i.rule for i in verdict.issues}))
+            await self._move(
+                execution, order, OrderState.REJECTED, reason=f"safety: {rules}", safety=safety
+            )
+            return
+        limiter = self._limiters.get(exchange.account)
+        if limiter is not None:
+            await limiter.acquire()
+        order = await self._move(
+            execution,
+            order,
+            OrderState.SUBMITTED,
+            quantity=quantity,
+            price=price,
+            reference_price=reference,
+            safety=safety,
+        )
+        for attempt in range(SEND_RETRIES):
+            try:
+                placed = await exchange.create_order(
+                    order.client_order_id, order.symbol, order.side, order.quantity, order.price
+                )
+            except RateLimited as exc:
+                # Refused before it was placed: the same id may be sent again.
+                if limiter is not None:
+                    limiter.retry_after(exc.retry_after)
+                    await limiter.acquire()
+                continue
+            except ExchangeUnavailable:
+                await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
+                continue
+            except OrderRejected as exc:
+                await self._move(execution, order, OrderState.REJECTED, reason=str(exc)[:500])
+                return
+            except OutcomeUnknown as exc:
+                order = await self._move(
+                    execution, order, OrderState.UNKNOWN, reason=f"outcome unknown: {exc}"[:500]
+                )
+                await self._resolve(execution, order, exchange)
+                return
+            await self._apply(execution, order, placed)
+            return
+        await self._move(
+            execution,
+            order,
+            OrderState.REJECTED,
+            reason=f"not placed after {SEND_RETRIES} tries (exchange unavailable or rate limited)",
+        )
+
+    async def _resolve(
+        self, execution: ExecutionRecord, order: OrderRecord, exchange: Exchange
+    ) -> None:
+        """Finds out what became of a send: by client order id, never by
+        resending it under a new id without knowing."""
+        try:
+            found = await exchange.fetch_order(order.client_order_id, order.symbol)
+        except OrderNotFound:
+            # The exchange never got it: a new attempt (a new id) is safe.
+            await self._move(
+                execution,
+                order,
+                OrderState.REJECTED,
+                reason="not found at the exchange after an unknown outcome; retried",
+                retry=True,
+            )
+            return
+        except ExchangeError as exc:
+            log.warning(
+                "execution %s: %s still unresolved: %s", execution.id, order.client_order_id, exc
+            )
+            return
+        await self._apply(execution, order, found)
+
+    async def _refresh(
+        self, execution: ExecutionRecord, order: OrderRecord, exchange: Exchange
+    ) -> None:
+        try:
+            found = await exchange.fetch_order(order.client_order_id, order.symbol)
+        except ExchangeError:
+            return
+        if found.status != "open" or found.filled != order.filled:
+            await self._apply(execution, order, found)
+
+    async def _stop(
+        self,
+        execution: ExecutionRecord,
+        orders: Sequence[OrderRecord],
+        exchange: Exchange,
+        reason: str,
+    ) -> None:
+        for order in orders:
+            if order.state is OrderState.PENDING:
+                await self._move(execution, order, OrderState.CANCELLED, reason=reason)
+            elif order.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED):
+                try:
+                    ended = await exchange.cancel_order(order.client_order_id, order.symbol)
+                except ExchangeError as exc:
+                    log.warning("cancel of %s failed: %s", order.client_order_id, exc)
+                    continue
+                await self._apply(execution, order, ended, reason)
+            elif order.state in (OrderState.SUBMITTED, OrderState.UNKNOWN):
+                await self._resolve(execution, order, exchange)
+        async with self._store.read() as uow:
+            remaining = await uow.orders.for_execution(execution.id)
+        if all(o.state.terminal for o in remaining):
+            await self._finish(execution, remaining, reason)
+
+    async def _finish(
+        self, execution: ExecutionRecord, orders: Sequence[OrderRecord], cancelled_by: str = ""
+    ) -> None:
+        state, reason = outcome(orders, cancelled_by)
+        now = self._clock.now()
+        async with self._store.write() as uow:
+            current = await uow.executions.get(execution.id)
+            if current is None or current.state.terminal:
+                return
+            ended = replace(
+                current,
+                state=state,
+                state_reason=reason,
+                end_time=now,
+                version=current.version + 1,
+            )
+            if not await uow.executions.replace(ended, current.version):
+                return
+            if state is ExecutionState.SUCCEEDED:
+                actor = Principal(current.actor, PrincipalKind(current.actor_kind), frozenset())
+                await self._governance.complete_in(uow, current.plan_id, current.name, actor)
+            if orders:
+                await self._event(uow, orders[-1], state)
+        self._cancel.pop(execution.id, None)
+        log.info("execution %s ended %s: %s", execution.id, state.value, reason)
+
+    # ------------------------------------------------------------ recording
+
+    async def _apply(
+        self,
+        execution: ExecutionRecord,
+        order: OrderRecord,
+        found: ExchangeOrder,
+        reason: str = "",
+    ) -> OrderRecord:
+        state = _status_to_state(found)
+        if state is order.state and found.filled == order.filled:
+            return order
+        traded = max(0.0, found.filled - order.filled) * (found.average_price or order.price)
+        return await self._move(
+            execution,
+            order,
+            state,
+            reason=reason or found.status,
+            filled=found.filled,
+            average_price=found.average_price,
+            fee=found.fee,
+            exchange_order_id=found.exchange_id,
+            traded=traded,
+        )
+
+    async def _move(
+        self,
+        execution: ExecutionRecord,
+        order: OrderRecord,
+        state: OrderState,
+        *,
+        reason: str = "",
+        traded: float = 0.0,
+        retry: bool = False,
+        **changes: object,
+    ) -> OrderRecord:
+        """One order change, its event (and the retry order) in one transaction."""
+        now = self._clock.now()
+        moved = replace(
+            order,
+            state=state,
+            state_reason=reason or order.state_reason,
+            update_time=now,
+            **changes,  # type: ignore[arg-type]
+        )
+        async with self._store.write() as uow:
+            if not await uow.orders.replace(moved, order.state):
+                latest = await uow.orders.get(order.id)
+                return latest or order
+            await self._event(uow, moved, execution.state)
+            if traded > 0:
+                await uow.daily_notional.add(execution.exchange, now.date(), traded)
+            if retry:
+                again = replace(
+                    order,
+                    id=self._ids.new(now),
+                    attempt=order.attempt + 1,
+                    client_order_id=client_order_id(
+                        execution.id, order.leg_index, order.slice_index, order.attempt + 1
+                    ),
+                    state=OrderState.PENDING,
+                    state_reason="retry after a lost send",
+                    scheduled_time=now,
+                    create_time=now,
+                    update_time=now,
+                )
+                await uow.orders.add(again)
+                await self._event(uow, again, execution.state)
+        return moved
+
+    async def _event(self, uow: UnitOfWork, order: OrderRecord, state: ExecutionState) -> None:
+        await uow.events.append(
+            DomainEvent(
+                EventKind.ORDER_UPDATED,
+                self._clock.now(),
+                "",
+                order.name,
+                OrderUpdate(order, state),
+            )
+        )
+
+    # ------------------------------------------------------- reconciliation
+
+    async def reconcile(self) -> None:
+        """Brings every order whose outcome is not final to its true state,
+        and adopts orders the exchanges have under our prefix that the store
+        does not know."""
+        async with self._store.read() as uow:
+            unresolved = await uow.orders.unresolved()
+            known = await uow.orders.client_ids()
+            running = {e.id[-12:]: e for e in await uow.executions.running()}
+        for order in unresolved:
+            async with self._store.read() as uow:
+                execution = await uow.executions.get(order.execution_id)
+            if execution is None:
+                continue
+            exchange = self._exchanges.get(f"exchanges/{execution.exchange}")
+            if order.state in (OrderState.SUBMITTED, OrderState.UNKNOWN):
+                await self._resolve(execution, order, exchange)
+            else:
+                await self._refresh(execution, order, exchange)
+        for exchange in self._exchanges.all():
+            listing: Callable[[str], Awaitable[list[ExchangeOrder]]] | None = getattr(
+                exchange, "orders", None
+            )
+            if listing is None:
+                continue
+            for found in await listing("gx"):
+                key = parse_client_order_id(found.client_id)
+                if found.client_id in known or key is None:
+                    continue
+                execution = running.get(key.execution_tag)
+                if execution is None:
+                    log.error(
+                        "order %s on %s belongs to no running execution",
+                        found.client_id,
+                        exchange.account,
+                    )
+                    continue
+                await self._adopt(execution, found, key.leg, key.slice, key.attempt)
+
+    async def _adopt(
+        self,
+        execution: ExecutionRecord,
+        found: ExchangeOrder,
+        leg: int,
+        slice_index: int,
+        attempt: int,
+    ) -> None:
+        now = self._clock.now()
+        legs = execution.legs
+        operation = legs[leg]["operation"] if leg < len(legs) else "REBALANCING"
+        adopted = OrderRecord(
+            id=self._ids.new(now),
+            execution_id=execution.id,
+            client_order_id=found.client_id,
+            symbol=found.symbol,
+            side=found.side,
+            quantity=found.quantity,
+            price=found.price,
+            reference_price=found.price,
+            leg_index=leg,
+            slice_index=slice_index,
+            attempt=attempt,
+            operation=operation,
+            day=0,
+            scheduled_time=now,
+            state=_status_to_state(found),
+            create_time=now,
+            update_time=now,
+            state_reason="adopted at reconciliation",
+            exchange_order_id=found.exchange_id,
+            filled=found.filled,
+            average_price=found.average_price,
+            fee=found.fee,
+        )
+        async with self._store.write() as uow:
+            await uow.orders.add(adopted)
+            await self._event(uow, adopted, execution.state)
+        self.adopted.append(found.client_id)
+        log.warning("adopted order %s of %s found on the exchange", found.client_id, execution.name)
+
+
+def _leg_json(leg: Leg) -> dict[str, object]:
+    return {
+        "index": leg.index,
+        "asset": leg.asset,
+        "symbol": leg.symbol,
+        "side": leg.side.value,
+        "operation": leg.operation.value,
+        "requires": sorted(op.value for op in leg.requires),
+        "current_percent": leg.current_percent,
+        "target_percent": leg.target_percent,
+        "notional": leg.notional,
+        "quantity": leg.quantity,
+        "skip_reason": leg.skip_reason,
+    }
+
+
+def _verdict_json(verdict: Verdict) -> dict[str, object]:
+    return {
+        "passed": verdict.passed,
+        "score": verdict.score,
+        "level": verdict.level.value,
+        "issues": [
+            {"rule": i.rule, "severity": i.severity.value, "message": i.message}
+            for i in verdict.issues
+        ],
+    }
+
+
+def _refusal(plan: str, validation: PlanValidation) -> GovexError:
+    text = "; ".join(validation.blocking_reasons)
+    if any("forbidden by" in r for r in validation.blocking_reasons):
+        reason = "FROZEN"
+    elif any("policy mode is FREEZE" in r for r in validation.blocking_reasons):
+        reason = "POLICY_FREEZE"
+    elif any("safety refused" in r for r in validation.blocking_reasons):
+        reason = "SAFETY_REJECTED"
+    else:
+        reason = "PLAN_STATE"
+    return failed_precondition(reason, plan, f"{plan} cannot be executed now: {text}"[:2000])

@@ -1,0 +1,265 @@
+"""Executions, orders and the daily traded notional in the store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import date
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from govex_server.domain.execution.orders import OrderState
+from govex_server.domain.execution.records import (
+    ExecutionRecord,
+    ExecutionState,
+    OrderRecord,
+    Strategy,
+)
+from govex_server.store import tables as t
+
+
+def _execution_row(e: ExecutionRecord) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "plan_id": e.plan_id,
+        "exchange": e.exchange,
+        "state": e.state.value,
+        "strategy": e.strategy.value,
+        "max_parallel": e.max_parallel,
+        "safety_level": e.safety_level,
+        "actor": e.actor,
+        "actor_kind": e.actor_kind,
+        "state_reason": e.state_reason,
+        "legs": list(e.legs),
+        "policy": e.policy,
+        "portfolio_value": e.portfolio_value,
+        "version": e.version,
+        "created_at": e.create_time,
+        "ended_at": e.end_time,
+    }
+
+
+def _execution(row: RowMapping) -> ExecutionRecord:
+    return ExecutionRecord(
+        id=row["id"],
+        plan_id=row["plan_id"],
+        exchange=row["exchange"],
+        state=ExecutionState(row["state"]),
+        strategy=Strategy(row["strategy"]),
+        max_parallel=row["max_parallel"],
+        safety_level=row["safety_level"],
+        actor=row["actor"],
+        actor_kind=row["actor_kind"],
+        legs=tuple(row["legs"]),
+        policy=row["policy"],
+        portfolio_value=row["portfolio_value"],
+        create_time=row["created_at"],
+        version=row["version"],
+        state_reason=row["state_reason"],
+        end_time=row["ended_at"],
+    )
+
+
+def _order_row(o: OrderRecord) -> dict[str, Any]:
+    row = asdict(o)
+    row["state"] = o.state.value
+    row["scheduled_at"] = row.pop("scheduled_time")
+    row["created_at"] = row.pop("create_time")
+    row["updated_at"] = row.pop("update_time")
+    return row
+
+
+def _order(row: RowMapping) -> OrderRecord:
+    data = dict(row)
+    data["state"] = OrderState(data["state"])
+    data["scheduled_time"] = data.pop("scheduled_at")
+    data["create_time"] = data.pop("created_at")
+    data["update_time"] = data.pop("updated_at")
+    return OrderRecord(**data)
+
+
+class ExecutionRepository:
+    """Executions; writes conditional on the version read."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, execution: ExecutionRecord) -> None:
+        """Inserts (the one-running-per-plan index may refuse it)."""
+        await self._conn.execute(insert(t.executions).values(**_execution_row(execution)))
+
+    async def get(self, execution_id: str) -> ExecutionRecord | None:
+        """One execution."""
+        result = await self._conn.execute(
+            select(t.executions).where(t.executions.c.id == execution_id)
+        )
+        row = result.mappings().first()
+        return _execution(row) if row else None
+
+    async def replace(self, execution: ExecutionRecord, expected_version: int) -> bool:
+        """Writes if nobody else did since ``expected_version``."""
+        row = _execution_row(execution)
+        del row["id"]
+        result = await self._conn.execute(
+            update(t.executions)
+            .where(t.executions.c.id == execution.id, t.executions.c.version == expected_version)
+            .values(**row)
+        )
+        return result.rowcount == 1
+
+    async def running(self) -> list[ExecutionRecord]:
+        """Executions not finished yet."""
+        result = await self._conn.execute(
+            select(t.executions)
+            .where(t.executions.c.state.in_(["PENDING", "RUNNING"]))
+            .order_by(t.executions.c.id)
+        )
+        return [_execution(r) for r in result.mappings()]
+
+    async def running_for_plan(self, plan_id: str) -> ExecutionRecord | None:
+        """The plan's running execution, if any."""
+        result = await self._conn.execute(
+            select(t.executions).where(
+                t.executions.c.plan_id == plan_id,
+                t.executions.c.state.in_(["PENDING", "RUNNING"]),
+            )
+        )
+        row = result.mappings().first()
+        return _execution(row) if row else None
+
+    async def list(
+        self,
+        states: Sequence[ExecutionState],
+        plan_id: str | None,
+        before_id: str | None,
+        limit: int,
+    ) -> list[ExecutionRecord]:
+        """Newest first."""
+        query = select(t.executions).order_by(t.executions.c.id.desc()).limit(limit)
+        if states:
+            query = query.where(t.executions.c.state.in_([s.value for s in states]))
+        if plan_id is not None:
+            query = query.where(t.executions.c.plan_id == plan_id)
+        if before_id is not None:
+            query = query.where(t.executions.c.id < before_id)
+        result = await self._conn.execute(query)
+        return [_execution(r) for r in result.mappings()]
+
+
+class OrderRepository:
+    """Orders; every change is conditional on the state it was read in."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, order: OrderRecord) -> None:
+        """Inserts one order (the client order id is unique)."""
+        await self._conn.execute(insert(t.orders).values(**_order_row(order)))
+
+    async def get(self, order_id: str) -> OrderRecord | None:
+        """One order."""
+        result = await self._conn.execute(select(t.orders).where(t.orders.c.id == order_id))
+        row = result.mappings().first()
+        return _order(row) if row else None
+
+    async def by_client_id(self, client_order_id: str) -> OrderRecord | None:
+        """The order with this client order id."""
+        result = await self._conn.execute(
+            select(t.orders).where(t.orders.c.client_order_id == client_order_id)
+        )
+        row = result.mappings().first()
+        return _order(row) if row else None
+
+    async def replace(self, order: OrderRecord, expected: OrderState) -> bool:
+        """Writes ``order`` if it is still in state ``expected``."""
+        row = _order_row(order)
+        del row["id"]
+        result = await self._conn.execute(
+            update(t.orders)
+            .where(t.orders.c.id == order.id, t.orders.c.state == expected.value)
+            .values(**row)
+        )
+        return result.rowcount == 1
+
+    async def for_execution(self, execution_id: str) -> list[OrderRecord]:
+        """Every order of an execution, in sending order."""
+        result = await self._conn.execute(
+            select(t.orders)
+            .where(t.orders.c.execution_id == execution_id)
+            .order_by(
+                t.orders.c.scheduled_at,
+                t.orders.c.leg_index,
+                t.orders.c.slice_index,
+                t.orders.c.attempt,
+            )
+        )
+        return [_order(r) for r in result.mappings()]
+
+    async def unresolved(self) -> list[OrderRecord]:
+        """Orders whose exchange state is not known to be final."""
+        live = [s.value for s in OrderState if not s.terminal and s is not OrderState.PENDING]
+        result = await self._conn.execute(
+            select(t.orders).where(t.orders.c.state.in_(live)).order_by(t.orders.c.id)
+        )
+        return [_order(r) for r in result.mappings()]
+
+    async def client_ids(self) -> set[str]:
+        """Every client order id ever used."""
+        result = await self._conn.execute(select(t.orders.c.client_order_id))
+        return {r[0] for r in result.all()}
+
+    async def page(
+        self,
+        execution_id: str | None,
+        states: Sequence[OrderState],
+        after_id: str | None,
+        limit: int,
+    ) -> list[OrderRecord]:
+        """Orders oldest first, of one execution or all."""
+        query = select(t.orders).order_by(t.orders.c.id).limit(limit)
+        if execution_id is not None:
+            query = query.where(t.orders.c.execution_id == execution_id)
+        if states:
+            query = query.where(t.orders.c.state.in_([s.value for s in states]))
+        if after_id is not None:
+            query = query.where(t.orders.c.id > after_id)
+        result = await self._conn.execute(query)
+        return [_order(r) for r in result.mappings()]
+
+
+class DailyNotionalRepository:
+    """Notional traded per account and UTC day; a new day starts at zero."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, account: str, day: date) -> float:
+        """Traded so far that day."""
+        result = await self._conn.execute(
+            select(t.daily_notional.c.notional).where(
+                t.daily_notional.c.account == account,
+                t.daily_notional.c.day == day.isoformat(),
+            )
+        )
+        value = result.scalar_one_or_none()
+        return float(value) if value is not None else 0.0
+
+    async def add(self, account: str, day: date, amount: float) -> None:
+        """Adds ``amount`` to that day's total."""
+        updated = await self._conn.execute(
+            update(t.daily_notional)
+            .where(
+                t.daily_notional.c.account == account,
+                t.daily_notional.c.day == day.isoformat(),
+            )
+            .values(notional=t.daily_notional.c.notional + amount)
+        )
+        if updated.rowcount == 0:
+            await self._conn.execute(
+                insert(t.daily_notional).values(
+                    account=account, day=day.isoformat(), notional=amount
+                )
+            )
