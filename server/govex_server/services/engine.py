@@ -18,7 +18,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 
 from govex_server.domain.clock import Clock
 from govex_server.domain.errors import (
@@ -481,6 +481,19 @@ class ExecutionEngine:
         async with self._store.read() as uow:
             used = await uow.daily_notional.get(exchange.account, now.date())
             known = await uow.orders.client_ids()
+        cap = float(execution.policy.get("cap_daily", 0)) * execution.portfolio_value
+        if used + quantity * price > cap * 1.01 + 1e-9:
+            # The schedule spreads the cap, but a late slice (a restart, a
+            # backlog) must not push today's traded notional over it.
+            tomorrow = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
+            await self._move(
+                execution,
+                order,
+                OrderState.PENDING,
+                reason=f"deferred: today's cap of {cap:.2f} is used",
+                scheduled_time=tomorrow,
+            )
+            return
         known.discard(order.client_order_id)
         verdict = validate(
             ProposedOrder(

@@ -103,6 +103,13 @@ def outcome(orders: Sequence[OrderRecord], cancelled_by: str) -> tuple[Execution
     stopped it; PARTIALLY_FILLED when something filled; else FAILED."""
     if cancelled_by:
         return ExecutionState.CANCELLED, cancelled_by
+    # A lost send retried under a new attempt counts by its last attempt.
+    latest: dict[tuple[int, int], OrderRecord] = {}
+    for o in orders:
+        key = (o.leg_index, o.slice_index)
+        if key not in latest or o.attempt > latest[key].attempt:
+            latest[key] = o
+    orders = list(latest.values())
     filled = [o for o in orders if o.state is OrderState.FILLED]
     if orders and len(filled) == len(orders):
         return ExecutionState.SUCCEEDED, "every order filled"

@@ -1,0 +1,352 @@
+"""Executions on the paper exchange, end to end through gRPC: sequential
+and parallel, multi-day under the daily cap on the test clock, freezes
+arriving mid-execution, injected faults, reconciliation after a restart; and
+at the end of each, the store agrees with the paper exchange's book."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import grpc
+import pytest
+
+from govex.execution.v1 import execution_pb2
+from govex.execution.v1 import execution_service_pb2 as exe
+from govex.governance.v1 import freeze_pb2, plan_pb2
+from tests.conftest import Harness
+from tests.integration.freeze_helpers import freeze
+from tests.integration.helpers import activate, approve, propose, refused, review
+from tests.integration.test_policy_api import CONFIDENT, publish, signal_set
+from tests.support import md, snapshot
+
+ES = execution_pb2
+# Paper account: 100,000 USDT, 1 BTC (50,000), 10 ETH (2,500): 175,000.
+SMALL = (("BTC", 26.0), ("ETH", 17.0), ("USDT", 57.0))  # sell ~4.5k BTC, buy ~4.75k ETH
+BIG = (("BTC", 20.0), ("ETH", 20.0), ("SOL", 10.0), ("USDT", 50.0))  # 42,500 to trade
+
+
+async def active(h: Harness, targets: tuple[tuple[str, float], ...]) -> plan_pb2.Plan:
+    plan = await approve(h, await review(h, await propose(h, "alice", targets)))
+    return (await activate(h, plan)).plan
+
+
+async def execute(h: Harness, plan: plan_pb2.Plan, **fields: Any) -> ES.Execution:
+    response = await h.exe.ExecutePlan(
+        exe.ExecutePlanRequest(plan=plan.name, etag=plan.etag, **fields), metadata=md("carol")
+    )
+    return response.execution
+
+
+async def get(h: Harness, name: str) -> ES.Execution:
+    return (
+        await h.exe.GetExecution(exe.GetExecutionRequest(name=name), metadata=md("victor"))
+    ).execution
+
+
+async def wait_ended(h: Harness, name: str, within: float = 15) -> ES.Execution:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        execution = await get(h, name)
+        if execution.state not in (ES.EXECUTION_STATE_PENDING, ES.EXECUTION_STATE_RUNNING):
+            return execution
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still {ES.ExecutionState.Name(execution.state)}")
+        await asyncio.sleep(0.05)
+
+
+async def idle(h: Harness, name: str, within: float = 15) -> None:
+    """Waits until the runner has sent everything due by the test clock."""
+    from govex_server.domain.execution.orders import OrderState
+
+    execution_id = name.split("/")[1]
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        async with h.store.read() as uow:
+            rows = await uow.orders.for_execution(execution_id)
+            record = await uow.executions.get(execution_id)
+        busy = [
+            o
+            for o in rows
+            if (o.state is OrderState.PENDING and o.scheduled_time <= h.clock.now())
+            or o.state in (OrderState.SUBMITTED, OrderState.UNKNOWN)
+        ]
+        if not busy or (record is not None and record.state.terminal):
+            return
+        await asyncio.sleep(0.05)
+        h.clock.advance(timedelta(seconds=1))  # a Retry-After also needs time to pass
+    raise AssertionError("the runner did not catch up")
+
+
+async def run_days(h: Harness, name: str, days: int) -> ES.Execution:
+    """Moves the test clock a day at a time (letting the runner catch up)
+    until the execution ends."""
+    for _ in range(days):
+        h.clock.advance(timedelta(days=1))
+        await asyncio.sleep(0.05)
+        await idle(h, name)
+        execution = await get(h, name)
+        if execution.state not in (ES.EXECUTION_STATE_PENDING, ES.EXECUTION_STATE_RUNNING):
+            return execution
+    return await wait_ended(h, name)
+
+
+async def orders(h: Harness, name: str) -> list[ES.Order]:
+    response = await h.exe.ListOrders(
+        exe.ListOrdersRequest(parent=name, page_size=1000), metadata=md("victor")
+    )
+    return list(response.orders)
+
+
+def paper(h: Harness) -> Any:
+    assert h.running is not None
+    return h.running.exchanges.get("")
+
+
+async def assert_store_matches_book(h: Harness, name: str) -> None:
+    stored = {o.client_order_id: o for o in await orders(h, name)}
+    book = {o.client_id: o for o in await paper(h).orders("gx")}
+    sent = {cid: o for cid, o in stored.items() if o.exchange_order_id}
+    assert set(sent) == set(book), "every order the exchange has is known, and vice versa"
+    for cid, o in sent.items():
+        assert o.filled_quantity == pytest.approx(book[cid].filled)
+    assert len(stored) == len({o.client_order_id for o in stored.values()})
+
+
+async def plan_state(h: Harness, plan: plan_pb2.Plan) -> int:
+    from govex.governance.v1 import governance_service_pb2 as gov
+
+    got = await h.gov.GetPlan(gov.GetPlanRequest(name=plan.name), metadata=md("victor"))
+    return got.plan.state
+
+
+@pytest.mark.parametrize(
+    "strategy", [ES.EXECUTION_STRATEGY_SEQUENTIAL, ES.EXECUTION_STRATEGY_PARALLEL]
+)
+async def test_execution_fills_completely_and_executes_the_plan(
+    harness: Harness, strategy: int
+) -> None:
+    h = harness
+    await publish(h, signal_set(h, minutes_old=0, **CONFIDENT))  # AGGRESSIVE: one day
+    await h.settle()
+    plan = await active(h, SMALL)
+    started = await execute(h, plan, strategy=strategy, max_parallel=8)
+    assert started.state == ES.EXECUTION_STATE_RUNNING
+    assert started.legs[0].side == ES.ORDER_SIDE_SELL
+    ended = await run_days(h, started.name, 2)
+    assert ended.state == ES.EXECUTION_STATE_SUCCEEDED, ended.state_reason
+    assert dict(ended.order_counts) == {"FILLED": sum(ended.order_counts.values())}
+    assert await plan_state(h, plan) == plan_pb2.PLAN_STATE_EXECUTED
+    await assert_store_matches_book(h, started.name)
+    balances = await paper(h).balances()
+    assert balances["BTC"].total == pytest.approx(26 / 100 * 175_000 / 50_000, rel=0.01)
+
+
+async def test_multi_day_execution_keeps_under_the_daily_cap(harness: Harness) -> None:
+    h = harness
+    plan = await active(h, BIG)  # no signals: SLOW, 3% a day = 5,250
+    started = await execute(h, plan)
+    first = await orders(h, started.name)
+    days = {o.slice_index for o in first}
+    assert len(first) > 9 and days
+    ended = await run_days(h, started.name, 12)
+    assert ended.state == ES.EXECUTION_STATE_SUCCEEDED, ended.state_reason
+    assert h.running is not None
+    async with h.store.read() as uow:
+        from sqlalchemy import select
+
+        from govex_server.store import tables as t
+
+        rows = (await uow.conn.execute(select(t.daily_notional.c.notional))).all()
+    assert len(rows) >= 9
+    assert all(r[0] <= 5_250 * 1.01 for r in rows)  # fills at the slipped price
+    await assert_store_matches_book(h, started.name)
+
+
+async def test_s3_freeze_mid_execution_stops_purchases_not_sells(harness: Harness) -> None:
+    h = harness
+    plan = await active(h, BIG)
+    started = await execute(h, plan, strategy=ES.EXECUTION_STRATEGY_SEQUENTIAL)
+    await freeze(h, freeze_pb2.FREEZE_TYPE_S3_ALERT_FREEZE, minutes=60 * 24 * 7)
+    ended = await run_days(h, started.name, 12)
+    assert ended.state == ES.EXECUTION_STATE_PARTIALLY_FILLED
+    by_side: dict[int, set[int]] = {}
+    for o in await orders(h, started.name):
+        by_side.setdefault(o.side, set()).add(o.state)
+    assert by_side[ES.ORDER_SIDE_SELL] == {ES.ORDER_STATE_FILLED}
+    assert ES.ORDER_STATE_CANCELLED in by_side[ES.ORDER_SIDE_BUY]
+    cancelled = [o for o in await orders(h, started.name) if o.state == ES.ORDER_STATE_CANCELLED]
+    assert all("S3_ALERT_FREEZE" in o.state_reason for o in cancelled)
+    assert await plan_state(h, plan) == plan_pb2.PLAN_STATE_ACTIVE
+    await assert_store_matches_book(h, started.name)
+
+
+async def test_full_freeze_cancels_open_orders_and_stops_the_execution(harness: Harness) -> None:
+    h = harness
+    plan = await active(h, BIG)
+    paper(h).inject("partial_fill", 3)  # leave open orders on the book
+    started = await execute(h, plan)
+    h.clock.advance(timedelta(hours=1))
+    await asyncio.sleep(0.3)
+    await freeze(h, freeze_pb2.FREEZE_TYPE_FULL_FREEZE)
+    ended = await wait_ended(h, started.name)
+    assert ended.state == ES.EXECUTION_STATE_CANCELLED
+    assert "FULL_FREEZE" in ended.state_reason
+    assert not await paper(h).orders("gx", open_only=True)
+    states = {o.state for o in await orders(h, started.name)}
+    assert states <= {ES.ORDER_STATE_FILLED, ES.ORDER_STATE_CANCELLED}
+    await assert_store_matches_book(h, started.name)
+
+
+@pytest.mark.parametrize(
+    "fault", ["timeout_after", "timeout_before", "rate_limited", "unavailable"]
+)
+async def test_faults_on_send_are_resolved_without_duplicates(harness: Harness, fault: str) -> None:
+    h = harness
+    await publish(h, signal_set(h, minutes_old=0, **CONFIDENT))
+    await h.settle()
+    plan = await active(h, SMALL)
+    paper(h).inject(fault)
+    started = await execute(h, plan)
+    ended = await run_days(h, started.name, 2)
+    assert ended.state == ES.EXECUTION_STATE_SUCCEEDED, ended.state_reason
+    stored = await orders(h, started.name)
+    if fault == "timeout_before":  # the lost send was retried under a new id
+        assert any(o.attempt == 1 for o in stored)
+        assert any("not found at the exchange" in o.state_reason for o in stored)
+    await assert_store_matches_book(h, started.name)
+
+
+async def test_rejection_and_partial_fill(harness: Harness) -> None:
+    h = harness
+    await publish(h, signal_set(h, minutes_old=0, **CONFIDENT))
+    await h.settle()
+    plan = await active(h, SMALL)
+    paper(h).inject("reject")
+    started = await execute(h, plan)
+    ended = await run_days(h, started.name, 2)
+    assert ended.state == ES.EXECUTION_STATE_PARTIALLY_FILLED
+    assert any(o.state == ES.ORDER_STATE_REJECTED for o in await orders(h, started.name))
+    assert await plan_state(h, plan) == plan_pb2.PLAN_STATE_ACTIVE  # not every leg filled
+
+
+async def test_partial_fill_then_the_rest(harness: Harness) -> None:
+    h = harness
+    await publish(h, signal_set(h, minutes_old=0, **CONFIDENT))
+    await h.settle()
+    plan = await active(h, SMALL)
+    paper(h).inject("partial_fill")
+    started = await execute(h, plan)
+    h.clock.advance(timedelta(days=1))
+    await asyncio.sleep(0.5)
+    assert any(o.state == ES.ORDER_STATE_PARTIALLY_FILLED for o in await orders(h, started.name))
+    await paper(h).fill_resting()
+    ended = await wait_ended(h, started.name)
+    assert ended.state == ES.EXECUTION_STATE_SUCCEEDED
+    await assert_store_matches_book(h, started.name)
+
+
+async def test_dry_run_sends_nothing_and_changes_nothing(harness: Harness) -> None:
+    h = harness
+    plan = await active(h, BIG)
+    await h.settle()
+    before = await snapshot(h.store)
+    dry = await execute(h, plan, dry_run=True)
+    assert dry.state == ES.EXECUTION_STATE_SIMULATED
+    assert dry.dry_run
+    assert await snapshot(h.store) == before
+    assert await paper(h).orders("gx") == []
+
+
+async def test_bad_execute_requests(harness: Harness) -> None:
+    h = harness
+    plan = await active(h, BIG)
+    draft = await propose(h, "alice", BIG)
+    await h.settle()
+    before = await snapshot(h.store)
+    cases: list[tuple[Any, grpc.StatusCode, str]] = [
+        (execute(h, draft), grpc.StatusCode.FAILED_PRECONDITION, "PLAN_STATE"),
+        (
+            h.exe.ExecutePlan(
+                exe.ExecutePlanRequest(plan=plan.name, etag='W/"stale"'), metadata=md("carol")
+            ),
+            grpc.StatusCode.ABORTED,
+            "ETAG_MISMATCH",
+        ),
+        (execute(h, plan, exchange="exchanges/kraken"), grpc.StatusCode.NOT_FOUND, "NOT_FOUND"),
+        (execute(h, plan, max_parallel=65), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"),
+        (execute(h, plan, strategy=7), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"),
+        (
+            h.exe.ExecutePlan(
+                exe.ExecutePlanRequest(plan=plan.name, etag=plan.etag), metadata=md("victor")
+            ),
+            grpc.StatusCode.PERMISSION_DENIED,
+            "ROLE_REQUIRED",
+        ),
+    ]
+    for call, code, reason in cases:
+        error = await refused(call)
+        assert (error.code, error.reason) == (code, reason), error
+    assert await snapshot(h.store) == before
+    await freeze(h, freeze_pb2.FREEZE_TYPE_S3_ALERT_FREEZE)
+    await h.settle()
+    frozen = await refused(execute(h, plan))
+    assert (frozen.code, frozen.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "FROZEN")
+
+
+async def test_twice_at_once_is_aborted(harness: Harness) -> None:
+    h = harness
+    plan = await active(h, BIG)
+    first = await execute(h, plan)
+    second = await refused(execute(h, plan))
+    assert (second.code, second.reason) == (grpc.StatusCode.ABORTED, "EXECUTION_RUNNING")
+    cancelled = await h.exe.CancelExecution(
+        exe.CancelExecutionRequest(name=first.name, reason="test"), metadata=md("carol")
+    )
+    assert cancelled.execution.state == ES.EXECUTION_STATE_CANCELLED
+    again = await refused(
+        h.exe.CancelExecution(exe.CancelExecutionRequest(name=first.name), metadata=md("carol"))
+    )
+    assert again.reason == "EXECUTION_STATE"
+
+
+async def test_watch_orders_follows_an_execution_to_its_end(harness: Harness) -> None:
+    h = harness
+    await publish(h, signal_set(h, minutes_old=0, **CONFIDENT))
+    await h.settle()
+    plan = await active(h, SMALL)
+    started = await execute(h, plan)
+    call = h.exe.WatchOrders(
+        exe.WatchOrdersRequest(execution=started.name, from_oldest=True), metadata=md("victor")
+    )
+    h.clock.advance(timedelta(days=1))
+    seen: dict[str, int] = {}
+    final_state = None
+
+    async def follow() -> None:
+        nonlocal final_state
+        while final_state != ES.EXECUTION_STATE_SUCCEEDED:
+            message: Any = await call.read()
+            assert message is not grpc.aio.EOF
+            if message.WhichOneof("message") == "event":
+                event = message.event
+                assert event.order.name.startswith(started.name + "/orders/")
+                seen[event.order.client_order_id] = event.order.state
+                final_state = event.execution_state
+
+    await asyncio.wait_for(follow(), 15)
+    call.cancel()
+    assert set(seen.values()) == {ES.ORDER_STATE_FILLED}
+
+
+async def test_restart_reconciles_an_unknown_order(harness: Harness) -> None:
+    h = harness
+    await publish(h, signal_set(h, minutes_old=0, **CONFIDENT))
+    await h.settle()
+    plan = await active(h, SMALL)
+    started = await execute(h, plan)
+    await h.restart()
+    ended = await run_days(h, started.name, 2)
+    assert ended.state == ES.EXECUTION_STATE_SUCCEEDED
+    await assert_store_matches_book(h, started.name)
