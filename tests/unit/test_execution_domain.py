@@ -341,3 +341,18 @@ def test_ramp_spreads_slices_and_used_today_counts() -> None:
     assert sum(s.notional for s in slices) == pytest.approx(5_000)
     tight = schedule(plan.legs, plan.portfolio_value, 0.5, 4, 100.0, NOW, used_today=49_000)
     assert sum(s.notional for s in tight if s.day == 0) == pytest.approx(1_000)
+
+
+def test_no_sliver_under_the_minimum_trade_is_scheduled() -> None:
+    plan = compute_legs(
+        [Target("BTC", 40), Target("ETH", 30), Target("USDT", 30)],
+        {"BTC": 1.2, "USDT": 40_000},
+        PRICES,
+        "USDT",
+        1.0,
+        100.0,
+    )
+    # 20,050 a day: the sells take 20,000, leaving a 50 sliver for the buys.
+    slices = schedule(plan.legs, plan.portfolio_value, 0.2005, 1, 100.0, NOW)
+    assert all(s.notional >= 100 - 1e-9 for s in slices)
+    assert sum(s.notional for s in slices) == pytest.approx(50_000)

@@ -165,6 +165,7 @@ class PaperExchange:
         if fault == "insufficient_funds":
             raise InsufficientFunds("insufficient balance")
         ratio = 0.5 if fault == "partial_fill" else self._config.fill_ratio
+        await self._book.run(lambda db: _received(db, client_id))
         order = await self._book.run(
             lambda db: self._place(db, client_id, symbol, side, quantity, price, ratio)
         )
@@ -277,6 +278,12 @@ class PaperExchange:
 
         return await self._book.run(read)
 
+    async def received(self) -> dict[str, int]:
+        """How many create requests reached the exchange, per client order id."""
+        return dict(
+            await self._book.run(lambda db: db.execute("SELECT * FROM received").fetchall())
+        )
+
     async def fill_resting(self) -> None:
         """Lets resting orders fill what the fill model allows (the market moved)."""
 
@@ -287,6 +294,16 @@ class PaperExchange:
                 self._fill(db, client_id, float("inf"))
 
         await self._book.run(fill)
+
+
+def _received(db: sqlite3.Connection, client_id: str) -> None:
+    """Counts every create request that reached the exchange (duplicates
+    included): how tests prove no client order id was sent twice."""
+    db.execute(
+        "INSERT INTO received VALUES (?, 1) "
+        "ON CONFLICT (client_id) DO UPDATE SET count = count + 1",
+        (client_id,),
+    )
 
 
 def _move(db: sqlite3.Connection, asset: str, free: float, locked: float) -> None:

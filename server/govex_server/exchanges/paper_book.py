@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS orders (client_id TEXT PRIMARY KEY, exchange_id TEXT 
     symbol TEXT NOT NULL, side TEXT NOT NULL, quantity REAL NOT NULL, price REAL NOT NULL,
     filled REAL NOT NULL, average_price REAL NOT NULL, fee REAL NOT NULL, status TEXT NOT NULL,
     seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS received (client_id TEXT PRIMARY KEY, count INTEGER NOT NULL);
 """
 
 

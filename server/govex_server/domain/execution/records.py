@@ -103,6 +103,9 @@ def outcome(orders: Sequence[OrderRecord], cancelled_by: str) -> tuple[Execution
     stopped it; PARTIALLY_FILLED when something filled; else FAILED."""
     if cancelled_by:
         return ExecutionState.CANCELLED, cancelled_by
+    if not orders:
+        # Every leg was skipped by policy (no-trade zone, minimum trade).
+        return ExecutionState.SUCCEEDED, "nothing to trade: every leg skipped by policy"
     # A lost send retried under a new attempt counts by its last attempt.
     latest: dict[tuple[int, int], OrderRecord] = {}
     for o in orders:
@@ -119,4 +122,4 @@ def outcome(orders: Sequence[OrderRecord], cancelled_by: str) -> tuple[Execution
     )
     if traded:
         return ExecutionState.PARTIALLY_FILLED, "; ".join(failed)[:1000]
-    return ExecutionState.FAILED, "; ".join(failed)[:1000] or "no order"
+    return ExecutionState.FAILED, "; ".join(failed)[:1000]

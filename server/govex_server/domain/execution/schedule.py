@@ -58,6 +58,10 @@ def schedule(
             take = min(remaining[index], left_today)
             if take <= 1e-9:
                 continue
+            if take < remaining[index] - 1e-9 and take < min_trade_usd:
+                # A sliver of today's budget: better whole tomorrow than an
+                # order under the minimum trade today.
+                break
             portions.append((index, take))
             remaining[index] -= take
             left_today -= take
