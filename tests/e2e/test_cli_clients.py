@@ -28,7 +28,13 @@ class Server:
     def __init__(self, tmp: Path) -> None:
         self.address = f"127.0.0.1:{free_port()}"
         self.log = tmp / "server.log"
-        env = {**os.environ, "GOVEX_COOLDOWN_HOURS": "24", "GOVEX_LOG_FORMAT": "json"}
+        env = {
+            **os.environ,
+            "GOVEX_COOLDOWN_HOURS": "24",
+            "GOVEX_LOG_FORMAT": "json",
+            # One slice per leg, so an execution ends at once on the paper account.
+            "GOVEX_MIN_TRADE_USD": "4000",
+        }
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
                 [
@@ -324,3 +330,89 @@ def test_grpcurl_publishes_signals_and_reads_the_policy_back(server: Server) -> 
     explanation = state["policy"]["explanation"]
     assert any("AGGRESSIVE" in line for line in explanation)
     assert any("smoothed" in line for line in explanation)
+
+
+def test_grpcurl_dry_run_execution_and_watch_orders_to_the_end(server: Server) -> None:
+    import datetime as dt
+
+    as_of = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    server.call(
+        "PublishSignals",
+        {
+            "signals": {
+                "as_of": as_of,
+                "confidence": 0.9,
+                "contradiction_index": 0.1,
+                "blended_score": 85,
+            }
+        },
+        "model-7",
+    )
+    targets = [
+        {"asset": "BTC", "weight_percent": 26},
+        {"asset": "ETH", "weight_percent": 17},
+        {"asset": "USDT", "weight_percent": 57},
+    ]
+    plan = server.call("ProposePlan", {"targets": targets}, "alice")["plan"]
+    for method, who in (("ReviewPlan", "bob"), ("ApprovePlan", "bob"), ("ActivatePlan", "carol")):
+        plan = server.call(method, {"name": plan["name"], "etag": plan["etag"]}, who)["plan"]
+    exe = "govex.execution.v1.ExecutionService"
+
+    def execute(body: dict[str, Any]) -> dict[str, Any]:
+        result = server.grpcurl(f"{exe}/ExecutePlan", data=body, who="carol")
+        assert result.returncode == 0, result.stderr
+        execution: dict[str, Any] = json.loads(result.stdout)["execution"]
+        return execution
+
+    dry = execute({"plan": plan["name"], "etag": plan["etag"], "dry_run": True})
+    assert dry["state"] == "EXECUTION_STATE_SIMULATED"
+    real = execute({"plan": plan["name"], "etag": plan["etag"]})
+    assert real["state"] == "EXECUTION_STATE_RUNNING"
+    watched = server.grpcurl(
+        f"{exe}/WatchOrders",
+        data={"execution": real["name"], "from_oldest": True},
+        who="victor",
+        max_time=8,
+    )
+    messages = [json.loads(part) for part in _json_objects(watched.stdout)]
+    events = [m["event"] for m in messages if "event" in m]
+    assert events, watched.stderr
+    assert events[-1]["execution_state"] == "EXECUTION_STATE_SUCCEEDED"
+    assert {e["order"]["state"] for e in events[-2:]} == {"ORDER_STATE_FILLED"}
+    got = server.grpcurl(f"{exe}/GetExecution", data={"name": real["name"]}, who="victor")
+    assert json.loads(got.stdout)["execution"]["state"] == "EXECUTION_STATE_SUCCEEDED"
+    # The example another team copies follows the same execution to its end.
+    example = subprocess.run(
+        [
+            sys.executable,
+            "clients/examples/watch_orders.py",
+            "--target",
+            server.address,
+            "--token",
+            token("victor"),
+            "--execution",
+            real["name"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert example.returncode == 0, example.stderr
+    assert "execution ended: SUCCEEDED" in example.stdout
+    assert "FILLED" in example.stdout
+
+
+def _json_objects(text: str) -> list[str]:
+    """Splits grpcurl's stream output (pretty-printed objects one after another)."""
+    objects, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                objects.append(text[start : i + 1])
+    return objects
