@@ -29,6 +29,7 @@ from govex_server.exchanges.base import ExchangeRegistry
 from govex_server.exchanges.paper import PaperConfig, PaperExchange
 from govex_server.exchanges.paper_book import PaperBook
 from govex_server.exchanges.rate_limit import OrderRateLimiter
+from govex_server.services.accounts import AccountService
 from govex_server.services.bounds import PolicyBounds
 from govex_server.services.engine import ExecutionEngine
 from govex_server.services.event_bus import EventBus
@@ -171,8 +172,11 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         ):
             tasks.append(asyncio.create_task(body, name=name))
         streams = EventStreams(store, bus, settings.heartbeat_seconds, clock.now)
-        exchanges, planner, engine = _execution(settings, clock, store, governance, policy, freezes)
+        exchanges, planner, engine, accounts = _execution(
+            settings, clock, store, governance, policy, freezes
+        )
         store.on_change(engine.on_freeze_created, frozenset({EventKind.FREEZE_CREATED.value}))
+        await accounts.load()
         # Open orders are reconciled before any new execution is accepted.
         await engine.start()
         auth = Authenticator(principals)
@@ -185,7 +189,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         )
         register(
             server,
-            ExecutionServicer(auth, planner, exchanges, engine, governance, streams),
+            ExecutionServicer(auth, planner, exchanges, engine, governance, streams, accounts),
             EXECUTION,
             frozenset({"WatchOrders"}),
         )
@@ -231,8 +235,8 @@ def _execution(
     governance: GovernanceService,
     policy: PolicyService,
     freezes: FreezeService,
-) -> tuple[ExchangeRegistry, ExecutionPlanner, ExecutionEngine]:
-    """The exchange accounts, the planner and the engine."""
+) -> tuple[ExchangeRegistry, ExecutionPlanner, ExecutionEngine, AccountService]:
+    """The exchange accounts, the planner, the engine and ConnectExchange."""
     try:
         paper = (
             PaperConfig.load(settings.paper_exchange_file)
@@ -263,7 +267,17 @@ def _execution(
     engine = ExecutionEngine(
         store, clock, governance, planner, freezes, exchanges, limiters, limits
     )
-    return exchanges, planner, engine
+    accounts = AccountService(
+        store,
+        clock,
+        exchanges,
+        limiters,
+        settings.credentials_key,
+        settings.live_trading_enabled,
+        settings.max_orders_per_window,
+        window,
+    )
+    return exchanges, planner, engine, accounts
 
 
 def paper_book_path(settings: Settings) -> str:

@@ -53,6 +53,8 @@ class Settings:
     # Per-account order-rate budget (Binance spot: 40 orders per 10 s).
     max_orders_per_window: int = 40
     order_window_seconds: float = 10.0
+    # Fernet key (base64) encrypting exchange credentials at rest.
+    credentials_key: str = ""
     # Live (non-sandbox) trading must be switched on explicitly.
     live_trading_enabled: bool = False
     # Every threshold of POLICY.md, from the [policy] table of the config

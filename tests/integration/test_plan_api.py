@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import grpc
 
-from govex.execution.v1 import execution_service_pb2 as exe
 from govex.governance.v1 import governance_service_pb2 as gov
 from govex.governance.v1 import plan_pb2
 from govex_server.store import tables
@@ -219,19 +218,6 @@ async def test_full_ai_step_outside_the_bounds_waits_for_a_human(harness: Harnes
     assert (await review(h, plan, "bob")).state == P.PLAN_STATE_REVIEWED
 
 
-async def test_contract_rpcs_not_built_yet_are_unimplemented(harness: Harness) -> None:
-    h = harness
-    error = await refused(
-        h.exe.ConnectExchange(
-            exe.ConnectExchangeRequest(name="exchanges/binance"), metadata=md("carol")
-        )
-    )
-    assert (error.code, error.reason) == (grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED")
-    # Still authenticated first: no token is UNAUTHENTICATED, not UNIMPLEMENTED.
-    error = await refused(h.exe.ConnectExchange(exe.ConnectExchangeRequest()))
-    assert error.code == grpc.StatusCode.UNAUTHENTICATED
-
-
 async def set_mode(h: Harness, mode: P.GovernanceMode.ValueType) -> None:
     state = (
         await h.gov.GetGovernanceState(gov.GetGovernanceStateRequest(), metadata=md("dana"))
@@ -255,6 +241,7 @@ def test_tables_module_lists_every_table() -> None:
         "executions",
         "orders",
         "daily_notional",
+        "exchange_accounts",
     }
 
 

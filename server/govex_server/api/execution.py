@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, TypeVar
 
-from govex.execution.v1 import execution_pb2
+from govex.execution.v1 import exchange_pb2, execution_pb2
 from govex.execution.v1 import execution_service_pb2 as pb
 from govex.execution.v1 import execution_service_pb2_grpc as pb_grpc
 from govex_server.api import convert
@@ -19,7 +19,7 @@ from govex_server.api.execution_convert import (
     order_record_to_pb,
     validation_to_pb,
 )
-from govex_server.api.rpc import Context, idempotent, not_built, stream, unary
+from govex_server.api.rpc import Context, idempotent, stream, unary
 from govex_server.api.streams import EventStreams
 from govex_server.domain.errors import invalid_field
 from govex_server.domain.events import EventKind
@@ -28,6 +28,7 @@ from govex_server.domain.execution.records import ExecutionState, Strategy
 from govex_server.domain.ids import parse_name
 from govex_server.domain.principals import Principal
 from govex_server.exchanges.base import ExchangeRegistry
+from govex_server.services.accounts import AccountRequest, AccountService
 from govex_server.services.engine import ExecuteRequest, ExecutionEngine, ExecutionView
 from govex_server.services.governance import GovernanceService
 from govex_server.services.planning import ExecutionPlanner
@@ -77,8 +78,10 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
         engine: ExecutionEngine,
         governance: GovernanceService,
         streams: EventStreams,
+        accounts: AccountService,
     ) -> None:
         self.auth = auth
+        self._accounts = accounts
         self._planner = planner
         self._exchanges = exchanges
         self._engine = engine
@@ -168,14 +171,43 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
         self, request: pb.ListExchangesRequest, principal: Principal
     ) -> pb.ListExchangesResponse:
         return pb.ListExchangesResponse(
-            exchanges=[exchange_to_pb(e) for e in self._exchanges.all()]
+            exchanges=[
+                exchange_to_pb(e, self._engine.budget(e.account)) for e in self._exchanges.all()
+            ]
         )
 
     @unary("ConnectExchange")
     async def ConnectExchange(
         self, request: pb.ConnectExchangeRequest, principal: Principal
     ) -> pb.ConnectExchangeResponse:
-        raise not_built("ConnectExchange", "exchange accounts: issue 5")
+        kinds = {exchange_pb2.EXCHANGE_KIND_PAPER: "paper", exchange_pb2.EXCHANGE_KIND_CCXT: "ccxt"}
+        if request.kind not in kinds:
+            raise invalid_field("kind", f"{request.kind} is not PAPER or CCXT")
+        credentials = {
+            "api_key": request.credentials.api_key,
+            "secret": request.credentials.secret,
+            "password": request.credentials.password,
+        }
+        account = AccountRequest(
+            name=request.name,
+            kind=kinds[request.kind],
+            ccxt_id=request.ccxt_id,
+            sandbox=request.sandbox,
+            credentials={k: v for k, v in credentials.items() if v},
+            quote=request.quote_currency,
+            max_orders_per_window=request.max_orders_per_window,
+        )
+        return await idempotent(
+            self._governance,
+            principal,
+            "ConnectExchange",
+            request,
+            pb.ConnectExchangeResponse,
+            lambda idem: self._accounts.connect(principal, account),
+            lambda exchange: pb.ConnectExchangeResponse(
+                exchange=exchange_to_pb(exchange, self._engine.budget(exchange.account))
+            ),
+        )
 
     @stream("WatchOrders")
     async def WatchOrders(  # type: ignore[override]

@@ -17,6 +17,7 @@ from govex_server.domain.execution.safety import Verdict as SafetyVerdict
 from govex_server.domain.execution.schedule import Slice
 from govex_server.domain.policy import Policy
 from govex_server.exchanges.base import Exchange
+from govex_server.exchanges.rate_limit import Budget
 from govex_server.services.planning import PlannedOrder, PlanValidation
 
 
@@ -111,22 +112,30 @@ def validation_to_pb(v: PlanValidation) -> pb.ValidatePlanResponse:
     )
 
 
-def exchange_to_pb(exchange: Exchange) -> exchange_pb2.Exchange:
+def exchange_to_pb(exchange: Exchange, budget: Budget | None) -> exchange_pb2.Exchange:
     """The proto Exchange (credentials are never returned)."""
     kind = (
         exchange_pb2.EXCHANGE_KIND_PAPER
         if exchange.kind == "paper"
-        else (exchange_pb2.EXCHANGE_KIND_CCXT)
+        else exchange_pb2.EXCHANGE_KIND_CCXT
     )
-    return exchange_pb2.Exchange(
+    out = exchange_pb2.Exchange(
         name=f"exchanges/{exchange.account}",
         kind=kind,
+        ccxt_id=getattr(exchange, "ccxt_id", ""),
         sandbox=exchange.sandbox,
         connected=True,
         health=exchange_pb2.EXCHANGE_HEALTH_HEALTHY,
-        has_credentials=False,
+        has_credentials=exchange.kind != "paper",
         quote_currency=exchange.quote,
     )
+    if budget is not None:
+        out.rate_budget.max_orders = budget.max_orders
+        out.rate_budget.window.FromTimedelta(budget.window)
+        out.rate_budget.remaining = budget.remaining
+        if budget.blocked_until is not None:
+            out.rate_budget.blocked_until.CopyFrom(timestamp(budget.blocked_until))
+    return out
 
 
 def order_state_to_pb(state: OrderState) -> execution_pb2.OrderState.ValueType:

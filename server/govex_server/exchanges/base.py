@@ -90,6 +90,10 @@ class ExchangeRegistry:
             raise ValueError("at least one exchange account is required")
         self.default = next(iter(self._accounts))
 
+    def put(self, exchange: Exchange) -> None:
+        """Adds or replaces an account (the default never changes)."""
+        self._accounts[exchange.account] = exchange
+
     def all(self) -> list[Exchange]:
         """Every account, the default first."""
         return list(self._accounts.values())

@@ -63,7 +63,7 @@ from govex_server.exchanges.errors import (
     OutcomeUnknown,
     RateLimited,
 )
-from govex_server.exchanges.rate_limit import OrderRateLimiter
+from govex_server.exchanges.rate_limit import Budget, OrderRateLimiter
 from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import GovernanceService
 from govex_server.services.planning import ExecutionPlanner, PlanValidation
@@ -173,6 +173,11 @@ class ExecutionEngine:
         task = asyncio.create_task(self._run(execution_id), name=f"execution-{execution_id}")
         self._runners[execution_id] = task
         task.add_done_callback(lambda _t: self._runners.pop(execution_id, None))
+
+    def budget(self, account: str) -> Budget | None:
+        """The order-rate budget of an account."""
+        limiter = self._limiters.get(account)
+        return limiter.budget() if limiter is not None else None
 
     def poke(self, execution_id: str | None = None) -> None:
         """Something changed (a fill, a freeze): runners look again."""

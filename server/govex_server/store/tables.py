@@ -253,3 +253,18 @@ daily_notional = Table(
     Column("day", String(10), primary_key=True),
     Column("notional", Float, nullable=False),
 )
+
+# Exchange accounts configured at run time (ConnectExchange). Credentials are
+# stored encrypted (Fernet, key from the settings) and never returned.
+exchange_accounts = Table(
+    "exchange_accounts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("ccxt_id", String(40), nullable=False),
+    Column("sandbox", Boolean, nullable=False),
+    Column("quote", String(16), nullable=False),
+    Column("max_orders_per_window", Integer, nullable=False),
+    Column("credentials", LargeBinary, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
