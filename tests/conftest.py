@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -107,7 +108,9 @@ HarnessFactory = Callable[..., Awaitable[Harness]]
 
 
 @pytest.fixture
-async def harness_factory(database_url: str, clock: ManualClock) -> AsyncIterator[HarnessFactory]:
+async def harness_factory(
+    database_url: str, clock: ManualClock, tmp_path: Path
+) -> AsyncIterator[HarnessFactory]:
     """Starts servers on the test's database with setting overrides; several
     of them share the database (replicas) and the clock."""
     started: list[Harness] = []
@@ -119,6 +122,8 @@ async def harness_factory(database_url: str, clock: ManualClock) -> AsyncIterato
                 database_url=database_url,
                 principals_file=PRINCIPALS_FILE,
                 cooldown_hours=24,
+                # The paper exchange's own book, kept across restarts.
+                paper_book_file=str(tmp_path / "paper-book.db"),
             ),
             **overrides,
         )

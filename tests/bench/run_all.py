@@ -21,7 +21,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from govex.governance.v1 import governance_service_pb2 as gov
-from tests.bench import fanout, h2load
+from tests.bench import execution_bench, fanout, h2load
 from tests.postgres import free_port
 
 BIN = Path(sys.executable).parent
@@ -168,6 +168,7 @@ def main() -> int:
         server.wait(timeout=30)
         echo.terminate()
         echo.wait(timeout=30)
+    ok = execution_bench.main() and ok
     return 0 if ok else 1
 
 

@@ -350,3 +350,53 @@ async def test_restart_reconciles_an_unknown_order(harness: Harness) -> None:
     ended = await run_days(h, started.name, 2)
     assert ended.state == ES.EXECUTION_STATE_SUCCEEDED
     await assert_store_matches_book(h, started.name)
+
+
+async def test_insufficient_funds_is_a_rejection(harness: Harness) -> None:
+    h = harness
+    await publish(h, signal_set(h, minutes_old=0, **CONFIDENT))
+    await h.settle()
+    plan = await active(h, SMALL)
+    paper(h).inject("insufficient_funds")
+    started = await execute(h, plan)
+    ended = await run_days(h, started.name, 2)
+    assert ended.state == ES.EXECUTION_STATE_PARTIALLY_FILLED
+    rejected = [o for o in await orders(h, started.name) if o.state == ES.ORDER_STATE_REJECTED]
+    assert rejected and "insufficient" in rejected[0].state_reason
+    await assert_store_matches_book(h, started.name)
+
+
+async def test_a_fill_racing_the_cancel_wins(harness: Harness) -> None:
+    h = harness
+    await publish(h, signal_set(h, minutes_old=0, **CONFIDENT))
+    await h.settle()
+    plan = await active(h, SMALL)
+    paper(h).inject("partial_fill", 2)
+    started = await execute(h, plan)
+    h.clock.advance(timedelta(days=1))
+    await idle(h, started.name)
+    paper(h).inject("fill_races_cancel", 2)
+    cancelled = await h.exe.CancelExecution(
+        exe.CancelExecutionRequest(name=started.name, reason="race"), metadata=md("carol")
+    )
+    assert cancelled.execution.state == ES.EXECUTION_STATE_CANCELLED
+    states = [o.state for o in await orders(h, started.name)]
+    assert ES.ORDER_STATE_FILLED in states  # the fill beat the cancel
+    await assert_store_matches_book(h, started.name)
+
+
+async def test_an_order_unknown_to_the_store_is_adopted_at_start(harness: Harness) -> None:
+    h = harness
+    plan = await active(h, BIG)
+    started = await execute(h, plan)
+    execution_id = started.name.split("/")[1]
+    from govex_server.domain.execution.orders import client_order_id
+
+    stray = client_order_id(execution_id, 0, 999, 0)
+    # As if govex crashed between the exchange accepting and the row being written.
+    await paper(h).create_order(stray, "BTC/USDT", "SELL", 0.01, 49_000.0)
+    await h.restart()
+    assert h.running is not None
+    assert stray in h.running.engine.adopted
+    adopted = [o for o in await orders(h, started.name) if o.client_order_id == stray]
+    assert adopted and adopted[0].state_reason == "adopted at reconciliation"

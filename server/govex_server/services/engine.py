@@ -485,7 +485,9 @@ class ExecutionEngine:
         quote = exchange.quote
         async with self._store.read() as uow:
             used = await uow.daily_notional.get(exchange.account, now.date())
-            known = await uow.orders.client_ids()
+            twin = await uow.orders.by_client_id(order.client_order_id)
+        # The duplicate rule: this client order id belongs to another order.
+        known = {order.client_order_id} if twin is not None and twin.id != order.id else set()
         cap = float(execution.policy.get("cap_daily", 0)) * execution.portfolio_value
         if used + quantity * price > cap * 1.01 + 1e-9:
             # The schedule spreads the cap, but a late slice (a restart, a
@@ -499,7 +501,6 @@ class ExecutionEngine:
                 scheduled_time=tomorrow,
             )
             return
-        known.discard(order.client_order_id)
         verdict = validate(
             ProposedOrder(
                 order.client_order_id,

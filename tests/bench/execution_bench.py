@@ -1,0 +1,155 @@
+"""Execution benchmark (issue 5): a 1,000-order execution on the paper
+exchange, PARALLEL with max_parallel 32 and no rate limit, at 0 ms and at
+20 ms simulated exchange latency: orders per second end to end (order row,
+freeze re-check, safety, send, fill, event) and the wall time against the
+ideal (orders x latency / concurrency). Targets: >= 500 orders/s at 0 ms;
+within 1.5x the ideal at 20 ms. Printed, never asserted."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from govex_server.api.event_codec import encode_event
+from govex_server.domain.clock import SystemClock
+from govex_server.domain.execution.orders import OrderState, client_order_id
+from govex_server.domain.execution.records import (
+    ExecutionRecord,
+    ExecutionState,
+    OrderRecord,
+    Strategy,
+)
+from govex_server.domain.execution.safety import Level, Limits
+from govex_server.domain.ids import UlidFactory
+from govex_server.domain.phase import PhaseSettings
+from govex_server.domain.policy import PolicySettings
+from govex_server.exchanges.base import ExchangeRegistry
+from govex_server.exchanges.paper import PaperConfig, PaperExchange
+from govex_server.exchanges.paper_book import PaperBook
+from govex_server.services.bounds import PolicyBounds
+from govex_server.services.engine import ExecutionEngine
+from govex_server.services.freezes import FreezeService
+from govex_server.services.governance import GovernanceService
+from govex_server.services.planning import ExecutionPlanner
+from govex_server.services.policy import PolicyService
+from govex_server.store.database import Store, create_engine
+from govex_server.store.migrate import migrate
+
+ORDERS = 1000
+PARALLEL = 32
+
+
+async def run(latency_ms: float) -> tuple[float, float]:
+    """Seconds for ORDERS orders, and the ideal seconds."""
+    tmp = Path(tempfile.mkdtemp(prefix="govex-exec-bench-"))
+    clock = SystemClock()
+    store = Store(create_engine(f"sqlite:///{tmp}/govex.db"), encode_event)
+    await migrate(store.engine)
+    policy = PolicyService(store, clock, PolicySettings(), PhaseSettings())
+    governance = GovernanceService(store, clock, timedelta(hours=24), PolicyBounds(policy, clock))
+    freezes = FreezeService(store, clock)
+    config = PaperConfig(
+        balances={"USDT": 10_000_000.0}, prices={"BTC": 50_000.0}, latency_ms=latency_ms
+    )
+    exchanges = ExchangeRegistry(
+        [PaperExchange("paper", config, PaperBook(str(tmp / "book.db"), config.balances))]
+    )
+    limits = Limits(1e9, 1e12, 600, None, False, config.fee_rate)
+    planner = ExecutionPlanner(
+        governance, policy, freezes, exchanges, limits, Level.MODERATE, clock
+    )
+    engine = ExecutionEngine(store, clock, governance, planner, freezes, exchanges, {}, limits)
+    ids = UlidFactory()
+    now = clock.now()
+    execution = ExecutionRecord(
+        id=ids.new(now),
+        plan_id=ids.new(now),
+        exchange="paper",
+        state=ExecutionState.RUNNING,
+        strategy=Strategy.PARALLEL,
+        max_parallel=PARALLEL,
+        safety_level="MODERATE",
+        actor="bench",
+        actor_kind="human",
+        legs=(
+            {
+                "index": 0,
+                "asset": "BTC",
+                "symbol": "BTC/USDT",
+                "side": "BUY",
+                "operation": "PURCHASE",
+                "requires": ["PURCHASE", "REBALANCING"],
+                "current_percent": 0,
+                "target_percent": 10,
+                "notional": 1e6,
+                "quantity": 20,
+                "skip_reason": "",
+            },
+        ),
+        policy={"cap_daily": 0.5, "slippage_limit_bps": 30},
+        portfolio_value=10_000_000.0,
+        create_time=now,
+    )
+    async with store.write() as uow:
+        await uow.executions.add(execution)
+        for i in range(ORDERS):
+            await uow.orders.add(
+                OrderRecord(
+                    id=ids.new(now),
+                    execution_id=execution.id,
+                    client_order_id=client_order_id(execution.id, 0, i, 0),
+                    symbol="BTC/USDT",
+                    side="BUY",
+                    quantity=0.01,
+                    price=50_150.0,
+                    reference_price=50_000.0,
+                    leg_index=0,
+                    slice_index=i,
+                    attempt=0,
+                    operation="PURCHASE",
+                    day=0,
+                    scheduled_time=now,
+                    state=OrderState.PENDING,
+                    create_time=now,
+                    update_time=now,
+                )
+            )
+    started = time.perf_counter()
+    await engine._run(execution.id)  # the runner itself, to the end
+    seconds = time.perf_counter() - started
+    final = await engine.get(execution.name)
+    filled = sum(o.state is OrderState.FILLED for o in final.orders)
+    assert filled == ORDERS, f"only {filled} filled: {final.execution.state_reason}"
+    await store.close()
+    return seconds, ORDERS * latency_ms / 1000 / PARALLEL
+
+
+def main() -> bool:
+    """Both runs; True when both targets are met."""
+    ok = True
+    for latency, target in ((0.0, None), (20.0, 1.5)):
+        seconds, ideal = asyncio.run(run(latency))
+        rate = ORDERS / seconds
+        if target is None:
+            met = rate >= 500
+            print(
+                f"execution, {latency:g} ms latency: {ORDERS} orders in {seconds:.2f}s = "
+                f"{rate:,.0f} orders/s (target >= 500): {'met' if met else 'NOT met'}"
+            )
+        else:
+            ratio = seconds / ideal
+            met = ratio <= target
+            print(
+                f"execution, {latency:g} ms latency: {ORDERS} orders in {seconds:.2f}s = "
+                f"{rate:,.0f} orders/s; {ratio:.1f}x the ideal {ideal:.2f}s "
+                f"(target <= {target}x): {'met' if met else 'NOT met'}"
+            )
+        ok = ok and met
+    return ok
+
+
+if __name__ == "__main__":
+    raise SystemExit(0 if main() else 1)
