@@ -121,3 +121,31 @@ async def test_bad_validate_requests(harness: Harness) -> None:
     assert (bad_plan.code, bad_plan.fields) == (grpc.StatusCode.INVALID_ARGUMENT, ["plan"])
     bad_level = await refused(validate(h, name, safety_level=9))
     assert bad_level.fields == ["safety_level"]
+
+
+class Unreachable:
+    """An account whose exchange cannot be reached."""
+
+    account = "down"
+    kind = "ccxt"
+    sandbox = True
+    quote = "USDT"
+    reachable = False
+
+    async def balances(self) -> Any:
+        from govex_server.exchanges.errors import ExchangeUnavailable
+
+        raise ExchangeUnavailable("connection refused")
+
+
+async def test_an_unreachable_exchange_is_unavailable(harness: Harness) -> None:
+    h = harness
+    name = await active_plan(h)
+    assert h.running is not None
+    h.running.exchanges.put(Unreachable())  # type: ignore[arg-type]
+    error = await refused(validate(h, name, exchange="exchanges/down"))
+    assert (error.code, error.reason) == (grpc.StatusCode.UNAVAILABLE, "EXCHANGE_UNAVAILABLE")
+    assert error.retry_delay is not None
+    listed = await h.exe.ListExchanges(exe.ListExchangesRequest(), metadata=md("victor"))
+    down = next(e for e in listed.exchanges if e.name == "exchanges/down")
+    assert (down.connected, down.health) == (False, exchange_pb2.EXCHANGE_HEALTH_UNAVAILABLE)

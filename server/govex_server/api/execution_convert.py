@@ -119,13 +119,21 @@ def exchange_to_pb(exchange: Exchange, budget: Budget | None) -> exchange_pb2.Ex
         if exchange.kind == "paper"
         else exchange_pb2.EXCHANGE_KIND_CCXT
     )
+    # The paper account is always there; a ccxt account is as its last call
+    # found it (unknown until the first one).
+    reachable: bool | None = getattr(exchange, "reachable", True)
+    health = {
+        True: exchange_pb2.EXCHANGE_HEALTH_HEALTHY,
+        False: exchange_pb2.EXCHANGE_HEALTH_UNAVAILABLE,
+        None: exchange_pb2.EXCHANGE_HEALTH_UNSPECIFIED,
+    }[reachable]
     out = exchange_pb2.Exchange(
         name=f"exchanges/{exchange.account}",
         kind=kind,
         ccxt_id=getattr(exchange, "ccxt_id", ""),
         sandbox=exchange.sandbox,
-        connected=True,
-        health=exchange_pb2.EXCHANGE_HEALTH_HEALTHY,
+        connected=reachable is not False,
+        health=health,
         has_credentials=exchange.kind != "paper",
         quote_currency=exchange.quote,
     )

@@ -83,6 +83,8 @@ class CcxtExchange:
         self.sandbox = sandbox
         self.quote = quote
         self._x: Any = getattr(ccxt_async, ccxt_id)(config)
+        # None until a call was made; then whether the last one reached it.
+        self.reachable: bool | None = None
         if sandbox:
             self._x.set_sandbox_mode(True)
 
@@ -92,7 +94,9 @@ class CcxtExchange:
 
     async def _call(self, method: str, *args: Any, creating: bool = False) -> Any:
         try:
-            return await getattr(self._x, method)(*args)
+            result = await getattr(self._x, method)(*args)
+            self.reachable = True
+            return result
         except ccxt_errors.InsufficientFunds as exc:
             raise InsufficientFunds(str(exc)) from exc
         except ccxt_errors.OrderNotFound as exc:
@@ -102,6 +106,7 @@ class CcxtExchange:
         except (ccxt_errors.DDoSProtection, ccxt_errors.RateLimitExceeded) as exc:  # HTTP 429
             raise RateLimited(str(exc), _retry_after(self._x)) from exc
         except ccxt_errors.NetworkError as exc:
+            self.reachable = False
             if creating:
                 raise OutcomeUnknown(str(exc)) from exc
             raise ExchangeUnavailable(str(exc)) from exc
