@@ -276,6 +276,11 @@ async def test_bad_execute_requests(harness: Harness) -> None:
         ),
         (execute(h, plan, exchange="exchanges/kraken"), grpc.StatusCode.NOT_FOUND, "NOT_FOUND"),
         (execute(h, plan, max_parallel=65), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"),
+        (
+            execute(h, plan, strategy=ES.EXECUTION_STRATEGY_PARALLEL, max_parallel=0),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_ARGUMENT",
+        ),
         (execute(h, plan, strategy=7), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"),
         (
             h.exe.ExecutePlan(
@@ -400,3 +405,17 @@ async def test_an_order_unknown_to_the_store_is_adopted_at_start(harness: Harnes
     assert stray in h.running.engine.adopted
     adopted = [o for o in await orders(h, started.name) if o.client_order_id == stray]
     assert adopted and adopted[0].state_reason == "adopted at reconciliation"
+
+
+async def test_orders_the_safety_validator_refuses_block_the_execution(
+    harness_factory: Any,
+) -> None:
+    h = await harness_factory(max_order_notional=100.0)
+    plan = await active(h, BIG)
+    await h.settle()
+    before = await snapshot(h.store)
+    error = await refused(execute(h, plan))
+    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "SAFETY_REJECTED")
+    assert "MAX_ORDER_NOTIONAL" in str(error)
+    assert await snapshot(h.store) == before
+    assert await paper(h).orders("gx") == []

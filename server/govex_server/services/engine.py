@@ -35,6 +35,7 @@ from govex_server.domain.execution.orders import (
     client_order_id,
     parse_client_order_id,
 )
+from govex_server.domain.execution.orders import move as move_state
 from govex_server.domain.execution.records import (
     ExecutionRecord,
     ExecutionState,
@@ -72,7 +73,7 @@ from govex_server.store.repositories import AuditRecord
 
 log = logging.getLogger("govex.engine")
 
-DEFAULT_PARALLEL = 4
+DEFAULT_PARALLEL = 4  # what SEQUENTIAL records; it sends one at a time anyway
 MAX_PARALLEL = 64
 POLL_OPEN_SECONDS = 0.5
 SEND_RETRIES = 5
@@ -212,9 +213,13 @@ class ExecutionEngine:
                 "open orders are being reconciled; executions start after that",
                 retry_after_seconds=1,
             )
+        if request.strategy is Strategy.PARALLEL and not 1 <= request.max_parallel <= MAX_PARALLEL:
+            raise invalid_field(
+                "max_parallel", f"{request.max_parallel}: PARALLEL needs 1 to {MAX_PARALLEL}"
+            )
+        if not 0 <= request.max_parallel <= MAX_PARALLEL:
+            raise invalid_field("max_parallel", f"{request.max_parallel}: 0 to {MAX_PARALLEL}")
         parallel = request.max_parallel or DEFAULT_PARALLEL
-        if not 1 <= parallel <= MAX_PARALLEL:
-            raise invalid_field("max_parallel", f"{request.max_parallel}: 1 to {MAX_PARALLEL}")
         plan = await self._governance.check_execute(actor, request.plan, request.etag)
         validation = await self._planner.validate(request.plan, request.exchange, request.level)
         if not validation.executable:
@@ -690,7 +695,10 @@ class ExecutionEngine:
         retry: bool = False,
         **changes: object,
     ) -> OrderRecord:
-        """One order change, its event (and the retry order) in one transaction."""
+        """One order change, its event (and the retry order) in one transaction.
+        The state machine is enforced; PENDING -> PENDING is a reschedule."""
+        if state is not order.state or state is not OrderState.PENDING:
+            move_state(order.name, order.state, state)
         now = self._clock.now()
         moved = replace(
             order,

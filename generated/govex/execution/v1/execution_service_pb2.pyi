@@ -45,7 +45,9 @@ class ExecutePlanRequest(_message.Message):
     strategy: _execution_pb2.ExecutionStrategy.ValueType
     """How orders are sent; SEQUENTIAL when unspecified."""
     max_parallel: _builtins.int
-    """Maximum orders in flight with PARALLEL, 1 to 64; 0 for the default (4)."""
+    """Maximum orders in flight with PARALLEL: 1 to 64 (required with PARALLEL;
+    0 is refused). Ignored by SEQUENTIAL.
+    """
     exchange: _builtins.str
     """The exchange account, "exchanges/{exchange}"; empty for the default."""
     safety_level: _execution_pb2.SafetyLevel.ValueType
