@@ -8,10 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,10 +20,9 @@ from govex.execution.v1 import execution_pb2, execution_service_pb2_grpc
 from govex.execution.v1 import execution_service_pb2 as exe
 from govex.governance.v1 import governance_service_pb2 as gov
 from govex.governance.v1 import governance_service_pb2_grpc, signals_pb2
-from tests.postgres import free_port
-from tests.support import PRINCIPALS_FILE, md
+from tests.server_process import ServerProcess
+from tests.support import md
 
-BIN = Path(sys.executable).parent
 CYCLES = 20
 ASSETS = [f"A{i:02d}" for i in range(25)]
 
@@ -38,45 +34,15 @@ def write_paper_config(path: Path) -> None:
     )
 
 
-class Server:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.address = f"127.0.0.1:{free_port()}"
-        self.process: subprocess.Popen[bytes] | None = None
-        write_paper_config(tmp / "paper.toml")
-
-    def start(self) -> None:
-        log = open(self.tmp / "server.log", "ab")  # noqa: SIM115 - the child owns it
-        self.process = subprocess.Popen(
-            [
-                str(BIN / "govex-server"),
-                "serve",
-                "--listen",
-                self.address,
-                "--database-url",
-                f"sqlite:///{self.tmp}/govex.db",
-                "--principals-file",
-                PRINCIPALS_FILE,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={
-                **__import__("os").environ,
-                "GOVEX_PAPER_EXCHANGE_FILE": str(self.tmp / "paper.toml"),
-                "GOVEX_PAPER_BOOK_FILE": str(self.tmp / "book.db"),
-            },
-        )
-        log.close()
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
+def server_for(tmp: Path) -> ServerProcess:
+    write_paper_config(tmp / "paper.toml")
+    return ServerProcess(
+        tmp,
+        {
+            "GOVEX_PAPER_EXCHANGE_FILE": str(tmp / "paper.toml"),
+            "GOVEX_PAPER_BOOK_FILE": str(tmp / "book.db"),
+        },
+    )
 
 
 async def until_up(stubs: Any, who: str = "victor") -> None:
@@ -126,7 +92,7 @@ async def setup_plan(g: Any) -> str:
 
 
 async def test_sigkill_during_executions_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    server = Server(tmp_path)
+    server = server_for(tmp_path)
     server.start()
     rng = random.Random(7)
     executions: list[str] = []

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,49 +15,11 @@ import grpc
 from govex.governance.v1 import freeze_pb2, governance_service_pb2_grpc
 from govex.governance.v1 import governance_service_pb2 as gov
 from tests.integration.freeze_helpers import ttl
-from tests.postgres import free_port
-from tests.support import PRINCIPALS_FILE, md
+from tests.server_process import ServerProcess
+from tests.support import md
 
-BIN = Path(sys.executable).parent
 PAIRS = 500  # a freeze and its lift: 1,000 events
 KILL_AFTER_PAIRS = 200
-
-
-class ServerProcess:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.address = f"127.0.0.1:{free_port()}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        log = open(self.tmp / f"server-{self.starts}.log", "wb")  # noqa: SIM115 - child owns it
-        self.process = subprocess.Popen(
-            [
-                str(BIN / "govex-server"),
-                "serve",
-                "--listen",
-                self.address,
-                "--database-url",
-                f"sqlite:///{self.tmp}/govex.db",
-                "--principals-file",
-                PRINCIPALS_FILE,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
 
 
 async def call_until_done(stub_call: object, request: object, who: str) -> object:

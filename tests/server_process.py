@@ -1,0 +1,58 @@
+"""The installed ``govex-server`` as a child process on a SQLite file, for
+tests that kill it (SIGKILL) and start it again on the same files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.postgres import free_port
+from tests.support import PRINCIPALS_FILE
+
+BIN = Path(sys.executable).parent
+
+
+class ServerProcess:
+    """One server whose state (database, paper book) lives in ``tmp``."""
+
+    def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
+        self.tmp = tmp
+        self.address = f"127.0.0.1:{free_port()}"
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        """Starts (again) on the same database; logs go to server-N.log."""
+        self.starts += 1
+        with open(self.tmp / f"server-{self.starts}.log", "wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(BIN / "govex-server"),
+                    "serve",
+                    "--listen",
+                    self.address,
+                    "--database-url",
+                    f"sqlite:///{self.tmp}/govex.db",
+                    "--principals-file",
+                    PRINCIPALS_FILE,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, exactly like a crash."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        """SIGTERM if still running."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
