@@ -75,7 +75,22 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # A transaction abandoned mid-way (a cancelled task, a dead replica) must
+    # not hold its row locks forever: PostgreSQL ends idle transactions after
+    # 15 s, and a statement gives up waiting for a lock after 20 s (an error,
+    # not a hang).
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        connect_args={
+            "server_settings": {
+                "idle_in_transaction_session_timeout": "15000",
+                "lock_timeout": "20000",
+            }
+        },
+    )
 
 
 class UnitOfWork:
