@@ -24,6 +24,7 @@ from govex_server.domain.clock import Clock
 from govex_server.domain.errors import (
     Category,
     GovexError,
+    etag_mismatch,
     failed_precondition,
     invalid_field,
     not_found,
@@ -259,6 +260,11 @@ class ExecutionEngine:
                 replace(execution, state_reason="dry run: nothing was sent"), simulated
             )
         async with self._store.write() as uow:
+            # The plan may have moved while the pipeline ran (cancelled,
+            # superseded): the execution starts only from the version checked.
+            current = await uow.plans.get(plan.id)
+            if current is None or current.version != plan.version:
+                raise etag_mismatch(plan.name, current.etag if current else "")
             if await uow.executions.running_for_plan(plan.id) is not None:
                 raise GovexError(
                     Category.ABORTED,
