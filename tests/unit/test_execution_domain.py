@@ -12,6 +12,7 @@ import pytest
 from govex_server.domain.errors import GovexError
 from govex_server.domain.execution.legs import (
     ExecutionKind,
+    LegPlan,
     Side,
     blocked_by,
     compute_legs,
@@ -103,9 +104,9 @@ def test_fills_only_grow_and_never_exceed_the_quantity() -> None:
 PRICES = {"BTC": 50_000.0, "ETH": 2_500.0, "SOL": 100.0}
 
 
-def test_rebalancing_sells_first_and_buys_are_purchases() -> None:
-    # 100k: BTC 60k (60%), USDT 40k; target BTC 40, ETH 30, USDT 30.
-    plan = compute_legs(
+def rebalancing() -> LegPlan:
+    """100k: BTC 60k (60%), USDT 40k; target BTC 40, ETH 30, USDT 30."""
+    return compute_legs(
         [Target("BTC", 40), Target("ETH", 30), Target("USDT", 30)],
         {"BTC": 1.2, "USDT": 40_000},
         PRICES,
@@ -113,6 +114,11 @@ def test_rebalancing_sells_first_and_buys_are_purchases() -> None:
         1.0,
         100.0,
     )
+
+
+def test_rebalancing_sells_first_and_buys_are_purchases() -> None:
+    # 100k: BTC 60k (60%), USDT 40k; target BTC 40, ETH 30, USDT 30.
+    plan = rebalancing()
     assert plan.kind is ExecutionKind.REBALANCING
     assert plan.portfolio_value == pytest.approx(100_000)
     assert [(leg.asset, leg.side) for leg in plan.legs] == [("BTC", Side.SELL), ("ETH", Side.BUY)]
@@ -189,14 +195,7 @@ def freeze(kind: FreezeType) -> Freeze:
 
 
 def test_freezes_block_legs_by_what_they_require() -> None:
-    plan = compute_legs(
-        [Target("BTC", 40), Target("ETH", 30), Target("USDT", 30)],
-        {"BTC": 1.2, "USDT": 40_000},
-        PRICES,
-        "USDT",
-        1.0,
-        100.0,
-    )
+    plan = rebalancing()
     sell, buy = plan.legs
     s3 = [freeze(FreezeType.S3_ALERT_FREEZE)]
     assert blocked_by(sell, s3, NOW) == []  # S3 lets sells to stables through
@@ -301,14 +300,7 @@ def test_levels_and_score() -> None:
 
 
 def test_multi_day_execution_under_a_5_percent_cap() -> None:
-    plan = compute_legs(
-        [Target("BTC", 40), Target("ETH", 30), Target("USDT", 30)],
-        {"BTC": 1.2, "USDT": 40_000},
-        PRICES,
-        "USDT",
-        1.0,
-        100.0,
-    )
+    plan = rebalancing()
     # 50k to trade at 5k a day: 10 days; sells (BTC 20k) fill the first 4.
     slices = schedule(plan.legs, plan.portfolio_value, 0.05, 6, 100.0, NOW)
     assert days_needed(slices) == 10
@@ -344,14 +336,7 @@ def test_ramp_spreads_slices_and_used_today_counts() -> None:
 
 
 def test_no_sliver_under_the_minimum_trade_is_scheduled() -> None:
-    plan = compute_legs(
-        [Target("BTC", 40), Target("ETH", 30), Target("USDT", 30)],
-        {"BTC": 1.2, "USDT": 40_000},
-        PRICES,
-        "USDT",
-        1.0,
-        100.0,
-    )
+    plan = rebalancing()
     # 20,050 a day: the sells take 20,000, leaving a 50 sliver for the buys.
     slices = schedule(plan.legs, plan.portfolio_value, 0.2005, 1, 100.0, NOW)
     assert all(s.notional >= 100 - 1e-9 for s in slices)
