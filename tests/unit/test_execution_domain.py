@@ -341,3 +341,17 @@ def test_no_sliver_under_the_minimum_trade_is_scheduled() -> None:
     slices = schedule(plan.legs, plan.portfolio_value, 0.2005, 1, 100.0, NOW)
     assert all(s.notional >= 100 - 1e-9 for s in slices)
     assert sum(s.notional for s in slices) == pytest.approx(50_000)
+
+
+def test_limit_orders_never_allow_more_slippage_than_the_limit() -> None:
+    from govex_server.domain.execution.pricing import limit_order
+
+    market = Market(amount_step=0.001, price_step=0.5, min_notional=10)
+    quantity, price = limit_order(Side.BUY, 1_000.0, 100.3, 50, market)
+    assert price == 100.5  # 100.8015 rounded down, towards the reference
+    assert quantity == 9.97  # 9.9700... rounded down onto the amount step
+    quantity, price = limit_order(Side.SELL, 1_000.0, 100.3, 50, market)
+    assert price == 100.0  # 99.7985 rounded up, towards the reference
+    quantity, price = limit_order(Side.BUY, 1_000.0, 100.0, 10, Market(0, 0, 0))
+    assert quantity == 10.0
+    assert price == pytest.approx(100.1)  # no step: as computed

@@ -37,7 +37,7 @@ def duration(value: timedelta) -> duration_pb2.Duration:
 E = TypeVar("E", bound=enum.Enum)
 
 
-def _enum_from_pb(wrapper: Any, prefix: str, domain: type[E], value: int, field: str) -> E:
+def enum_from_pb(wrapper: Any, prefix: str, domain: type[E], value: int, field: str) -> E:
     """The domain value of a proto enum value; unspecified or unknown values
     (proto3 enums are open) are INVALID_ARGUMENT naming ``field``, with the
     values that are accepted."""
@@ -55,7 +55,7 @@ def plan_state_to_pb(state: PlanState) -> plan_pb2.PlanState.ValueType:
 
 def plan_state_from_pb(value: int, field: str) -> PlanState:
     """A known, specified PlanState or INVALID_ARGUMENT naming ``field``."""
-    return _enum_from_pb(plan_pb2.PlanState, "PLAN_STATE_", PlanState, value, field)
+    return enum_from_pb(plan_pb2.PlanState, "PLAN_STATE_", PlanState, value, field)
 
 
 def mode_to_pb(mode: GovernanceMode) -> plan_pb2.GovernanceMode.ValueType:
@@ -65,7 +65,7 @@ def mode_to_pb(mode: GovernanceMode) -> plan_pb2.GovernanceMode.ValueType:
 
 def mode_from_pb(value: int, field: str = "mode") -> GovernanceMode:
     """A known, specified GovernanceMode or INVALID_ARGUMENT naming ``field``."""
-    return _enum_from_pb(plan_pb2.GovernanceMode, "GOVERNANCE_MODE_", GovernanceMode, value, field)
+    return enum_from_pb(plan_pb2.GovernanceMode, "GOVERNANCE_MODE_", GovernanceMode, value, field)
 
 
 def _kind_to_pb(kind: PrincipalKind) -> plan_pb2.PrincipalKind.ValueType:
@@ -135,7 +135,7 @@ def freeze_type_to_pb(value: FreezeType) -> freeze_pb2.FreezeType.ValueType:
 
 def freeze_type_from_pb(value: int, field: str) -> FreezeType:
     """A known FreezeType or INVALID_ARGUMENT naming ``field`` (fail closed)."""
-    return _enum_from_pb(freeze_pb2.FreezeType, "FREEZE_TYPE_", FreezeType, value, field)
+    return enum_from_pb(freeze_pb2.FreezeType, "FREEZE_TYPE_", FreezeType, value, field)
 
 
 def operation_to_pb(value: Operation) -> freeze_pb2.Operation.ValueType:
@@ -145,7 +145,7 @@ def operation_to_pb(value: Operation) -> freeze_pb2.Operation.ValueType:
 
 def operation_from_pb(value: int, field: str = "operation") -> Operation:
     """A known Operation or INVALID_ARGUMENT naming ``field``."""
-    return _enum_from_pb(freeze_pb2.Operation, "OPERATION_", Operation, value, field)
+    return enum_from_pb(freeze_pb2.Operation, "OPERATION_", Operation, value, field)
 
 
 def freeze_to_pb(freeze: Freeze) -> freeze_pb2.Freeze:
@@ -184,7 +184,7 @@ def event_kind_to_pb(kind: EventKind) -> events_pb2.EventKind.ValueType:
 
 def event_kind_from_pb(value: int, field: str) -> EventKind:
     """A known, specified EventKind or INVALID_ARGUMENT naming ``field``."""
-    return _enum_from_pb(events_pb2.EventKind, "EVENT_KIND_", EventKind, value, field)
+    return enum_from_pb(events_pb2.EventKind, "EVENT_KIND_", EventKind, value, field)
 
 
 def signals_from_pb(message: signals_pb2.SignalSet, field: str = "signals") -> SignalSet:

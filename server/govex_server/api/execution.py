@@ -53,13 +53,10 @@ E = TypeVar("E", bound=enum.Enum)
 
 def _enum_list(values: list[int], wrapper: Any, prefix: str, kind: type[E], field: str) -> list[E]:
     """Known, specified proto enum values as domain values."""
-    names = {v: n for n, v in wrapper.items()}
-    out = []
-    for i, value in enumerate(values):
-        if value == 0 or value not in names:
-            raise invalid_field(f"{field}[{i}]", f"{value} is not a known state")
-        out.append(kind(names[value].removeprefix(prefix)))
-    return out
+    return [
+        convert.enum_from_pb(wrapper, prefix, kind, value, f"{field}[{i}]")
+        for i, value in enumerate(values)
+    ]
 
 
 def view_to_pb(view: ExecutionView) -> execution_pb2.Execution:

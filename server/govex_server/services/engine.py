@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
@@ -37,6 +36,7 @@ from govex_server.domain.execution.orders import (
     parse_client_order_id,
 )
 from govex_server.domain.execution.orders import move as move_state
+from govex_server.domain.execution.pricing import limit_order
 from govex_server.domain.execution.records import (
     ExecutionRecord,
     ExecutionState,
@@ -109,14 +109,6 @@ def _status_to_state(order: ExchangeOrder) -> OrderState:
     if order.status == "rejected":
         return OrderState.REJECTED
     return OrderState.PARTIALLY_FILLED if order.filled > 0 else OrderState.OPEN
-
-
-def _floor_to(value: float, step: float) -> float:
-    return round(math.floor(value / step + 1e-9) * step, 12) if step > 0 else value
-
-
-def _ceil_to(value: float, step: float) -> float:
-    return round(math.ceil(value / step - 1e-9) * step, 12) if step > 0 else value
 
 
 class ExecutionEngine:
@@ -485,13 +477,13 @@ class ExecutionEngine:
         asset = order.symbol.split("/")[0]
         reference = (await exchange.prices([asset])).get(asset, order.reference_price)
         market = (await exchange.markets()).get(order.symbol, Market(0, 0, 0))
-        slip = float(execution.policy.get("slippage_limit_bps", 0)) / 10_000
-        notional = order.quantity * order.reference_price
-        if order.side == Side.BUY.value:
-            price = _floor_to(reference * (1 + slip), market.price_step)
-        else:
-            price = _ceil_to(reference * (1 - slip), market.price_step)
-        quantity = _floor_to(notional / reference, market.amount_step)
+        quantity, price = limit_order(
+            Side(order.side),
+            order.quantity * order.reference_price,
+            reference,
+            float(execution.policy.get("slippage_limit_bps", 0)),
+            market,
+        )
         balances = await exchange.balances()
         quote = exchange.quote
         async with self._store.read() as uow:

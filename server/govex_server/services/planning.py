@@ -7,13 +7,13 @@ and score, and the schedule over days."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from govex_server.domain.clock import Clock
 from govex_server.domain.errors import Category, GovexError
 from govex_server.domain.execution.legs import ExecutionKind, Leg, LegPlan, Side, compute_legs
 from govex_server.domain.execution.orders import client_order_id
+from govex_server.domain.execution.pricing import limit_order
 from govex_server.domain.execution.safety import (
     Level,
     Limits,
@@ -65,14 +65,6 @@ class PlanValidation:
     orders: list[PlannedOrder]
     schedule: list[Slice]
     days: int
-
-
-def _floor_to(value: float, step: float) -> float:
-    return round(math.floor(value / step + 1e-9) * step, 12)
-
-
-def _ceil_to(value: float, step: float) -> float:
-    return round(math.ceil(value / step - 1e-9) * step, 12)
 
 
 class ExecutionPlanner:
@@ -192,12 +184,9 @@ class ExecutionPlanner:
         for s in slices:
             leg = by_index[s.leg_index]
             market = markets.get(leg.symbol, Market(0, 0, 0))
-            slip = policy.slippage_limit_bps / 10_000
-            if leg.side is Side.BUY:
-                price = _floor_to(leg.price * (1 + slip), market.price_step or 1e-12)
-            else:
-                price = _ceil_to(leg.price * (1 - slip), market.price_step or 1e-12)
-            quantity = _floor_to(s.notional / leg.price, market.amount_step or 1e-12)
+            quantity, price = limit_order(
+                leg.side, s.notional, leg.price, policy.slippage_limit_bps, market
+            )
             cid = client_order_id(execution_id, leg.index, s.slice_index, 0)
             proposal = ProposedOrder(
                 cid, leg.symbol, leg.side.value, quantity, price, leg.price, sandbox
