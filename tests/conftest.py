@@ -18,7 +18,7 @@ from govex.governance.v1 import governance_service_pb2_grpc
 from govex_server.app import Running, start
 from govex_server.config import Settings
 from govex_server.domain.clock import ManualClock
-from govex_server.store.database import Store, create_engine
+from govex_server.store.database import Store
 from govex_server.store.migrate import migrate
 from tests.postgres import create_database, postgres_server
 from tests.support import PRINCIPALS_FILE
@@ -54,7 +54,7 @@ class Harness:
         self.clock = clock
         self.running: Running | None = None
         self.channel: grpc.aio.Channel | None = None
-        self.store = Store(create_engine(settings.database_url))
+        self.store = Store(settings.database_url)
 
     async def start(self) -> None:
         """Starts (or restarts) the server on a fresh port."""
@@ -84,8 +84,7 @@ class Harness:
         running = self.running
         for _ in range(200):
             if not await running.policy.freezes_changed():
-                async with running.store.read() as uow:
-                    newest = await uow.events.newest()
+                newest = await running.store.read(lambda uow: uow.events.newest())
                 if running.bus.current_sequence == newest:
                     await asyncio.sleep(0.05)
                     if not await running.policy.freezes_changed():
@@ -149,8 +148,8 @@ async def harness(harness_factory: HarnessFactory) -> Harness:
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
     """A migrated store on a fresh database (each backend)."""
-    s = Store(create_engine(database_url))
-    await migrate(s.engine)
+    s = Store(database_url)
+    await migrate(s)
     try:
         yield s
     finally:

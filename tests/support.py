@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from govex_server.store import tables
-from govex_server.store.database import Store
+from govex_server.store.database import Store, UnitOfWork
 
 # The development principals (config/dev-principals.toml): dev-<name>-token.
 PRINCIPALS_FILE = "config/dev-principals.toml"
@@ -25,9 +25,12 @@ def md(name: str) -> tuple[tuple[str, str], ...]:
 
 async def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table: two equal snapshots mean nothing was written."""
-    result: dict[str, list[tuple[Any, ...]]] = {}
-    async with store.read() as uow:
+
+    def unit(uow: UnitOfWork) -> dict[str, list[tuple[Any, ...]]]:
+        result: dict[str, list[tuple[Any, ...]]] = {}
         for table in tables.metadata.sorted_tables:
-            rows = await uow.conn.execute(select(table))
+            rows = uow.conn.execute(select(table))
             result[table.name] = sorted((tuple(r) for r in rows.all()), key=repr)
-    return result
+        return result
+
+    return await store.read(unit)

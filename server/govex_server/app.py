@@ -40,7 +40,7 @@ from govex_server.services.planning import ExecutionPlanner
 from govex_server.services.policy import PolicyService
 from govex_server.services.policy_timer import PolicyTimer
 from govex_server.services.retention import EventRetention
-from govex_server.store.database import Store, create_engine
+from govex_server.store.database import Store
 from govex_server.store.listener import ChangeListener
 from govex_server.store.migrate import migrate
 
@@ -118,10 +118,10 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     """Migrates the database, builds everything and starts serving."""
     clock = clock or SystemClock()
     principals = load_principals(settings.principals_file)
-    store = Store(create_engine(settings.database_url), encode_event)
+    store = Store(settings.database_url, encode_event)
     tasks: list[asyncio.Task[None]] = []
     try:
-        await migrate(store.engine)
+        await migrate(store)
         policy = PolicyService(
             store,
             clock,
@@ -137,9 +137,14 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         )
         freezes = FreezeService(store, clock)
         bus = EventBus(
-            store, event_frame, settings.subscriber_queue_size, settings.event_poll_seconds
+            store,
+            event_frame,
+            settings.subscriber_queue_size,
+            settings.event_poll_seconds,
+            settings.heartbeat_seconds,
+            clock.now,
         )
-        store.on_change(bus.poke)
+        store.on_events(bus.publish)
         expirer = FreezeExpirer(freezes, clock)
         freeze_kinds = frozenset(k.value for k in FREEZE_KINDS)
         store.on_change(expirer.poke, freeze_kinds)
@@ -159,7 +164,11 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
                 governance.read_cache.enable(listening)
                 policy.read_cache.enable(listening)
 
-            listener = ChangeListener(settings.database_url, store.changed, caches)
+            def other_replica_wrote() -> None:
+                store.changed()
+                bus.poke()
+
+            listener = ChangeListener(settings.database_url, other_replica_wrote, caches)
         # Freezes that expired while we were down end (with their events)
         # before the first request is served.
         await freezes.expire_due()
@@ -171,7 +180,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             *((("pg-listen", listener.run()),) if listener else ()),
         ):
             tasks.append(asyncio.create_task(body, name=name))
-        streams = EventStreams(store, bus, settings.heartbeat_seconds, clock.now)
+        streams = EventStreams(store, bus, clock.now)
         exchanges, planner, engine, accounts = _execution(
             settings, clock, store, governance, policy, freezes
         )
@@ -307,8 +316,8 @@ async def serve(settings: Settings, clock: Clock | None = None) -> None:
 
 async def migrate_only(settings: Settings) -> None:
     """Applies the migrations and exits."""
-    store = Store(create_engine(settings.database_url))
+    store = Store(settings.database_url)
     try:
-        await migrate(store.engine)
+        await migrate(store)
     finally:
         await store.close()

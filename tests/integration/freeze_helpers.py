@@ -45,8 +45,9 @@ FREEZE_KINDS = {"FREEZE_CREATED", "FREEZE_LIFTED", "FREEZE_EXPIRED"}
 
 
 async def stored_events(h: Harness, kinds: set[str] | None = None) -> list[tuple[int, str]]:
-    async with h.store.read() as uow:
-        rows = await uow.events.after(0, sorted(kinds) if kinds else None, 100_000)
+    rows = await h.store.read(
+        lambda uow: uow.events.after(0, sorted(kinds) if kinds else None, 100_000)
+    )
     return [(r.sequence, r.kind) for r in rows]
 
 

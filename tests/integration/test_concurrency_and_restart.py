@@ -55,11 +55,8 @@ async def test_concurrent_approvals_with_one_etag_let_exactly_one_win(harness: H
 
 
 async def count_active(store: Store) -> int:
-    async with store.read() as uow:
-        result = await uow.conn.execute(
-            select(func.count()).select_from(tables.plans).where(tables.plans.c.state == "ACTIVE")
-        )
-        return int(result.scalar_one())
+    query = select(func.count()).select_from(tables.plans).where(tables.plans.c.state == "ACTIVE")
+    return int(await store.read(lambda uow: uow.conn.execute(query).scalar_one()))
 
 
 async def test_concurrent_activations_leave_at_most_one_active_plan(harness: Harness) -> None:
@@ -89,17 +86,17 @@ async def test_database_itself_refuses_a_second_active_plan(harness: Harness) ->
     await activate(h, await approved_plan(h))
     other = await approved_plan(h)
     # Bypass the service: the partial unique index must refuse on its own.
-    from sqlalchemy.exc import IntegrityError
+    from govex_server.domain.errors import GovexError
 
+    statement = (
+        tables.plans.update()
+        .where(tables.plans.c.id == other.name.split("/")[1])
+        .values(state="ACTIVE")
+    )
     try:
-        async with h.store.engine.begin() as conn:
-            await conn.execute(
-                tables.plans.update()
-                .where(tables.plans.c.id == other.name.split("/")[1])
-                .values(state="ACTIVE")
-            )
-    except IntegrityError:
-        pass
+        await h.store.write(lambda uow: uow.conn.execute(statement))
+    except GovexError as refused:
+        assert refused.reason == "CONFLICT"  # the store's name for an IntegrityError
     else:
         raise AssertionError("a second ACTIVE plan was accepted by the database")
     assert await count_active(h.store) == 1
@@ -124,8 +121,7 @@ async def test_cooldown_survives_a_restart(harness: Harness) -> None:
         h, waiting, "dana", override_cooldown=True, override_reason="incident 7: de-risk"
     )
     assert result.plan.cooldown_overridden
-    async with h.store.read() as uow:
-        records = await uow.audit.for_resource(waiting.name)
+    records = await h.store.read(lambda uow: uow.audit.for_resource(waiting.name))
     assert records[-1].reason == "cooldown override: incident 7: de-risk"
     assert records[-1].details["cooldown_override"] is True
     assert records[-1].principal == "dana"
@@ -161,6 +157,5 @@ async def test_migrations_create_exactly_the_declared_schema(harness: Harness) -
         context = MigrationContext.configure(connection)
         return list(compare_metadata(context, tables.metadata))
 
-    async with harness.store.engine.connect() as conn:
-        differences = await conn.run_sync(diff)
+    differences = await harness.store.read(lambda uow: diff(uow.conn))
     assert differences == []

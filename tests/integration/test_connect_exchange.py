@@ -41,8 +41,9 @@ async def test_connect_lists_and_survives_a_restart(harness_factory: HarnessFact
     listed = await h.exe.ListExchanges(exe.ListExchangesRequest(), metadata=md("victor"))
     assert [e.name for e in listed.exchanges] == ["exchanges/paper", "exchanges/binance-test"]
     assert SECRET not in str(listed)
-    async with h.store.read() as uow:
-        stored = (await uow.conn.execute(select(t.exchange_accounts.c.credentials))).scalar_one()
+    stored = await h.store.read(
+        lambda uow: uow.conn.execute(select(t.exchange_accounts.c.credentials)).scalar_one()
+    )
     assert SECRET.encode() not in bytes(stored)  # encrypted at rest
     await h.restart()
     again = await h.exe.ListExchanges(exe.ListExchangesRequest(), metadata=md("victor"))

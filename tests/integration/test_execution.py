@@ -63,9 +63,12 @@ async def idle(h: Harness, name: str, within: float = 15) -> None:
     execution_id = name.split("/")[1]
     deadline = asyncio.get_running_loop().time() + within
     while asyncio.get_running_loop().time() < deadline:
-        async with h.store.read() as uow:
-            rows = await uow.orders.for_execution(execution_id)
-            record = await uow.executions.get(execution_id)
+        rows, record = await h.store.read(
+            lambda uow: (
+                uow.orders.for_execution(execution_id),
+                uow.executions.get(execution_id),
+            )
+        )
         busy = [
             o
             for o in rows
@@ -153,12 +156,12 @@ async def test_multi_day_execution_keeps_under_the_daily_cap(harness: Harness) -
     ended = await run_days(h, started.name, 12)
     assert ended.state == ES.EXECUTION_STATE_SUCCEEDED, ended.state_reason
     assert h.running is not None
-    async with h.store.read() as uow:
-        from sqlalchemy import select
+    from sqlalchemy import select
 
-        from govex_server.store import tables as t
+    from govex_server.store import tables as t
 
-        rows = (await uow.conn.execute(select(t.daily_notional.c.notional))).all()
+    query = select(t.daily_notional.c.notional)
+    rows = await h.store.read(lambda uow: uow.conn.execute(query).all())
     assert len(rows) >= 9
     assert all(r[0] <= 5_250 * 1.01 for r in rows)  # fills at the slipped price
     await assert_store_matches_book(h, started.name)

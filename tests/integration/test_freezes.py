@@ -70,8 +70,7 @@ async def test_freeze_check_and_unfreeze(harness: Harness) -> None:
     assert (await check(h, FT.OPERATION_PURCHASE)).allowed
     kinds = [k for _, k in await stored_events(h, FREEZE_KINDS)]
     assert kinds == ["FREEZE_CREATED", "FREEZE_LIFTED"]
-    async with h.store.read() as uow:
-        audit = await uow.audit.for_resource(s3.name)
+    audit = await h.store.read(lambda uow: uow.audit.for_resource(s3.name))
     assert [r.rpc for r in audit] == ["Freeze", "Unfreeze"]
 
 
@@ -114,8 +113,7 @@ async def test_expiry_fires_on_time_with_no_request(harness: Harness) -> None:
         ]
 
     await wait_for(expired)
-    async with h.store.read() as uow:
-        stored = await uow.freezes.get(full.name.split("/")[1])
+    stored = await h.store.read(lambda uow: uow.freezes.get(full.name.split("/")[1]))
     assert stored is not None
     assert stored.end is not None
     assert stored.end.value == "EXPIRED"

@@ -48,8 +48,7 @@ async def test_walk_propose_review_approve_activate(harness: Harness) -> None:
 async def test_every_mutation_is_audited_with_etags_chained(harness: Harness) -> None:
     h = harness
     plan = (await activate(h, await approved_plan(h))).plan
-    async with h.store.read() as uow:
-        records = await uow.audit.for_resource(plan.name)
+    records = await h.store.read(lambda uow: uow.audit.for_resource(plan.name))
     assert [r.rpc for r in records] == ["ProposePlan", "ReviewPlan", "ApprovePlan", "ActivatePlan"]
     assert [r.principal for r in records] == ["alice", "bob", "bob", "carol"]
     assert {r.principal_kind for r in records} == {"human"}
@@ -192,8 +191,7 @@ async def test_mode_change_needs_admin_and_the_mode_etag(harness: Harness) -> No
     error = await refused(h.gov.SetGovernanceMode(request, metadata=md("dana")))
     assert (error.code, error.reason) == (grpc.StatusCode.ABORTED, "ETAG_MISMATCH")
     assert error.metadata["currentEtag"] == changed.etag
-    async with h.store.read() as uow:
-        records = await uow.audit.for_resource("governance/mode")
+    records = await h.store.read(lambda uow: uow.audit.for_resource("governance/mode"))
     assert [(r.principal, r.details["to"]) for r in records] == [("dana", "AI_ASSISTED")]
 
 

@@ -144,12 +144,10 @@ async def test_policy_and_phase_state_survive_a_restart(harness: Harness) -> Non
         del minutes
     await h.settle()
     before = await state(h)
-    async with h.store.read() as uow:
-        _, policy_before, phase_before = await uow.policy.get()
+    _, policy_before, phase_before = await h.store.read(lambda uow: uow.policy.get())
     await h.restart()
     after = await state(h)
-    async with h.store.read() as uow:
-        _, policy_after, phase_after = await uow.policy.get()
+    _, policy_after, phase_after = await h.store.read(lambda uow: uow.policy.get())
     assert (policy_after, phase_after) == (policy_before, phase_before)
     assert after.policy == before.policy
     assert after.phase == before.phase
@@ -223,8 +221,7 @@ async def test_auto_advance_stops_at_the_first_failing_bound(harness: Harness) -
     assert list(small.auto_advance.steps_taken) == ["review", "approve"]
     assert small.auto_advance.stopped_at == plan_pb2.PLAN_STATE_APPROVED
     assert "COOLDOWN" in small.auto_advance.stop_reason
-    async with h.store.read() as uow:
-        audit = await uow.audit.for_resource(small.plan.name)
+    audit = await h.store.read(lambda uow: uow.audit.for_resource(small.plan.name))
     assert [(r.rpc, r.principal, r.principal_kind, r.mode) for r in audit] == [
         ("ProposePlan", "model-7", "ai", "FULL_AI"),
         ("ReviewPlan", "model-7", "ai", "FULL_AI"),

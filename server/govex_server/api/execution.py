@@ -214,7 +214,6 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
         if request.execution:
             prefix = f"executions/{parse_name(request.execution, 'executions', 'execution')}/"
         async for frame in self._streams.stream(
-            context,
             request.after_sequence,
             ORDER_KINDS,
             _order_heartbeat,

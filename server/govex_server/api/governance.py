@@ -452,7 +452,7 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
     ) -> AsyncIterator[bytes]:
         kinds = frozenset(k.value for k in FREEZE_KINDS)
         async for frame in self._streams.stream(
-            context, request.after_sequence, kinds, _freeze_heartbeat, request.from_oldest
+            request.after_sequence, kinds, _freeze_heartbeat, request.from_oldest
         ):
             yield frame
 
@@ -465,7 +465,7 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             for i, value in enumerate(request.kinds)
         ) or frozenset(k.value for k in GOVERNANCE_KINDS)
         async for frame in self._streams.stream(
-            context, request.after_sequence, kinds, _governance_heartbeat, request.from_oldest
+            request.after_sequence, kinds, _governance_heartbeat, request.from_oldest
         ):
             yield frame
 

@@ -7,16 +7,12 @@ serialized once however many subscribers it has."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
-from govex_server.api.errors import status_for
-from govex_server.api.rpc import Context
 from govex_server.domain.errors import Category, GovexError, invalid_field
-from govex_server.services.event_bus import EventBus
-from govex_server.store.database import Store
+from govex_server.services.event_bus import CLOSED, HEARTBEAT, EventBus, HeartbeatFrame
+from govex_server.store.database import Store, UnitOfWork
 
 REPLAY_BATCH = 500
 
@@ -39,23 +35,16 @@ def event_frame(event_payload: bytes) -> bytes:
     return b"\x0a" + _varint(len(event_payload)) + event_payload
 
 
-HeartbeatFrame = Callable[[int, datetime], bytes]
-
-
 class EventStreams:
     """Serves one resumable stream per call."""
 
-    def __init__(
-        self, store: Store, bus: EventBus, heartbeat_seconds: float, now: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, store: Store, bus: EventBus, now: Callable[[], datetime]) -> None:
         self._store = store
         self._bus = bus
-        self._heartbeat = heartbeat_seconds
         self._now = now
 
     async def stream(
         self,
-        context: Context,
         after_sequence: int,
         kinds: frozenset[str] | None,
         heartbeat: HeartbeatFrame,
@@ -65,64 +54,41 @@ class EventStreams:
         """Frames of every event after ``after_sequence`` (0: only new ones)
         matching ``kinds``, then live events, with heartbeats when idle."""
         replay_after = await self._resume_point(after_sequence, from_oldest)
-
-        async def close(why: str) -> None:
-            resume = f"resume with after_sequence={sub.last_sent}"
-            metadata = {"lastSequence": str(sub.last_sent)}
-            if why == "overflow":
-                error = GovexError(
-                    Category.RESOURCE_EXHAUSTED,
-                    "SUBSCRIBER_TOO_SLOW",
-                    f"this stream fell behind; {resume}",
-                    metadata=metadata,
-                    retry_after_seconds=0,
-                )
-            else:
-                error = GovexError(
-                    Category.UNAVAILABLE,
-                    "SHUTTING_DOWN",
-                    f"the server is shutting down; {resume}",
-                    metadata=metadata,
-                    retry_after_seconds=1,
-                )
-            code, message, details = status_for(error)
-            # abort() raises once the status is on its way; nothing to handle.
-            with contextlib.suppress(Exception):
-                await context.abort(
-                    code, message, trailing_metadata=(("grpc-status-details-bin", details),)
-                )
-
-        sub = self._bus.subscribe(kinds, close, resource_prefix)
+        sub = self._bus.subscribe(kinds, heartbeat, resource_prefix)
         try:
-            last = sub.start_sequence if replay_after is None else replay_after
-            sub.last_sent = last
+            last = sub.last_sent = sub.start_sequence if replay_after is None else replay_after
             if replay_after is None:
                 # Tells the client where "new" starts: a safe resume point
                 # even if it is cut before its first event.
                 yield heartbeat(last, self._now())
             else:
                 while True:
-                    async with self._store.read() as uow:
-                        rows = await uow.events.after(
-                            last, sorted(kinds) if kinds is not None else None, REPLAY_BATCH
+                    after = last
+                    rows = await self._store.read(
+                        lambda uow: uow.events.after(
+                            after,  # noqa: B023 - awaited at once
+                            sorted(kinds) if kinds is not None else None,
+                            REPLAY_BATCH,
                         )
+                    )
                     for row in rows:
                         if row.resource.startswith(resource_prefix):
                             yield event_frame(row.payload)
                         last = sub.last_sent = row.sequence
                     if len(rows) < REPLAY_BATCH:
                         break
-            while not sub.closed:
-                try:
-                    event = await asyncio.wait_for(sub.queue.get(), self._heartbeat)
-                except TimeoutError:
-                    if sub.closed:
-                        break
-                    yield heartbeat(self._bus.current_sequence, self._now())
+            while True:
+                event = await sub.queue.get()
+                if event.kind == CLOSED:
+                    raise _closed(sub.close_reason, sub.last_sent)
+                if event.kind == HEARTBEAT:
+                    yield event.frame
                     continue
                 if event.sequence <= last:
                     continue
                 yield event.frame
+                # Only this generator closes the stream, and only once gRPC
+                # has taken the frame: the resume point it reports is exact.
                 last = sub.last_sent = event.sequence
         finally:
             self._bus.unsubscribe(sub)
@@ -133,9 +99,13 @@ class EventStreams:
             raise invalid_field("after_sequence", f"{after_sequence} is negative")
         if from_oldest and after_sequence:
             raise invalid_field("from_oldest", "only with after_sequence = 0")
-        async with self._store.read() as uow:
-            newest = await uow.events.newest()
-            oldest = await uow.events.oldest()
+        if after_sequence == 0 and not from_oldest:
+            return None  # live only: no read at all
+
+        def bounds(uow: UnitOfWork) -> tuple[int, int | None]:
+            return uow.events.newest(), uow.events.oldest()
+
+        newest, oldest = await self._store.read(bounds)
         first_retained = oldest if oldest is not None else newest + 1
         if from_oldest:
             return first_retained - 1
@@ -157,3 +127,24 @@ class EventStreams:
                 metadata={"oldestSequence": str(first_retained)},
             )
         return after_sequence
+
+
+def _closed(why: str, last_sent: int) -> GovexError:
+    """The status that ends a stream the bus closed, saying where to resume."""
+    resume = f"resume with after_sequence={last_sent}"
+    metadata = {"lastSequence": str(last_sent)}
+    if why == "overflow":
+        return GovexError(
+            Category.RESOURCE_EXHAUSTED,
+            "SUBSCRIBER_TOO_SLOW",
+            f"this stream fell behind; {resume}",
+            metadata=metadata,
+            retry_after_seconds=0,
+        )
+    return GovexError(
+        Category.UNAVAILABLE,
+        "SHUTTING_DOWN",
+        f"the server is shutting down; {resume}",
+        metadata=metadata,
+        retry_after_seconds=1,
+    )

@@ -19,7 +19,7 @@ from govex_server.exchanges.base import ExchangeRegistry, parse_account
 from govex_server.exchanges.ccxt_adapter import KNOWN_IDS, CcxtExchange
 from govex_server.exchanges.rate_limit import OrderRateLimiter
 from govex_server.store import tables as t
-from govex_server.store.database import Store
+from govex_server.store.database import Store, UnitOfWork
 from govex_server.store.repositories import AuditRecord
 
 
@@ -105,14 +105,13 @@ class AccountService:
             "credentials": secret,
             "updated_at": now,
         }
-        async with self._store.write() as uow:
-            insert = postgresql.insert if self._store.dialect == "postgresql" else sqlite.insert
+        insert = postgresql.insert if self._store.dialect == "postgresql" else sqlite.insert
+
+        def unit(uow: UnitOfWork) -> None:
             statement = insert(t.exchange_accounts).values(**row)
             update = {k: v for k, v in row.items() if k != "id"}
-            await uow.conn.execute(
-                statement.on_conflict_do_update(index_elements=["id"], set_=update)
-            )
-            await uow.audit.append(
+            uow.conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=update))
+            uow.audit.append(
                 AuditRecord(
                     at=now,
                     principal=actor.name,
@@ -126,14 +125,17 @@ class AccountService:
                     details={"ccxt_id": request.ccxt_id, "sandbox": request.sandbox},
                 )
             )
+
+        await self._store.write(unit)
         self._exchanges.put(exchange)
         self._limiters[account] = OrderRateLimiter(self._clock, max_orders, self._window)
         return exchange
 
     async def load(self) -> None:
         """Installs the stored accounts at start-up."""
-        async with self._store.read() as uow:
-            rows = (await uow.conn.execute(select(t.exchange_accounts))).mappings().all()
+        rows = await self._store.read(
+            lambda uow: uow.conn.execute(select(t.exchange_accounts)).mappings().all()
+        )
         for row in rows:
             if self._fernet is None:
                 raise failed_precondition(

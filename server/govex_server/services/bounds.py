@@ -18,7 +18,7 @@ from govex_server.store.database import UnitOfWork
 class FullAiBounds(Protocol):
     """Checks the bounds inside the transaction of the step."""
 
-    async def violations(self, uow: UnitOfWork, plan: Plan) -> list[BoundViolation]:
+    def violations(self, uow: UnitOfWork, plan: Plan) -> list[BoundViolation]:
         """Every bound that does not hold for ``plan`` now; empty when all hold."""
         ...
 
@@ -30,15 +30,15 @@ class PolicyBounds:
         self._policy = policy
         self._clock = clock
 
-    async def violations(self, uow: UnitOfWork, plan: Plan) -> list[BoundViolation]:
+    def violations(self, uow: UnitOfWork, plan: Plan) -> list[BoundViolation]:
         """Every failing bound, in a fixed order."""
         now = self._clock.now()
         out = []
-        active_freezes = [f for f in await uow.freezes.unended() if f.active_at(now)]
+        active_freezes = [f for f in uow.freezes.unended() if f.active_at(now)]
         if active_freezes:
             names = ", ".join(f"{f.name} ({f.type.value})" for f in active_freezes)
             out.append(BoundViolation("no_freeze", f"active freezes: {names}"))
-        view = await self._policy.view_in(uow)
+        view = self._policy.view_in(uow)
         if view.policy.mode is PolicyMode.FREEZE:
             out.append(BoundViolation("policy_not_freeze", "the policy mode is FREEZE"))
         fresh = view.freshness is Freshness.FRESH and self._policy.young_enough(view)
@@ -51,7 +51,7 @@ class PolicyBounds:
             )
         # Turnover against the active plan's weights (no portfolio is known
         # here yet); with no active plan everything is bought: 100%.
-        active = await uow.plans.active()
+        active = uow.plans.active()
         current = active.targets if active is not None and active.id != plan.id else ()
         turnover = turnover_percent(current, plan.targets)
         cap = view.policy.cap_daily * 100

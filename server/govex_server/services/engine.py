@@ -146,8 +146,7 @@ class ExecutionEngine:
     async def start(self) -> None:
         """Reconciles, resumes running executions, then accepts new ones."""
         await self.reconcile()
-        async with self._store.read() as uow:
-            running = await uow.executions.running()
+        running = await self._store.read(lambda uow: uow.executions.running())
         for execution in running:
             self._spawn(execution.id)
         self.accepting = True
@@ -251,24 +250,25 @@ class ExecutionEngine:
             return ExecutionView(
                 replace(execution, state_reason="dry run: nothing was sent"), simulated
             )
-        async with self._store.write() as uow:
+
+        def unit(uow: UnitOfWork) -> None:
             # The plan may have moved while the pipeline ran (cancelled,
             # superseded): the execution starts only from the version checked.
-            current = await uow.plans.get(plan.id)
+            current = uow.plans.get(plan.id)
             if current is None or current.version != plan.version:
                 raise etag_mismatch(plan.name, current.etag if current else "")
-            if await uow.executions.running_for_plan(plan.id) is not None:
+            if uow.executions.running_for_plan(plan.id) is not None:
                 raise GovexError(
                     Category.ABORTED,
                     "EXECUTION_RUNNING",
                     f"{plan.name} already has a running execution",
                     metadata={"resource": plan.name},
                 )
-            await uow.executions.add(execution)
+            uow.executions.add(execution)
             for order in orders:
-                await uow.orders.add(order)
-                await self._event(uow, order, execution.state)
-            await uow.audit.append(
+                uow.orders.add(order)
+                self._event(uow, order, execution.state)
+            uow.audit.append(
                 AuditRecord(
                     at=now,
                     principal=actor.name,
@@ -282,6 +282,8 @@ class ExecutionEngine:
                     details={"plan": plan.name, "strategy": execution.strategy.value},
                 )
             )
+
+        await self._store.write(unit)
         self._spawn(execution.id)
         return ExecutionView(execution, orders)
 
@@ -305,11 +307,14 @@ class ExecutionEngine:
     async def get(self, name: str) -> ExecutionView:
         """One execution and its orders."""
         execution_id = parse_name(name, "executions")
-        async with self._store.read() as uow:
-            execution = await uow.executions.get(execution_id)
+
+        def unit(uow: UnitOfWork) -> ExecutionView:
+            execution = uow.executions.get(execution_id)
             if execution is None:
                 raise not_found("govex.io/Execution", name)
-            return ExecutionView(execution, await uow.orders.for_execution(execution_id))
+            return ExecutionView(execution, uow.orders.for_execution(execution_id))
+
+        return await self._store.read(unit)
 
     async def list_executions(
         self, states: Sequence[ExecutionState], plan: str, page_size: int, page_token: str
@@ -318,11 +323,13 @@ class ExecutionEngine:
         plan_id = parse_name(plan, "plans", "plan") if plan else None
         key = filter_key([plan, *sorted(s.value for s in states)])
         page = parse_page(page_size, page_token, key)
-        async with self._store.read() as uow:
-            found = await uow.executions.list(states, plan_id, page.after_id, page.size + 1)
-            views = [
-                ExecutionView(e, await uow.orders.for_execution(e.id)) for e in found[: page.size]
-            ]
+
+        def unit(uow: UnitOfWork) -> tuple[list[ExecutionRecord], list[ExecutionView]]:
+            found = uow.executions.list(states, plan_id, page.after_id, page.size + 1)
+            views = [ExecutionView(e, uow.orders.for_execution(e.id)) for e in found[: page.size]]
+            return found, views
+
+        found, views = await self._store.read(unit)
         token = next_token(page, views[-1].execution.id if views else None, len(found) > page.size)
         return views, token
 
@@ -335,10 +342,13 @@ class ExecutionEngine:
         )
         key = filter_key([parent, *sorted(s.value for s in states)])
         page = parse_page(page_size, page_token, key)
-        async with self._store.read() as uow:
-            if execution_id is not None and await uow.executions.get(execution_id) is None:
+
+        def unit(uow: UnitOfWork) -> list[OrderRecord]:
+            if execution_id is not None and uow.executions.get(execution_id) is None:
                 raise not_found("govex.io/Execution", parent)
-            found = await uow.orders.page(execution_id, states, page.after_id, page.size + 1)
+            return uow.orders.page(execution_id, states, page.after_id, page.size + 1)
+
+        found = await self._store.read(unit)
         orders = found[: page.size]
         return orders, next_token(page, orders[-1].id if orders else None, len(found) > page.size)
 
@@ -486,9 +496,12 @@ class ExecutionEngine:
         )
         balances = await exchange.balances()
         quote = exchange.quote
-        async with self._store.read() as uow:
-            used = await uow.daily_notional.get(exchange.account, now.date())
-            twin = await uow.orders.by_client_id(order.client_order_id)
+        used, twin = await self._store.read(
+            lambda uow: (
+                uow.daily_notional.get(exchange.account, now.date()),
+                uow.orders.by_client_id(order.client_order_id),
+            )
+        )
         # The duplicate rule: this client order id belongs to another order.
         known = {order.client_order_id} if twin is not None and twin.id != order.id else set()
         cap = float(execution.policy.get("cap_daily", 0)) * execution.portfolio_value
@@ -626,8 +639,7 @@ class ExecutionEngine:
                 await self._apply(execution, order, ended, reason)
             elif order.state in (OrderState.SUBMITTED, OrderState.UNKNOWN):
                 await self._resolve(execution, order, exchange)
-        async with self._store.read() as uow:
-            remaining = await uow.orders.for_execution(execution.id)
+        remaining = await self._store.read(lambda uow: uow.orders.for_execution(execution.id))
         if all(o.state.terminal for o in remaining):
             await self._finish(execution, remaining, reason)
 
@@ -636,10 +648,11 @@ class ExecutionEngine:
     ) -> None:
         state, reason = outcome(orders, cancelled_by)
         now = self._clock.now()
-        async with self._store.write() as uow:
-            current = await uow.executions.get(execution.id)
+
+        def unit(uow: UnitOfWork) -> bool:
+            current = uow.executions.get(execution.id)
             if current is None or current.state.terminal:
-                return
+                return False
             ended = replace(
                 current,
                 state=state,
@@ -647,13 +660,17 @@ class ExecutionEngine:
                 end_time=now,
                 version=current.version + 1,
             )
-            if not await uow.executions.replace(ended, current.version):
-                return
+            if not uow.executions.replace(ended, current.version):
+                return False
             if state is ExecutionState.SUCCEEDED:
                 actor = Principal(current.actor, PrincipalKind(current.actor_kind), frozenset())
-                await self._governance.complete_in(uow, current.plan_id, current.name, actor)
+                self._governance.complete_in(uow, current.plan_id, current.name, actor)
             if orders:
-                await self._event(uow, orders[-1], state)
+                self._event(uow, orders[-1], state)
+            return True
+
+        if not await self._store.write(unit):
+            return
         self._cancel.pop(execution.id, None)
         log.info("execution %s ended %s: %s", execution.id, state.value, reason)
 
@@ -705,13 +722,14 @@ class ExecutionEngine:
             update_time=now,
             **changes,  # type: ignore[arg-type]
         )
-        async with self._store.write() as uow:
-            if not await uow.orders.replace(moved, order.state):
-                latest = await uow.orders.get(order.id)
+
+        def unit(uow: UnitOfWork) -> OrderRecord:
+            if not uow.orders.replace(moved, order.state):
+                latest = uow.orders.get(order.id)
                 return latest or order
-            await self._event(uow, moved, execution.state)
+            self._event(uow, moved, execution.state)
             if traded > 0:
-                await uow.daily_notional.add(execution.exchange, now.date(), traded)
+                uow.daily_notional.add(execution.exchange, now.date(), traded)
             if retry:
                 again = replace(
                     order,
@@ -726,12 +744,14 @@ class ExecutionEngine:
                     create_time=now,
                     update_time=now,
                 )
-                await uow.orders.add(again)
-                await self._event(uow, again, execution.state)
-        return moved
+                uow.orders.add(again)
+                self._event(uow, again, execution.state)
+            return moved
 
-    async def _event(self, uow: UnitOfWork, order: OrderRecord, state: ExecutionState) -> None:
-        await uow.events.append(
+        return await self._store.write(unit)
+
+    def _event(self, uow: UnitOfWork, order: OrderRecord, state: ExecutionState) -> None:
+        uow.events.append(
             DomainEvent(
                 EventKind.ORDER_UPDATED,
                 self._clock.now(),
@@ -747,13 +767,22 @@ class ExecutionEngine:
         """Brings every order whose outcome is not final to its true state,
         and adopts orders the exchanges have under our prefix that the store
         does not know."""
-        async with self._store.read() as uow:
-            unresolved = await uow.orders.unresolved()
-            known = await uow.orders.client_ids()
-            running = {e.id[-12:]: e for e in await uow.executions.running()}
+
+        def unit(
+            uow: UnitOfWork,
+        ) -> tuple[list[OrderRecord], set[str], dict[str, ExecutionRecord]]:
+            return (
+                uow.orders.unresolved(),
+                uow.orders.client_ids(),
+                {e.id[-12:]: e for e in uow.executions.running()},
+            )
+
+        unresolved, known, running = await self._store.read(unit)
         for order in unresolved:
-            async with self._store.read() as uow:
-                execution = await uow.executions.get(order.execution_id)
+            execution_id = order.execution_id
+            execution = await self._store.read(
+                lambda uow: uow.executions.get(execution_id)  # noqa: B023 - awaited at once
+            )
             if execution is None:
                 continue
             exchange = self._exchanges.get(f"exchanges/{execution.exchange}")
@@ -816,9 +845,12 @@ class ExecutionEngine:
             average_price=found.average_price,
             fee=found.fee,
         )
-        async with self._store.write() as uow:
-            await uow.orders.add(adopted)
-            await self._event(uow, adopted, execution.state)
+
+        def unit(uow: UnitOfWork) -> None:
+            uow.orders.add(adopted)
+            self._event(uow, adopted, execution.state)
+
+        await self._store.write(unit)
         self.adopted.append(found.client_id)
         log.warning("adopted order %s of %s found on the exchange", found.client_id, execution.name)
 

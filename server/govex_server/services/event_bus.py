@@ -1,11 +1,18 @@
 """Fan-out of the event log to stream subscribers.
 
-One pump reads new events from the store (woken by our own commits and by
-other replicas' notifications, with a slow poll as a safety net) and hands
-each one, serialized once, to every matching subscriber's bounded queue. The
-pump never waits for a subscriber: one whose queue is full is dropped and told
-so (its stream ends with RESOURCE_EXHAUSTED and it resumes from its last
-sequence, replaying from the store).
+Events committed by this process are handed to the bus by the store right
+after their transaction commits (before the writer hears back), so the bus
+never reads back what this replica wrote. Events of other replicas
+(PostgreSQL) arrive by LISTEN/NOTIFY, which pokes the bus to read the store;
+a slow poll is the safety net. Either way events are delivered strictly in
+sequence order: one that arrives ahead of a missing sequence waits until the
+store has filled the gap.
+
+Each event is serialized once into a frame shared by every subscriber. The
+bus never waits for a subscriber: one whose queue is full is closed (its
+stream ends with RESOURCE_EXHAUSTED and it resumes from its last sequence).
+Heartbeats come from one ticker for all streams, one frame per stream kind
+per tick, so an idle subscriber costs no timer of its own.
 """
 
 from __future__ import annotations
@@ -13,21 +20,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 from govex_server.store.database import Store
+from govex_server.store.repositories import StoredEvent
 
 log = logging.getLogger("govex.events")
 BATCH = 1000
 
 FrameEncoder = Callable[[bytes], bytes]
+HeartbeatFrame = Callable[[int, datetime], bytes]
+
+HEARTBEAT = "heartbeat"
+CLOSED = "closed"
 
 
 @dataclass(frozen=True)
 class BusEvent:
-    """One event as subscribers receive it."""
+    """One event (or a heartbeat, or the end of the stream) as a subscriber
+    receives it."""
 
     sequence: int
     kind: str
@@ -42,11 +55,16 @@ class Subscription:
     kinds: frozenset[str] | None
     queue: asyncio.Queue[BusEvent]
     start_sequence: int
-    close: Callable[[str], Coroutine[Any, Any, None]]
+    heartbeat: HeartbeatFrame
     resource_prefix: str = ""
     last_sent: int = 0
-    closed: bool = False
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    close_reason: str = ""
+    busy: bool = False  # got something since the last heartbeat tick
+
+    @property
+    def closed(self) -> bool:
+        """True once the bus has closed this subscription."""
+        return bool(self.close_reason)
 
     def wants(self, kind: str, resource: str = "") -> bool:
         """True when the filters let an event through."""
@@ -59,18 +77,28 @@ class EventBus:
     """The in-process fan-out of the event log."""
 
     def __init__(
-        self, store: Store, frame: FrameEncoder, queue_size: int, poll_seconds: float
+        self,
+        store: Store,
+        frame: FrameEncoder,
+        queue_size: int,
+        poll_seconds: float,
+        heartbeat_seconds: float = 15.0,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self._store = store
         self._frame = frame
         self._queue_size = queue_size
         self._poll_seconds = poll_seconds
+        self._heartbeat_seconds = heartbeat_seconds
+        self._now = now or (lambda: datetime.now().astimezone())
         self._subscribers: set[Subscription] = set()
         self._poke = asyncio.Event()
         self._last = 0
-        self._task: asyncio.Task[None] | None = None
+        self._ahead: dict[int, StoredEvent] = {}
+        self._tasks: list[asyncio.Task[None]] = []
         self.delivered = 0
         self.dropped_subscribers = 0
+        self.store_reads = 0
 
     @property
     def current_sequence(self) -> int:
@@ -85,31 +113,44 @@ class EventBus:
     async def start(self) -> None:
         """Starts after the newest stored event (history is replayed from the
         store by each stream, not by the bus)."""
-        async with self._store.read() as uow:
-            self._last = await uow.events.newest()
-        self._task = asyncio.create_task(self._pump(), name="event-bus")
+        self._last = await self._store.read(lambda uow: uow.events.newest())
+        self._tasks = [
+            asyncio.create_task(self._pump(), name="event-bus"),
+            asyncio.create_task(self._ticker(), name="event-heartbeats"),
+        ]
 
     async def stop(self) -> None:
-        """Stops the pump."""
-        if self._task is not None:
-            self._task.cancel()
+        """Stops the pump and the heartbeats."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     def poke(self) -> None:
-        """New events may be in the store."""
+        """Events of another replica may be in the store."""
         self._poke.set()
+
+    def publish(self, events: list[StoredEvent]) -> None:
+        """Events this process has just committed, in sequence order."""
+        for event in events:
+            if event.sequence > self._last:
+                self._ahead[event.sequence] = event
+        self._drain()
+        if self._ahead:
+            # A sequence before these is missing: another replica's (or a
+            # concurrent transaction's) commit we have not seen yet.
+            self._poke.set()
 
     def subscribe(
         self,
         kinds: frozenset[str] | None,
-        close: Callable[[str], Coroutine[Any, Any, None]],
+        heartbeat: HeartbeatFrame,
         resource_prefix: str = "",
     ) -> Subscription:
-        """A new subscription, receiving events after ``current_sequence``.
-        ``close(why)`` ends its stream from outside ("overflow" or "shutdown")."""
+        """A new subscription, receiving events after ``current_sequence``."""
         sub = Subscription(
-            kinds, asyncio.Queue(self._queue_size), self._last, close, resource_prefix
+            kinds, asyncio.Queue(self._queue_size), self._last, heartbeat, resource_prefix
         )
         self._subscribers.add(sub)
         return sub
@@ -118,6 +159,43 @@ class EventBus:
         """Stops delivering to ``sub``."""
         self._subscribers.discard(sub)
 
+    def close_all(self) -> None:
+        """Ends every stream (at shutdown); clients resume elsewhere or later."""
+        for sub in list(self._subscribers):
+            self._close(sub, "shutdown")
+
+    # --------------------------------------------------------------- inside
+
+    def _drain(self) -> None:
+        while self._last + 1 in self._ahead:
+            self._deliver(self._ahead.pop(self._last + 1))
+        for stale in [s for s in self._ahead if s <= self._last]:
+            del self._ahead[stale]
+
+    def _deliver(self, row: StoredEvent) -> None:
+        event = BusEvent(row.sequence, row.kind, self._frame(row.payload), row.resource)
+        self._last = row.sequence
+        for sub in list(self._subscribers):
+            if not sub.wants(event.kind, event.resource):
+                continue
+            try:
+                sub.queue.put_nowait(event)
+                sub.busy = True
+                self.delivered += 1
+            except asyncio.QueueFull:
+                self.dropped_subscribers += 1
+                log.warning("stream subscriber fell behind at %d; closing it", sub.last_sent)
+                self._close(sub, "overflow")
+
+    def _close(self, sub: Subscription, why: str) -> None:
+        self._subscribers.discard(sub)
+        sub.close_reason = why
+        if sub.queue.full():
+            # Room for the end marker; the subscriber resumes from what it
+            # last sent, so the dropped event is not lost.
+            sub.queue.get_nowait()
+        sub.queue.put_nowait(BusEvent(sub.last_sent, CLOSED, b""))
+
     async def _pump(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
@@ -125,13 +203,15 @@ class EventBus:
             self._poke.clear()
             try:
                 while True:
-                    async with self._store.read() as uow:
-                        rows = await uow.events.after(self._last, None, BATCH)
+                    after = self._last
+                    rows = await self._store.read(
+                        lambda uow: uow.events.after(after, None, BATCH)  # noqa: B023 - awaited
+                    )
+                    self.store_reads += 1
                     for row in rows:
-                        self._deliver(
-                            BusEvent(row.sequence, row.kind, self._frame(row.payload), row.resource)
-                        )
-                        self._last = row.sequence
+                        if row.sequence == self._last + 1:
+                            self._deliver(row)
+                    self._drain()
                     if len(rows) < BATCH:
                         break
             except Exception:
@@ -139,25 +219,17 @@ class EventBus:
                 await asyncio.sleep(0.5)
                 self._poke.set()
 
-    def _deliver(self, event: BusEvent) -> None:
-        for sub in list(self._subscribers):
-            if not sub.wants(event.kind, event.resource):
-                continue
-            try:
-                sub.queue.put_nowait(event)
-                self.delivered += 1
-            except asyncio.QueueFull:
-                self.dropped_subscribers += 1
-                self._drop(sub, "overflow")
-
-    def close_all(self) -> None:
-        """Ends every stream (at shutdown); clients resume elsewhere or later."""
-        for sub in list(self._subscribers):
-            self._drop(sub, "shutdown")
-
-    def _drop(self, sub: Subscription, why: str) -> None:
-        self._subscribers.discard(sub)
-        sub.closed = True
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(sub.close(why))
-        sub._tasks.add(task)
-        task.add_done_callback(sub._tasks.discard)
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_seconds)
+            frames: dict[HeartbeatFrame, bytes] = {}
+            now = self._now()
+            for sub in list(self._subscribers):
+                if sub.busy:
+                    sub.busy = False
+                    continue
+                frame = frames.get(sub.heartbeat)
+                if frame is None:
+                    frame = frames[sub.heartbeat] = sub.heartbeat(self._last, now)
+                with contextlib.suppress(asyncio.QueueFull):
+                    sub.queue.put_nowait(BusEvent(self._last, HEARTBEAT, frame))

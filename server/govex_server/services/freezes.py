@@ -65,11 +65,12 @@ class FreezeService:
         now = self._clock.now()
         expires = resolve_expiry(now, ttl, expire_time)
         created = Freeze(self._ids.new(now), freeze_type, reason, actor.name, now, expires)
-        async with self._store.write() as uow:
-            await uow.freezes.add(created)
-            await self._record(uow, actor, "Freeze", EventKind.FREEZE_CREATED, created, reason)
+
+        def unit(uow: UnitOfWork) -> Freeze:
+            uow.freezes.add(created)
+            self._record(uow, actor, "Freeze", EventKind.FREEZE_CREATED, created, reason)
             if idem is not None:
-                await uow.idempotency.put(
+                uow.idempotency.put(
                     actor.name,
                     idem.rpc,
                     idem.request_id,
@@ -77,7 +78,9 @@ class FreezeService:
                     idem.encode(created),
                     now,
                 )
-        return created
+            return created
+
+        return await self._store.write(unit)
 
     async def unfreeze(
         self,
@@ -92,10 +95,11 @@ class FreezeService:
         if lift_all and name:
             raise invalid_field("name", "give a name or all=true, not both")
         freeze_id = None if lift_all else parse_name(name, "freezes")
-        async with self._store.write() as uow:
+
+        def unit(uow: UnitOfWork) -> list[Freeze]:
             now = self._clock.now()
             if freeze_id is not None:
-                found = await uow.freezes.get(freeze_id)
+                found = uow.freezes.get(freeze_id)
                 if found is None:
                     raise not_found("govex.io/Freeze", name)
                 if not found.active_at(now):
@@ -107,7 +111,7 @@ class FreezeService:
                     )
                 targets = [found]
             else:
-                targets = [f for f in await uow.freezes.unended() if f.active_at(now)]
+                targets = [f for f in uow.freezes.unended() if f.active_at(now)]
             lifted = []
             for freeze in targets:
                 ended = replace(
@@ -117,13 +121,11 @@ class FreezeService:
                     ended_by=actor.name,
                     end_reason=reason,
                 )
-                if await uow.freezes.end(ended):
-                    await self._record(
-                        uow, actor, "Unfreeze", EventKind.FREEZE_LIFTED, ended, reason
-                    )
+                if uow.freezes.end(ended):
+                    self._record(uow, actor, "Unfreeze", EventKind.FREEZE_LIFTED, ended, reason)
                     lifted.append(ended)
             if idem is not None:
-                await uow.idempotency.put(
+                uow.idempotency.put(
                     actor.name,
                     idem.rpc,
                     idem.request_id,
@@ -131,16 +133,19 @@ class FreezeService:
                     idem.encode(lifted),
                     now,
                 )
-        return lifted
+            return lifted
+
+        return await self._store.write(unit)
 
     async def expire_due(self) -> list[Freeze]:
         """Ends every freeze whose expire time has passed, writing one
         FREEZE_EXPIRED event each. Safe to run on several replicas at once:
         the conditional end lets only one of them record each expiry."""
-        expired = []
-        async with self._store.write() as uow:
+
+        def unit(uow: UnitOfWork) -> list[Freeze]:
+            expired = []
             now = self._clock.now()
-            for freeze in await uow.freezes.unended():
+            for freeze in uow.freezes.unended():
                 if freeze.expire_time > now:
                     continue
                 ended = replace(
@@ -149,11 +154,11 @@ class FreezeService:
                     end=FreezeEnd.EXPIRED,
                     end_reason="expired",
                 )
-                if await uow.freezes.end(ended):
-                    await uow.events.append(
+                if uow.freezes.end(ended):
+                    uow.events.append(
                         DomainEvent(EventKind.FREEZE_EXPIRED, now, "", ended.name, ended)
                     )
-                    await uow.audit.append(
+                    uow.audit.append(
                         AuditRecord(
                             at=now,
                             principal="govex",
@@ -168,18 +173,18 @@ class FreezeService:
                         )
                     )
                     expired.append(ended)
-        return expired
+            return expired
+
+        return await self._store.write(unit)
 
     async def next_expiry(self) -> datetime | None:
         """The earliest expire time of the freezes not ended yet."""
-        async with self._store.read() as uow:
-            unended = await uow.freezes.unended()
+        unended = await self._store.read(lambda uow: uow.freezes.unended())
         return min((f.expire_time for f in unended), default=None)
 
     async def active(self) -> list[Freeze]:
         """The freezes active now (compared with the clock, not only the store)."""
-        async with self._store.read() as uow:
-            unended = await uow.freezes.unended()
+        unended = await self._store.read(lambda uow: uow.freezes.unended())
         now = self._clock.now()
         return [f for f in unended if f.active_at(now)]
 
@@ -199,8 +204,15 @@ class FreezeService:
         # Unended rows past their expire time are not active: skip them
         # (the expiry task is about to end them) and read on.
         while len(found) <= page.size:
-            async with self._store.read() as uow:
-                rows = await uow.freezes.list(include_ended, types, after, page.size + 1)
+            after_id = after
+            rows = await self._store.read(
+                lambda uow: uow.freezes.list(
+                    include_ended,
+                    types,
+                    after_id,  # noqa: B023 - awaited at once
+                    page.size + 1,
+                )
+            )
             found += [f for f in rows if include_ended or f.active_at(now)]
             if len(rows) <= page.size:
                 break
@@ -209,7 +221,7 @@ class FreezeService:
         found = found[: page.size]
         return FreezePage(found, next_token(page, found[-1].id if found else None, more))
 
-    async def _record(
+    def _record(
         self,
         uow: UnitOfWork,
         actor: Principal,
@@ -219,8 +231,8 @@ class FreezeService:
         reason: str,
     ) -> None:
         now = self._clock.now()
-        await uow.events.append(DomainEvent(kind, now, actor.name, freeze.name, freeze))
-        await uow.audit.append(
+        uow.events.append(DomainEvent(kind, now, actor.name, freeze.name, freeze))
+        uow.audit.append(
             AuditRecord(
                 at=now,
                 principal=actor.name,

@@ -158,8 +158,7 @@ class GovernanceService:
     async def get_plan(self, name: str) -> Plan:
         """One plan by resource name."""
         plan_id = parse_name(name, "plans")
-        async with self._store.read() as uow:
-            plan = await uow.plans.get(plan_id)
+        plan = await self._store.read(lambda uow: uow.plans.get(plan_id))
         if plan is None:
             raise not_found("govex.io/Plan", name)
         return plan
@@ -169,16 +168,17 @@ class GovernanceService:
     ) -> PlanPage:
         """Plans newest first, optionally only some states."""
         page = parse_page(page_size, page_token, filter_key(sorted(s.value for s in states)))
-        async with self._store.read() as uow:
-            plans = await uow.plans.list(states, page.after_id, page.size + 1)
+        plans = await self._store.read(
+            lambda uow: uow.plans.list(states, page.after_id, page.size + 1)
+        )
         more = len(plans) > page.size
         plans = plans[: page.size]
         return PlanPage(plans, next_token(page, plans[-1].id if plans else None, more))
 
     async def cooldown_status(self) -> CooldownStatus:
         """When the next plan may be published."""
-        async with self._store.read() as uow:
-            return await self._cooldown_status(uow, self._clock.now())
+        now = self._clock.now()
+        return await self._store.read(lambda uow: self._cooldown_status(uow, now))
 
     async def snapshot(self) -> GovernanceSnapshot:
         """Mode, active plan, counts and cooldown, read together."""
@@ -211,26 +211,27 @@ class GovernanceService:
         )
 
     async def _read_facts(self) -> _Facts:
-        async with self._store.read() as uow:
-            return _Facts(
-                await uow.modes.get(),
-                await uow.plans.active(),
-                await uow.plans.count_by_state(),
-                await uow.plans.last_activation(),
-                await uow.freezes.unended(),
+        return await self._store.read(
+            lambda uow: _Facts(
+                uow.modes.get(),
+                uow.plans.active(),
+                uow.plans.count_by_state(),
+                uow.plans.last_activation(),
+                uow.freezes.unended(),
             )
+        )
 
     async def mode(self) -> ModeSetting:
         """The governance mode."""
-        async with self._store.read() as uow:
-            return await uow.modes.get()
+        return await self._store.read(lambda uow: uow.modes.get())
 
     async def replay(
         self, principal: Principal, rpc: str, request_id: str
     ) -> tuple[str, bytes] | None:
         """The stored first response for an idempotency key, if any."""
-        async with self._store.read() as uow:
-            return await uow.idempotency.get(principal.name, rpc, request_id)
+        return await self._store.read(
+            lambda uow: uow.idempotency.get(principal.name, rpc, request_id)
+        )
 
     # -------------------------------------------------------------- mutations
 
@@ -244,8 +245,9 @@ class GovernanceService:
         """A new DRAFT plan."""
         checked = validate_targets(targets)
         _text(reason, "reason")
-        async with self._store.write() as uow:
-            mode = await uow.modes.get()
+
+        def unit(uow: UnitOfWork) -> Plan:
+            mode = uow.modes.get()
             check_propose(mode.mode, actor)
             now = self._clock.now()
             plan = Plan(
@@ -259,8 +261,8 @@ class GovernanceService:
                 create_time=now,
                 update_time=now,
             )
-            await uow.plans.add(plan)
-            await self._record(
+            uow.plans.add(plan)
+            self._record(
                 uow,
                 actor,
                 mode,
@@ -272,8 +274,10 @@ class GovernanceService:
                 plan.etag,
                 reason,
             )
-            await self._remember(uow, actor, idem, plan, now)
-        return plan
+            self._remember(uow, actor, idem, plan, now)
+            return plan
+
+        return await self._store.write(unit)
 
     async def update(
         self,
@@ -366,27 +370,28 @@ class GovernanceService:
         plan_id = parse_name(name, "plans")
         _etag(etag)
         _text(override_reason, "override_reason", required=override_cooldown)
-        async with self._store.write() as uow:
+
+        def unit(uow: UnitOfWork) -> Activation:
             # Locking the mode row serialises activations across replicas, so
             # the cooldown and the supersede read below cannot race.
-            mode = await uow.modes.get(for_update=True)
-            plan = await self._load(uow, plan_id, etag)
-            await self._check_governed(uow, mode, plan, actor, PlanAction.ACTIVATE)
+            mode = uow.modes.get(for_update=True)
+            plan = self._load(uow, plan_id, etag)
+            self._check_governed(uow, mode, plan, actor, PlanAction.ACTIVATE)
             require_transition(plan, PlanAction.ACTIVATE)
             now = self._clock.now()
-            status = await self._cooldown_status(uow, now)
+            status = self._cooldown_status(uow, now)
             check_cooldown(status, actor, override_cooldown, override_reason)
             overridden = override_cooldown and not status.publishing_allowed
             superseded: Plan | None = None
-            old = await uow.plans.active()
+            old = uow.plans.active()
             if old is not None:
                 superseded = old.moved(
                     PlanAction.SUPERSEDE,
                     now,
                     cancelled=Step.by(actor, now, f"superseded by {plan.name}"),
                 )
-                await self._replace(uow, superseded, old)
-                await self._record(
+                self._replace(uow, superseded, old)
+                self._record(
                     uow,
                     actor,
                     mode,
@@ -405,14 +410,14 @@ class GovernanceService:
                 activated=Step.by(actor, now, comment),
                 cooldown_overridden=overridden,
             )
-            await self._replace(uow, activated, plan)
+            self._replace(uow, activated, plan)
             details: dict[str, Any] = {}
             if overridden:
                 details = {
                     "cooldown_override": True,
                     "cooldown_remaining_seconds": int(status.remaining.total_seconds()),
                 }
-            await self._record(
+            self._record(
                 uow,
                 actor,
                 mode,
@@ -426,8 +431,10 @@ class GovernanceService:
                 details,
             )
             result = Activation(activated, superseded)
-            await self._remember(uow, actor, idem, result, now)
-        return result
+            self._remember(uow, actor, idem, result, now)
+            return result
+
+        return await self._store.write(unit)
 
     async def set_mode(
         self,
@@ -440,15 +447,16 @@ class GovernanceService:
         """Changes the governance mode (admin; the caller checks the role)."""
         _etag(etag)
         _text(reason, "reason")
-        async with self._store.write() as uow:
-            current = await uow.modes.get(for_update=True)
+
+        def unit(uow: UnitOfWork) -> ModeSetting:
+            current = uow.modes.get(for_update=True)
             check_etag("governance/mode", etag, current.etag)
             now = self._clock.now()
             new = ModeSetting(mode, current.version + 1, now, actor.name)
-            if not await uow.modes.replace(new, current.version):
-                latest = await uow.modes.get()
+            if not uow.modes.replace(new, current.version):
+                latest = uow.modes.get()
                 raise etag_mismatch("governance/mode", latest.etag)
-            await self._record(
+            self._record(
                 uow,
                 actor,
                 current,
@@ -461,34 +469,40 @@ class GovernanceService:
                 reason,
                 {"from": current.mode.value, "to": mode.value},
             )
-            await self._remember(uow, actor, idem, new, now)
-        return new
+            self._remember(uow, actor, idem, new, now)
+            return new
+
+        return await self._store.write(unit)
 
     async def check_execute(self, actor: Principal, name: str, etag: str) -> Plan:
         """The plan, if ``actor`` may execute it now: the etag is current, the
         plan is ACTIVE, and the mode (with its full_ai bounds) allows it."""
         plan_id = parse_name(name, "plans", "plan")
         _etag(etag)
-        async with self._store.read() as uow:
-            plan = await self._load(uow, plan_id, etag)
-            mode = await uow.modes.get()
-            await self._check_governed(uow, mode, plan, actor, PlanAction.EXECUTE)
+
+        def unit(uow: UnitOfWork) -> Plan:
+            plan = self._load(uow, plan_id, etag)
+            mode = uow.modes.get()
+            self._check_governed(uow, mode, plan, actor, PlanAction.EXECUTE)
+            return plan
+
+        plan = await self._store.read(unit)
         require_transition(plan, PlanAction.EXECUTE)
         return plan
 
-    async def complete_in(
+    def complete_in(
         self, uow: UnitOfWork, plan_id: str, execution: str, actor: Principal
     ) -> Plan | None:
         """ACTIVE -> EXECUTED inside the caller's transaction (the execution
         that filled every leg); None if the plan moved on meanwhile."""
-        plan = await uow.plans.get(plan_id)
+        plan = uow.plans.get(plan_id)
         if plan is None or plan.state is not PlanState.ACTIVE:
             return None
         now = self._clock.now()
         done = plan.moved(PlanAction.COMPLETE, now, execute_time=now)
-        await self._replace(uow, done, plan)
-        mode = await uow.modes.get()
-        await self._record(
+        self._replace(uow, done, plan)
+        mode = uow.modes.get()
+        self._record(
             uow,
             actor,
             mode,
@@ -572,29 +586,32 @@ class GovernanceService:
     ) -> Plan:
         """Load, check etag, check the governed step, check the transition,
         write conditionally, audit, remember: one transaction."""
-        async with self._store.write() as uow:
-            plan = await self._load(uow, plan_id, etag)
-            mode = await uow.modes.get()
+
+        def unit(uow: UnitOfWork) -> Plan:
+            plan = self._load(uow, plan_id, etag)
+            mode = uow.modes.get()
             if governed:
-                await self._check_governed(uow, mode, plan, actor, action)
+                self._check_governed(uow, mode, plan, actor, action)
             require_transition(plan, action)
             now = self._clock.now()
             new = mutate(plan, mode, now)
-            await self._replace(uow, new, plan)
-            await self._record(
+            self._replace(uow, new, plan)
+            self._record(
                 uow, actor, mode, rpc, _EVENTS[action], new, plan.name, plan.etag, new.etag, reason
             )
-            await self._remember(uow, actor, idem, new, now)
-        return new
+            self._remember(uow, actor, idem, new, now)
+            return new
 
-    async def _load(self, uow: UnitOfWork, plan_id: str, etag: str) -> Plan:
-        plan = await uow.plans.get(plan_id)
+        return await self._store.write(unit)
+
+    def _load(self, uow: UnitOfWork, plan_id: str, etag: str) -> Plan:
+        plan = uow.plans.get(plan_id)
         if plan is None:
             raise not_found("govex.io/Plan", f"plans/{plan_id}")
         check_etag(plan.name, etag, plan.etag)
         return plan
 
-    async def _check_governed(
+    def _check_governed(
         self,
         uow: UnitOfWork,
         mode: ModeSetting,
@@ -604,16 +621,16 @@ class GovernanceService:
     ) -> None:
         violations = []
         if not actor.is_human and mode.mode is GovernanceMode.FULL_AI:
-            violations = await self._bounds.violations(uow, plan)
+            violations = self._bounds.violations(uow, plan)
         check_step(mode.mode, plan, actor, action, violations)
 
-    async def _replace(self, uow: UnitOfWork, new: Plan, old: Plan) -> None:
-        if not await uow.plans.replace(new, old.version):
-            latest = await uow.plans.get(old.id)
+    def _replace(self, uow: UnitOfWork, new: Plan, old: Plan) -> None:
+        if not uow.plans.replace(new, old.version):
+            latest = uow.plans.get(old.id)
             raise etag_mismatch(old.name, latest.etag if latest else "")
 
-    async def _cooldown_status(self, uow: UnitOfWork, now: datetime) -> CooldownStatus:
-        last = await uow.plans.last_activation()
+    def _cooldown_status(self, uow: UnitOfWork, now: datetime) -> CooldownStatus:
+        last = uow.plans.last_activation()
         return CooldownStatus(
             self._cooldown,
             last[0] if last else None,
@@ -621,7 +638,7 @@ class GovernanceService:
             now,
         )
 
-    async def _record(
+    def _record(
         self,
         uow: UnitOfWork,
         actor: Principal,
@@ -637,8 +654,8 @@ class GovernanceService:
     ) -> None:
         """The audit record and the event of one change, in its transaction."""
         now = self._clock.now()
-        await uow.events.append(DomainEvent(event, now, actor.name, resource, payload))
-        await uow.audit.append(
+        uow.events.append(DomainEvent(event, now, actor.name, resource, payload))
+        uow.audit.append(
             AuditRecord(
                 at=now,
                 principal=actor.name,
@@ -653,7 +670,7 @@ class GovernanceService:
             )
         )
 
-    async def _remember(
+    def _remember(
         self,
         uow: UnitOfWork,
         actor: Principal,
@@ -662,6 +679,6 @@ class GovernanceService:
         now: datetime,
     ) -> None:
         if idem is not None:
-            await uow.idempotency.put(
+            uow.idempotency.put(
                 actor.name, idem.rpc, idem.request_id, idem.fingerprint, idem.encode(result), now
             )

@@ -72,26 +72,27 @@ class PolicyService:
     ) -> PolicyView:
         """Validates and stores a set, derives the policy from it, records
         what changed; nothing is stored when the set is refused."""
-        async with self._store.write() as uow:
+
+        def unit(uow: UnitOfWork) -> PolicyView:
             now = self._clock.now()
-            current = await uow.signals.current()
+            current = uow.signals.current()
             validate_signals(signals, now, current.as_of if current else None, self._skew)
             stored = replace(signals, publisher=actor.name, receive_time=now)
-            version, state, phase = await uow.policy.get(for_update=True)
-            freezes = await uow.freezes.unended()
+            version, state, phase = uow.policy.get(for_update=True)
+            freezes = uow.freezes.unended()
             derivation = derive(stored, state, freezes, now, self._settings, new_set=True)
             new_phase, phase_changed = advance(phase, stored, now, self._phase_settings)
-            await uow.signals.add(self._ids.new(now), stored)
-            await uow.events.append(
+            uow.signals.add(self._ids.new(now), stored)
+            uow.events.append(
                 DomainEvent(EventKind.SIGNALS_PUBLISHED, now, actor.name, "signals", stored)
             )
-            await self._record_changes(uow, actor.name, now, state, derivation, freezes)
+            self._record_changes(uow, actor.name, now, state, derivation, freezes)
             if phase_changed:
-                await uow.events.append(
+                uow.events.append(
                     DomainEvent(EventKind.PHASE_CHANGED, now, actor.name, "phase", new_phase)
                 )
-            await self._save(uow, version, derivation.state, new_phase)
-            await uow.audit.append(
+            self._save(uow, version, derivation.state, new_phase)
+            uow.audit.append(
                 AuditRecord(
                     at=now,
                     principal=actor.name,
@@ -110,19 +111,22 @@ class PolicyService:
             )
             view = PolicyView(stored, derivation.policy, derivation.state.freshness, new_phase, now)
             if idem is not None:
-                await uow.idempotency.put(
+                uow.idempotency.put(
                     actor.name, idem.rpc, idem.request_id, idem.fingerprint, idem.encode(view), now
                 )
-        return view
+            return view
+
+        return await self._store.write(unit)
 
     async def rederive(self) -> bool:
         """Derives again from the current set (time passed, freezes changed);
         writes only when the policy or the freshness changed."""
-        async with self._store.write() as uow:
+
+        def unit(uow: UnitOfWork) -> bool:
             now = self._clock.now()
-            version, state, phase = await uow.policy.get(for_update=True)
-            signals = await uow.signals.current()
-            freezes = await uow.freezes.unended()
+            version, state, phase = uow.policy.get(for_update=True)
+            signals = uow.signals.current()
+            freezes = uow.freezes.unended()
             derivation = derive(signals, state, freezes, now, self._settings)
             before = state.policy or self._default_policy(now)
             unchanged = (
@@ -132,9 +136,11 @@ class PolicyService:
             )
             if unchanged and derivation.state.freeze_ids == state.freeze_ids:
                 return False
-            await self._record_changes(uow, "", now, state, derivation, freezes)
-            await self._save(uow, version, derivation.state, phase)
-        return not unchanged
+            self._record_changes(uow, "", now, state, derivation, freezes)
+            self._save(uow, version, derivation.state, phase)
+            return not unchanged
+
+        return await self._store.write(unit)
 
     async def view(self) -> PolicyView:
         """The policy in force now (as last derived) and its inputs."""
@@ -144,30 +150,36 @@ class PolicyService:
         return PolicyView(signals, policy, state.freshness, phase, now)
 
     async def _read_view(self) -> tuple[PolicyState, PhaseState, SignalSet | None]:
-        async with self._store.read() as uow:
-            _, state, phase = await uow.policy.get()
-            return state, phase, await uow.signals.current()
+        def unit(uow: UnitOfWork) -> tuple[PolicyState, PhaseState, SignalSet | None]:
+            _, state, phase = uow.policy.get()
+            return state, phase, uow.signals.current()
 
-    async def view_in(self, uow: UnitOfWork) -> PolicyView:
+        return await self._store.read(unit)
+
+    def view_in(self, uow: UnitOfWork) -> PolicyView:
         """``view`` inside a caller's transaction."""
         now = self._clock.now()
-        _, state, phase = await uow.policy.get()
-        signals = await uow.signals.current()
+        _, state, phase = uow.policy.get()
+        signals = uow.signals.current()
         policy = state.policy or self._default_policy(now)
         return PolicyView(signals, policy, state.freshness, phase, now)
 
     async def next_time_change(self) -> datetime | None:
         """When time alone will move the derivation next."""
-        async with self._store.read() as uow:
-            _, state, _ = await uow.policy.get()
-            signals = await uow.signals.current()
-        return next_time_change(signals, state, self._settings)
+
+        def unit(uow: UnitOfWork) -> datetime | None:
+            _, state, _ = uow.policy.get()
+            return next_time_change(uow.signals.current(), state, self._settings)
+
+        return await self._store.read(unit)
 
     async def freezes_changed(self) -> bool:
         """True when the active freezes differ from those of the last derivation."""
-        async with self._store.read() as uow:
-            _, state, _ = await uow.policy.get()
-            unended = await uow.freezes.unended()
+
+        def unit(uow: UnitOfWork) -> tuple[PolicyState, list[Freeze]]:
+            return uow.policy.get()[1], uow.freezes.unended()
+
+        state, unended = await self._store.read(unit)
         now = self._clock.now()
         return tuple(sorted(f.id for f in unended if f.active_at(now))) != state.freeze_ids
 
@@ -179,7 +191,7 @@ class PolicyService:
     def _default_policy(self, now: datetime) -> Policy:
         return derive(None, PolicyState(), [], now, self._settings).policy
 
-    async def _record_changes(
+    def _record_changes(
         self,
         uow: UnitOfWork,
         actor: str,
@@ -191,7 +203,7 @@ class PolicyService:
         del freezes  # the derivation already names the freezes it applied
         previous = before.policy or self._default_policy(now)
         if derivation.state.freshness is not before.freshness:
-            await uow.events.append(
+            uow.events.append(
                 DomainEvent(
                     EventKind.SIGNALS_FRESHNESS_CHANGED,
                     now,
@@ -201,14 +213,12 @@ class PolicyService:
                 )
             )
         if not derivation.policy.same_values(previous):
-            await uow.events.append(
+            uow.events.append(
                 DomainEvent(EventKind.POLICY_CHANGED, now, actor, "policy", derivation.policy)
             )
 
-    async def _save(
-        self, uow: UnitOfWork, version: int, state: PolicyState, phase: PhaseState
-    ) -> None:
-        if not await uow.policy.put(version, state, phase):
+    def _save(self, uow: UnitOfWork, version: int, state: PolicyState, phase: PhaseState) -> None:
+        if not uow.policy.put(version, state, phase):
             raise GovexError(
                 Category.ABORTED, "CONFLICT", "the policy state changed concurrently; retry"
             )

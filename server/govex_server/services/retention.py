@@ -32,10 +32,10 @@ class EventRetention:
 
     async def run_once(self) -> int:
         """One trim; returns how many events were deleted."""
-        async with self._store.write() as uow:
-            return await uow.events.delete_before(
-                self._clock.now() - self._keep_for, self._keep_newest
-            )
+        cutoff = self._clock.now() - self._keep_for
+        return await self._store.write(
+            lambda uow: uow.events.delete_before(cutoff, self._keep_newest)
+        )
 
     async def run(self) -> None:
         """The task body; cancelled at shutdown."""

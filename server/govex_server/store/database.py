@@ -1,27 +1,35 @@
-"""Engines, transactions and the unit of work.
+"""The store: engines, the unit of work, and how units are run.
+
+A unit of work is a plain function of a ``UnitOfWork``; ``Store.write(unit)``
+runs it in one transaction and returns its result once that transaction has
+committed, ``Store.read(unit)`` runs it on a read-only snapshot. Units are
+synchronous on purpose: no await between two statements, so a transaction is
+as short as the SQL in it.
 
 SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL``: a
-committed plan transition or audit record survives a power cut, which is worth
-the extra fsync on a control plane that writes little. SQLite allows one writer
-at a time, so write transactions in this process queue on an asyncio lock
-instead of spinning on ``database is locked``; ``busy_timeout`` covers other
-processes (``govex-server migrate``). PostgreSQL is the scale-out store:
-concurrent writers are kept honest by conditional updates on ``version``,
-row locks, and the single-active-plan unique index.
+committed plan transition or audit record survives a power cut. One writer
+thread group-commits the queued units (group_commit.py), so the fsync is paid
+once per batch, not once per request; reads run on their own connections in a
+small thread pool and never wait for the writer (WAL). PostgreSQL is the
+scale-out store: units run on a pooled asyncpg connection through
+SQLAlchemy's ``run_sync`` bridge, concurrent writers are kept honest by
+conditional updates on ``version``, row locks and unique indexes, and one
+NOTIFY per transaction wakes the other replicas.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from govex_server.domain.errors import Category, GovexError
 from govex_server.domain.events import DomainEvent
@@ -30,6 +38,7 @@ from govex_server.store.execution_repositories import (
     ExecutionRepository,
     OrderRepository,
 )
+from govex_server.store.group_commit import GroupCommitWriter
 from govex_server.store.repositories import (
     AuditRepository,
     EventEncoder,
@@ -40,18 +49,24 @@ from govex_server.store.repositories import (
     PlanRepository,
     PolicyStateRepository,
     SignalRepository,
+    StoredEvent,
 )
+
+T = TypeVar("T")
+Unit = Callable[["UnitOfWork"], T]
+READ_THREADS = 4
 
 
 def normalise_url(url: str) -> str:
-    """Picks the async driver: ``sqlite:///x.db`` -> aiosqlite,
-    ``postgresql://`` -> asyncpg. Other backends are refused."""
+    """Picks the driver: ``sqlite:///x.db`` -> the standard library's
+    sqlite3, ``postgresql://`` -> asyncpg. Other backends are refused."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        parsed = parsed.set(drivername="sqlite+aiosqlite")
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if not parsed.database or parsed.database == ":memory:":
+            raise ValueError("sqlite needs a file: the writer and the readers share it")
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        parsed = parsed.set(drivername="sqlite+pysqlite")
     elif backend in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+asyncpg")
     else:
@@ -59,28 +74,40 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def _sqlite_engine(url: str, begin: str, **kwargs: Any) -> Engine:
+    """A sqlite3 engine whose transactions we begin ourselves: pysqlite's own
+    implicit BEGIN would break SAVEPOINTs and defer the write lock."""
+    engine = create_sync_engine(
+        url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: the WAL is synced at every commit, so a committed batch
+        # survives a power cut (NORMAL would only survive a process crash).
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url`` with the connection settings we rely on."""
-    url = normalise_url(url)
-    if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+    """The asyncpg engine for a PostgreSQL ``url``.
 
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        return engine
-    # A transaction abandoned mid-way (a cancelled task, a dead replica) must
-    # not hold its row locks forever: PostgreSQL ends idle transactions after
-    # 15 s, and a statement gives up waiting for a lock after 20 s (an error,
-    # not a hang).
+    A transaction abandoned mid-way (a dead replica) must not hold its row
+    locks forever: PostgreSQL ends idle transactions after 15 s, and a
+    statement gives up waiting for a lock after 20 s (an error, not a hang)."""
     return create_async_engine(
-        url,
+        normalise_url(url),
         pool_size=10,
         max_overflow=20,
         pool_pre_ping=True,
@@ -96,7 +123,7 @@ def create_engine(url: str) -> AsyncEngine:
 class UnitOfWork:
     """One transaction and the repositories that work inside it."""
 
-    def __init__(self, conn: AsyncConnection, encode_event: EventEncoder) -> None:
+    def __init__(self, conn: Connection, encode_event: EventEncoder) -> None:
         self.conn = conn
         self.plans = PlanRepository(conn)
         self.modes = ModeRepository(conn)
@@ -115,22 +142,50 @@ def _no_encoder(event: DomainEvent, sequence: int) -> bytes:
     raise RuntimeError("this Store was built without an event encoder; it cannot write events")
 
 
+def _conflict(exc: IntegrityError) -> GovexError:
+    """A unique-constraint violation: a concurrent twin won the race."""
+    return GovexError(
+        Category.ABORTED,
+        "CONFLICT",
+        "a concurrent request changed the same data first; read again and retry",
+    )
+
+
 class Store:
-    """Hands out units of work: ``read()`` for queries, ``write()`` for a
+    """Runs units of work: ``read(unit)`` on a snapshot, ``write(unit)`` in a
     transaction that commits on success and rolls back on any exception."""
 
-    def __init__(self, engine: AsyncEngine, encode_event: EventEncoder = _no_encoder) -> None:
-        self.engine = engine
-        self.is_sqlite = engine.dialect.name == "sqlite"
-        self._write_lock = asyncio.Lock()
+    def __init__(self, url: str, encode_event: EventEncoder = _no_encoder) -> None:
+        self.url = normalise_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
         self._encode_event = encode_event
         self._change_listeners: list[tuple[frozenset[str] | None, Callable[[], None]]] = []
+        self._event_listeners: list[Callable[[list[StoredEvent]], None]] = []
+        self.engine: AsyncEngine | None = None
+        self._writer: GroupCommitWriter | None = None
+        if self.is_sqlite:
+            self.sync_engine = _sqlite_engine(self.url, "BEGIN", pool_size=READ_THREADS)
+            writer_engine = _sqlite_engine(self.url, "BEGIN IMMEDIATE", pool_size=1)
+            self._writer = GroupCommitWriter(writer_engine, self._committed)
+            self._writer_engine = writer_engine
+            self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="govex-sqlite-read")
+        else:
+            self.engine = create_engine(url)
+
+    # ---------------------------------------------------------------- events
 
     def on_change(self, listener: Callable[[], None], kinds: frozenset[str] | None = None) -> None:
         """Calls ``listener`` after every committed transaction that recorded
         an event (of one of ``kinds``, when given), and whenever ``changed()``
         is called for another replica's writes."""
         self._change_listeners.append((kinds, listener))
+
+    def on_events(self, listener: Callable[[list[StoredEvent]], None]) -> None:
+        """Hands ``listener`` the events of every committed transaction of
+        this process before the writer hears back: on SQLite in sequence order
+        (one writer), on PostgreSQL each transaction's in order but concurrent
+        transactions as their commits return (the event bus re-orders)."""
+        self._event_listeners.append(listener)
 
     def changed(self, kinds: frozenset[str] | None = None) -> None:
         """Tells the listeners that the stored state changed: events of
@@ -139,43 +194,89 @@ class Store:
             if kinds is None or wanted is None or not wanted.isdisjoint(kinds):
                 listener()
 
+    def _committed(self, events: list[StoredEvent]) -> None:
+        for listener in self._event_listeners:
+            listener(events)
+        self.changed(frozenset(e.kind for e in events))
+
     @property
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``."""
-        return self.engine.dialect.name
+        return "sqlite" if self.is_sqlite else "postgresql"
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[UnitOfWork]:
-        """A read-only unit of work (its transaction is rolled back)."""
+    @property
+    def group_commit(self) -> GroupCommitWriter | None:
+        """The SQLite writer (its batch and unit counters), None on PostgreSQL."""
+        return self._writer
+
+    # ----------------------------------------------------------------- units
+
+    def _bind(self, unit: Unit[T]) -> Callable[[Connection], tuple[T, list[StoredEvent]]]:
+        def run(conn: Connection) -> tuple[T, list[StoredEvent]]:
+            uow = UnitOfWork(conn, self._encode_event)
+            try:
+                result = unit(uow)
+            except IntegrityError as exc:
+                raise _conflict(exc) from exc
+            appended = uow.events.appended
+            if appended and conn.dialect.name == "postgresql":
+                # One notification per transaction, delivered at commit:
+                # wakes the other replicas' event buses.
+                conn.execute(
+                    text("SELECT pg_notify('govex_events', :sequence)"),
+                    {"sequence": str(appended[-1].sequence)},
+                )
+            return result, appended
+
+        return run
+
+    async def read(self, unit: Unit[T]) -> T:
+        """Runs ``unit`` on a read-only snapshot (its transaction is rolled back)."""
+        run = self._bind(unit)
+        if self.is_sqlite:
+
+            def on_thread() -> T:
+                with self.sync_engine.connect() as conn, conn.begin() as txn:
+                    result = run(conn)[0]
+                    txn.rollback()
+                    return result
+
+            return await asyncio.get_running_loop().run_in_executor(self._readers, on_thread)
+        assert self.engine is not None
         async with self.engine.connect() as conn:
-            yield UnitOfWork(conn, self._encode_event)
+            result = (await conn.run_sync(run))[0]
             await conn.rollback()
+            return result
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[UnitOfWork]:
-        """A write transaction: everything inside commits together or not at all.
+    async def write(self, unit: Unit[T]) -> T:
+        """Runs ``unit`` in a transaction and returns its result once that
+        transaction has committed. Everything inside commits together or not
+        at all; a unique-constraint violation is ABORTED CONFLICT (the caller
+        re-reads and retries). A cancelled caller does not interrupt a
+        transaction that has begun: it commits or rolls back whole."""
+        run = self._bind(unit)
+        if self._writer is not None:
+            result: T = await self._writer.submit(run)
+            return result
+        return await asyncio.shield(self._write_postgres(run))
 
-        A unique-constraint violation (a concurrent twin won the race) is
-        ABORTED CONFLICT: the caller re-reads and retries."""
-        uow: UnitOfWork | None = None
+    async def _write_postgres(self, run: Callable[[Connection], tuple[T, list[StoredEvent]]]) -> T:
+        assert self.engine is not None
         try:
-            if self.is_sqlite:
-                async with self._write_lock, self.engine.begin() as conn:
-                    uow = UnitOfWork(conn, self._encode_event)
-                    yield uow
-            else:
-                async with self.engine.begin() as conn:
-                    uow = UnitOfWork(conn, self._encode_event)
-                    yield uow
+            async with self.engine.begin() as conn:
+                result, events = await conn.run_sync(run)
         except IntegrityError as exc:
-            raise GovexError(
-                Category.ABORTED,
-                "CONFLICT",
-                "a concurrent request changed the same data first; read again and retry",
-            ) from exc
-        if uow is not None and uow.events.kinds:
-            self.changed(frozenset(uow.events.kinds))
+            raise _conflict(exc) from exc
+        if events:
+            self._committed(events)
+        return result
 
     async def close(self) -> None:
-        """Closes every pooled connection."""
-        await self.engine.dispose()
+        """Finishes queued writes and closes every connection."""
+        if self._writer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._writer.stop)
+            self._readers.shutdown(wait=True)
+            self.sync_engine.dispose()
+            self._writer_engine.dispose()
+        if self.engine is not None:
+            await self.engine.dispose()

@@ -8,8 +8,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection, RowMapping
 
 from govex_server.domain.execution.orders import OrderState
 from govex_server.domain.execution.records import (
@@ -84,44 +83,42 @@ def _order(row: RowMapping) -> OrderRecord:
 class ExecutionRepository:
     """Executions; writes conditional on the version read."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def add(self, execution: ExecutionRecord) -> None:
+    def add(self, execution: ExecutionRecord) -> None:
         """Inserts (the one-running-per-plan index may refuse it)."""
-        await self._conn.execute(insert(t.executions).values(**_execution_row(execution)))
+        self._conn.execute(insert(t.executions).values(**_execution_row(execution)))
 
-    async def get(self, execution_id: str) -> ExecutionRecord | None:
+    def get(self, execution_id: str) -> ExecutionRecord | None:
         """One execution."""
-        result = await self._conn.execute(
-            select(t.executions).where(t.executions.c.id == execution_id)
-        )
+        result = self._conn.execute(select(t.executions).where(t.executions.c.id == execution_id))
         row = result.mappings().first()
         return _execution(row) if row else None
 
-    async def replace(self, execution: ExecutionRecord, expected_version: int) -> bool:
+    def replace(self, execution: ExecutionRecord, expected_version: int) -> bool:
         """Writes if nobody else did since ``expected_version``."""
         row = _execution_row(execution)
         del row["id"]
-        result = await self._conn.execute(
+        result = self._conn.execute(
             update(t.executions)
             .where(t.executions.c.id == execution.id, t.executions.c.version == expected_version)
             .values(**row)
         )
         return result.rowcount == 1
 
-    async def running(self) -> list[ExecutionRecord]:
+    def running(self) -> list[ExecutionRecord]:
         """Executions not finished yet."""
-        result = await self._conn.execute(
+        result = self._conn.execute(
             select(t.executions)
             .where(t.executions.c.state.in_(["PENDING", "RUNNING"]))
             .order_by(t.executions.c.id)
         )
         return [_execution(r) for r in result.mappings()]
 
-    async def running_for_plan(self, plan_id: str) -> ExecutionRecord | None:
+    def running_for_plan(self, plan_id: str) -> ExecutionRecord | None:
         """The plan's running execution, if any."""
-        result = await self._conn.execute(
+        result = self._conn.execute(
             select(t.executions).where(
                 t.executions.c.plan_id == plan_id,
                 t.executions.c.state.in_(["PENDING", "RUNNING"]),
@@ -130,7 +127,7 @@ class ExecutionRepository:
         row = result.mappings().first()
         return _execution(row) if row else None
 
-    async def list(
+    def list(
         self,
         states: Sequence[ExecutionState],
         plan_id: str | None,
@@ -145,48 +142,48 @@ class ExecutionRepository:
             query = query.where(t.executions.c.plan_id == plan_id)
         if before_id is not None:
             query = query.where(t.executions.c.id < before_id)
-        result = await self._conn.execute(query)
+        result = self._conn.execute(query)
         return [_execution(r) for r in result.mappings()]
 
 
 class OrderRepository:
     """Orders; every change is conditional on the state it was read in."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def add(self, order: OrderRecord) -> None:
+    def add(self, order: OrderRecord) -> None:
         """Inserts one order (the client order id is unique)."""
-        await self._conn.execute(insert(t.orders).values(**_order_row(order)))
+        self._conn.execute(insert(t.orders).values(**_order_row(order)))
 
-    async def get(self, order_id: str) -> OrderRecord | None:
+    def get(self, order_id: str) -> OrderRecord | None:
         """One order."""
-        result = await self._conn.execute(select(t.orders).where(t.orders.c.id == order_id))
+        result = self._conn.execute(select(t.orders).where(t.orders.c.id == order_id))
         row = result.mappings().first()
         return _order(row) if row else None
 
-    async def by_client_id(self, client_order_id: str) -> OrderRecord | None:
+    def by_client_id(self, client_order_id: str) -> OrderRecord | None:
         """The order with this client order id."""
-        result = await self._conn.execute(
+        result = self._conn.execute(
             select(t.orders).where(t.orders.c.client_order_id == client_order_id)
         )
         row = result.mappings().first()
         return _order(row) if row else None
 
-    async def replace(self, order: OrderRecord, expected: OrderState) -> bool:
+    def replace(self, order: OrderRecord, expected: OrderState) -> bool:
         """Writes ``order`` if it is still in state ``expected``."""
         row = _order_row(order)
         del row["id"]
-        result = await self._conn.execute(
+        result = self._conn.execute(
             update(t.orders)
             .where(t.orders.c.id == order.id, t.orders.c.state == expected.value)
             .values(**row)
         )
         return result.rowcount == 1
 
-    async def for_execution(self, execution_id: str) -> list[OrderRecord]:
+    def for_execution(self, execution_id: str) -> list[OrderRecord]:
         """Every order of an execution, in sending order."""
-        result = await self._conn.execute(
+        result = self._conn.execute(
             select(t.orders)
             .where(t.orders.c.execution_id == execution_id)
             .order_by(
@@ -198,20 +195,20 @@ class OrderRepository:
         )
         return [_order(r) for r in result.mappings()]
 
-    async def unresolved(self) -> list[OrderRecord]:
+    def unresolved(self) -> list[OrderRecord]:
         """Orders whose exchange state is not known to be final."""
         live = [s.value for s in OrderState if not s.terminal and s is not OrderState.PENDING]
-        result = await self._conn.execute(
+        result = self._conn.execute(
             select(t.orders).where(t.orders.c.state.in_(live)).order_by(t.orders.c.id)
         )
         return [_order(r) for r in result.mappings()]
 
-    async def client_ids(self) -> set[str]:
+    def client_ids(self) -> set[str]:
         """Every client order id ever used."""
-        result = await self._conn.execute(select(t.orders.c.client_order_id))
+        result = self._conn.execute(select(t.orders.c.client_order_id))
         return {r[0] for r in result.all()}
 
-    async def page(
+    def page(
         self,
         execution_id: str | None,
         states: Sequence[OrderState],
@@ -226,19 +223,19 @@ class OrderRepository:
             query = query.where(t.orders.c.state.in_([s.value for s in states]))
         if after_id is not None:
             query = query.where(t.orders.c.id > after_id)
-        result = await self._conn.execute(query)
+        result = self._conn.execute(query)
         return [_order(r) for r in result.mappings()]
 
 
 class DailyNotionalRepository:
     """Notional traded per account and UTC day; a new day starts at zero."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def get(self, account: str, day: date) -> float:
+    def get(self, account: str, day: date) -> float:
         """Traded so far that day."""
-        result = await self._conn.execute(
+        result = self._conn.execute(
             select(t.daily_notional.c.notional).where(
                 t.daily_notional.c.account == account,
                 t.daily_notional.c.day == day.isoformat(),
@@ -247,9 +244,9 @@ class DailyNotionalRepository:
         value = result.scalar_one_or_none()
         return float(value) if value is not None else 0.0
 
-    async def add(self, account: str, day: date, amount: float) -> None:
+    def add(self, account: str, day: date, amount: float) -> None:
         """Adds ``amount`` to that day's total."""
-        updated = await self._conn.execute(
+        updated = self._conn.execute(
             update(t.daily_notional)
             .where(
                 t.daily_notional.c.account == account,
@@ -258,7 +255,7 @@ class DailyNotionalRepository:
             .values(notional=t.daily_notional.c.notional + amount)
         )
         if updated.rowcount == 0:
-            await self._conn.execute(
+            self._conn.execute(
                 insert(t.daily_notional).values(
                     account=account, day=day.isoformat(), notional=amount
                 )

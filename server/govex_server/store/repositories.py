@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection, RowMapping
 
 from govex_server.domain.events import DomainEvent
 from govex_server.domain.freezes import Freeze, FreezeEnd, FreezeType
@@ -89,42 +88,40 @@ def _plan_from_row(row: RowMapping) -> Plan:
 class PlanRepository:
     """Plans. Writes are conditional on the version read (optimistic locking)."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def get(self, plan_id: str) -> Plan | None:
+    def get(self, plan_id: str) -> Plan | None:
         """The plan, or None."""
-        result = await self._conn.execute(select(t.plans).where(t.plans.c.id == plan_id))
+        result = self._conn.execute(select(t.plans).where(t.plans.c.id == plan_id))
         row = result.mappings().first()
         return _plan_from_row(row) if row else None
 
-    async def add(self, plan: Plan) -> None:
+    def add(self, plan: Plan) -> None:
         """Inserts a new plan."""
-        await self._conn.execute(insert(t.plans).values(**_plan_row(plan)))
+        self._conn.execute(insert(t.plans).values(**_plan_row(plan)))
 
-    async def replace(self, plan: Plan, expected_version: int) -> bool:
+    def replace(self, plan: Plan, expected_version: int) -> bool:
         """Writes ``plan`` if the stored version is still ``expected_version``.
         False means somebody else wrote first: the caller answers ABORTED."""
         row = _plan_row(plan)
         del row["id"]
-        result = await self._conn.execute(
+        result = self._conn.execute(
             update(t.plans)
             .where(t.plans.c.id == plan.id, t.plans.c.version == expected_version)
             .values(**row)
         )
         return result.rowcount == 1
 
-    async def active(self) -> Plan | None:
+    def active(self) -> Plan | None:
         """The ACTIVE plan, if any."""
-        result = await self._conn.execute(
+        result = self._conn.execute(
             select(t.plans).where(t.plans.c.state == PlanState.ACTIVE.value)
         )
         row = result.mappings().first()
         return _plan_from_row(row) if row else None
 
-    async def list(
-        self, states: Sequence[PlanState], before_id: str | None, limit: int
-    ) -> list[Plan]:
+    def list(self, states: Sequence[PlanState], before_id: str | None, limit: int) -> list[Plan]:
         """Plans newest first (ids sort by creation), optionally only ``states``,
         strictly older than ``before_id``."""
         query = select(t.plans).order_by(t.plans.c.id.desc()).limit(limit)
@@ -132,23 +129,21 @@ class PlanRepository:
             query = query.where(t.plans.c.state.in_([s.value for s in states]))
         if before_id is not None:
             query = query.where(t.plans.c.id < before_id)
-        result = await self._conn.execute(query)
+        result = self._conn.execute(query)
         return [_plan_from_row(row) for row in result.mappings()]
 
-    async def count_by_state(self) -> dict[PlanState, int]:
+    def count_by_state(self) -> dict[PlanState, int]:
         """Number of plans in every state (zero included)."""
-        result = await self._conn.execute(
-            select(t.plans.c.state, func.count()).group_by(t.plans.c.state)
-        )
+        result = self._conn.execute(select(t.plans.c.state, func.count()).group_by(t.plans.c.state))
         counts = dict.fromkeys(PlanState, 0)
         for state, count in result.all():
             counts[PlanState(state)] = int(count)
         return counts
 
-    async def last_activation(self) -> tuple[datetime, str] | None:
+    def last_activation(self) -> tuple[datetime, str] | None:
         """Time and id of the newest activation ever (cancelled plans included:
         the cooldown counts publications, not what became of them)."""
-        result = await self._conn.execute(
+        result = self._conn.execute(
             select(t.plans.c.activated_at, t.plans.c.id)
             .where(t.plans.c.activated_at.is_not(None))
             .order_by(t.plans.c.activated_at.desc(), t.plans.c.id.desc())
@@ -161,23 +156,23 @@ class PlanRepository:
 class ModeRepository:
     """The governance mode singleton (row id 1, created by the migration)."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def get(self, *, for_update: bool = False) -> ModeSetting:
+    def get(self, *, for_update: bool = False) -> ModeSetting:
         """The current mode. ``for_update`` locks the row until commit, which
         serialises activations across replicas on PostgreSQL."""
         query = select(t.governance_mode).where(t.governance_mode.c.id == 1)
         if for_update:
             query = query.with_for_update()
-        row = (await self._conn.execute(query)).mappings().one()
+        row = self._conn.execute(query).mappings().one()
         return ModeSetting(
             GovernanceMode(row["mode"]), row["version"], row["updated_at"], row["updated_by"]
         )
 
-    async def replace(self, setting: ModeSetting, expected_version: int) -> bool:
+    def replace(self, setting: ModeSetting, expected_version: int) -> bool:
         """Conditional write, like PlanRepository.replace."""
-        result = await self._conn.execute(
+        result = self._conn.execute(
             update(t.governance_mode)
             .where(t.governance_mode.c.id == 1, t.governance_mode.c.version == expected_version)
             .values(
@@ -209,12 +204,12 @@ class AuditRecord:
 class AuditRepository:
     """The audit log. Append-only: there is no update or delete here."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def append(self, record: AuditRecord) -> None:
+    def append(self, record: AuditRecord) -> None:
         """Adds one record, in the caller's transaction."""
-        await self._conn.execute(
+        self._conn.execute(
             insert(t.audit_log).values(
                 at=record.at,
                 principal=record.principal,
@@ -229,9 +224,9 @@ class AuditRepository:
             )
         )
 
-    async def for_resource(self, resource: str) -> list[AuditRecord]:
+    def for_resource(self, resource: str) -> list[AuditRecord]:
         """Every record about ``resource``, oldest first."""
-        result = await self._conn.execute(
+        result = self._conn.execute(
             select(t.audit_log).where(t.audit_log.c.resource == resource).order_by(t.audit_log.c.id)
         )
         return [
@@ -255,12 +250,12 @@ class IdempotencyRepository:
     """First responses of mutating requests, keyed per principal, RPC and
     request_id (AIP-155)."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def get(self, principal: str, rpc: str, request_id: str) -> tuple[str, bytes] | None:
+    def get(self, principal: str, rpc: str, request_id: str) -> tuple[str, bytes] | None:
         """``(fingerprint, response)`` of the first request with this key."""
-        result = await self._conn.execute(
+        result = self._conn.execute(
             select(t.idempotency_keys.c.fingerprint, t.idempotency_keys.c.response).where(
                 t.idempotency_keys.c.principal == principal,
                 t.idempotency_keys.c.rpc == rpc,
@@ -270,7 +265,7 @@ class IdempotencyRepository:
         row = result.first()
         return (row[0], bytes(row[1])) if row else None
 
-    async def put(
+    def put(
         self,
         principal: str,
         rpc: str,
@@ -280,7 +275,7 @@ class IdempotencyRepository:
         at: datetime,
     ) -> None:
         """Stores the first response, in the transaction of the change itself."""
-        await self._conn.execute(
+        self._conn.execute(
             insert(t.idempotency_keys).values(
                 principal=principal,
                 rpc=rpc,
@@ -311,12 +306,12 @@ class FreezeRepository:
     """Freezes. Ending one is conditional on it not having ended yet, so that
     a lift and an expiry (or two replicas' expiries) end it exactly once."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def add(self, freeze: Freeze) -> None:
+    def add(self, freeze: Freeze) -> None:
         """Inserts a new freeze."""
-        await self._conn.execute(
+        self._conn.execute(
             insert(t.freezes).values(
                 id=freeze.id,
                 type=freeze.type.value,
@@ -331,23 +326,23 @@ class FreezeRepository:
             )
         )
 
-    async def get(self, freeze_id: str) -> Freeze | None:
+    def get(self, freeze_id: str) -> Freeze | None:
         """The freeze, or None."""
-        result = await self._conn.execute(select(t.freezes).where(t.freezes.c.id == freeze_id))
+        result = self._conn.execute(select(t.freezes).where(t.freezes.c.id == freeze_id))
         row = result.mappings().first()
         return _freeze_from_row(row) if row else None
 
-    async def unended(self) -> list[Freeze]:
+    def unended(self) -> list[Freeze]:
         """Freezes not ended yet (some may be past their expire time)."""
-        result = await self._conn.execute(
+        result = self._conn.execute(
             select(t.freezes).where(t.freezes.c.end_kind.is_(None)).order_by(t.freezes.c.id)
         )
         return [_freeze_from_row(row) for row in result.mappings()]
 
-    async def end(self, freeze: Freeze) -> bool:
+    def end(self, freeze: Freeze) -> bool:
         """Records how ``freeze`` ended; False if it had already ended."""
         assert freeze.end is not None
-        result = await self._conn.execute(
+        result = self._conn.execute(
             update(t.freezes)
             .where(t.freezes.c.id == freeze.id, t.freezes.c.end_kind.is_(None))
             .values(
@@ -359,7 +354,7 @@ class FreezeRepository:
         )
         return result.rowcount == 1
 
-    async def list(
+    def list(
         self, include_ended: bool, types: Sequence[FreezeType], before_id: str | None, limit: int
     ) -> list[Freeze]:
         """Freezes newest first; without ``include_ended`` only those not ended
@@ -371,7 +366,7 @@ class FreezeRepository:
             query = query.where(t.freezes.c.type.in_([ty.value for ty in types]))
         if before_id is not None:
             query = query.where(t.freezes.c.id < before_id)
-        result = await self._conn.execute(query)
+        result = self._conn.execute(query)
         return [_freeze_from_row(row) for row in result.mappings()]
 
 
@@ -389,43 +384,46 @@ EventEncoder = Callable[[DomainEvent, int], bytes]
 
 
 class EventRepository:
-    """The event log: appended in the transaction of the change it records."""
+    """The event log: appended in the transaction of the change it records.
 
-    def __init__(self, conn: AsyncConnection, encode: EventEncoder) -> None:
+    What one unit of work appends is kept in ``appended``: the store hands it
+    to the event bus once the transaction has committed, so the replica that
+    wrote an event never reads it back from the database."""
+
+    def __init__(self, conn: Connection, encode: EventEncoder) -> None:
         self._conn = conn
         self._encode = encode
-        self.kinds: set[str] = set()
+        self.appended: list[StoredEvent] = []
 
-    async def append(self, event: DomainEvent) -> int:
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The kinds of event this unit of work appended."""
+        return frozenset(e.kind for e in self.appended)
+
+    def append(self, event: DomainEvent) -> int:
         """Records ``event`` with the next sequence and returns it."""
-        result = await self._conn.execute(
+        result = self._conn.execute(
             update(t.event_counter)
             .where(t.event_counter.c.id == 1)
             .values(value=t.event_counter.c.value + 1)
             .returning(t.event_counter.c.value)
         )
         sequence = int(result.scalar_one())
-        await self._conn.execute(
+        payload = self._encode(event, sequence)
+        self._conn.execute(
             insert(t.events).values(
                 sequence=sequence,
                 kind=event.kind.value,
                 time=event.time,
                 actor=event.actor,
                 resource=event.resource,
-                payload=self._encode(event, sequence),
+                payload=payload,
             )
         )
-        if self._conn.dialect.name == "postgresql":
-            # Delivered at commit: wakes the other replicas' event buses.
-            await self._conn.execute(
-                text("SELECT pg_notify('govex_events', :sequence)"), {"sequence": str(sequence)}
-            )
-        self.kinds.add(event.kind.value)
+        self.appended.append(StoredEvent(sequence, event.kind.value, payload, event.resource))
         return sequence
 
-    async def after(
-        self, sequence: int, kinds: Sequence[str] | None, limit: int
-    ) -> list[StoredEvent]:
+    def after(self, sequence: int, kinds: Sequence[str] | None, limit: int) -> list[StoredEvent]:
         """Events after ``sequence`` in order, optionally only ``kinds``."""
         query = (
             select(t.events.c.sequence, t.events.c.kind, t.events.c.payload, t.events.c.resource)
@@ -435,27 +433,27 @@ class EventRepository:
         )
         if kinds is not None:
             query = query.where(t.events.c.kind.in_(list(kinds)))
-        result = await self._conn.execute(query)
+        result = self._conn.execute(query)
         return [StoredEvent(int(r[0]), r[1], bytes(r[2]), r[3]) for r in result.all()]
 
-    async def newest(self) -> int:
+    def newest(self) -> int:
         """The newest sequence given out (0 before the first event)."""
-        result = await self._conn.execute(
+        result = self._conn.execute(
             select(t.event_counter.c.value).where(t.event_counter.c.id == 1)
         )
         return int(result.scalar_one())
 
-    async def oldest(self) -> int | None:
+    def oldest(self) -> int | None:
         """The oldest sequence still retained, None when none is."""
-        result = await self._conn.execute(select(func.min(t.events.c.sequence)))
+        result = self._conn.execute(select(func.min(t.events.c.sequence)))
         value = result.scalar_one()
         return int(value) if value is not None else None
 
-    async def delete_before(self, cutoff: datetime, keep_newest: int) -> int:
+    def delete_before(self, cutoff: datetime, keep_newest: int) -> int:
         """Deletes events older than ``cutoff``, except the newest
         ``keep_newest`` ones (a quiet system keeps its recent history)."""
-        newest = await self.newest()
-        result = await self._conn.execute(
+        newest = self.newest()
+        result = self._conn.execute(
             delete(t.events).where(
                 t.events.c.time < cutoff, t.events.c.sequence <= newest - keep_newest
             )
@@ -466,12 +464,12 @@ class EventRepository:
 class SignalRepository:
     """Published signal sets (kept as history)."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def add(self, set_id: str, signals: SignalSet) -> None:
+    def add(self, set_id: str, signals: SignalSet) -> None:
         """Stores one set."""
-        await self._conn.execute(
+        self._conn.execute(
             insert(t.signal_sets).values(
                 id=set_id,
                 as_of=signals.as_of,
@@ -480,9 +478,9 @@ class SignalRepository:
             )
         )
 
-    async def current(self) -> SignalSet | None:
+    def current(self) -> SignalSet | None:
         """The newest set by as_of (then by arrival)."""
-        result = await self._conn.execute(
+        result = self._conn.execute(
             select(t.signal_sets.c.payload)
             .order_by(t.signal_sets.c.as_of.desc(), t.signal_sets.c.id.desc())
             .limit(1)
@@ -494,24 +492,24 @@ class SignalRepository:
 class PolicyStateRepository:
     """The policy engine's persisted state (one row)."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def get(self, *, for_update: bool = False) -> tuple[int, PolicyState, PhaseState]:
+    def get(self, *, for_update: bool = False) -> tuple[int, PolicyState, PhaseState]:
         """``(version, policy state, phase state)``; ``for_update`` locks the row
         so that replicas derive one after the other."""
         query = select(t.policy_state).where(t.policy_state.c.id == 1)
         if for_update:
             query = query.with_for_update()
-        row = (await self._conn.execute(query)).mappings().one()
+        row = self._conn.execute(query).mappings().one()
         policy = PolicyState.from_json(row["policy"]) if row["policy"] else PolicyState()
         phase = PhaseState.from_json(row["phase"]) if row["phase"] else PhaseState()
         return int(row["version"]), policy, phase
 
-    async def put(self, version: int, policy: PolicyState, phase: PhaseState) -> bool:
+    def put(self, version: int, policy: PolicyState, phase: PhaseState) -> bool:
         """Writes the state read at ``version``; False if another writer came
         first (the row lock of ``get(for_update=True)`` prevents that)."""
-        result = await self._conn.execute(
+        result = self._conn.execute(
             update(t.policy_state)
             .where(t.policy_state.c.id == 1, t.policy_state.c.version == version)
             .values(version=version + 1, policy=policy.to_json(), phase=phase.to_json())

@@ -1,0 +1,155 @@
+"""Group commit on SQLite: one writer thread, one transaction per batch.
+
+SQLite allows one writer at a time and every commit costs an fsync
+(``synchronous=FULL``: a committed plan transition survives a power cut). So
+one thread owns the only write connection; callers hand it a unit of work (a
+plain function of a UnitOfWork) and await the result. The thread takes every
+unit queued while the previous batch was committing, runs each in its own
+SAVEPOINT (a unit that raises is rolled back alone and its caller gets the
+error), then commits once: one fsync for the whole batch. A caller's future
+is resolved only after its batch committed, and the events the batch
+appended are handed over (in sequence order) before any caller hears back,
+so a response never overtakes its own event.
+
+The thread runs the units synchronously, with no await between statements:
+that is what makes a unit cheap (no event-loop round trip per statement) and
+a batch short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from govex_server.store.repositories import StoredEvent
+
+log = logging.getLogger("govex.store")
+
+# A batch is bounded so that one burst cannot hold the write transaction (and
+# the callers at its head) for long.
+MAX_BATCH = 256
+
+Committed = Callable[[list[StoredEvent]], None]
+
+
+@dataclass(eq=False)
+class _Job:
+    run: Callable[[Connection], tuple[Any, list[StoredEvent]]]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    result: Any = None
+    error: BaseException | None = None
+    events: list[StoredEvent] = field(default_factory=list)
+
+
+_STOP = object()
+
+
+class GroupCommitWriter:
+    """The writer thread and its queue."""
+
+    def __init__(self, engine: Engine, committed: Committed) -> None:
+        self._engine = engine
+        self._committed = committed
+        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._main, name="govex-sqlite-writer", daemon=True)
+        self._started = False
+        self.batches = 0
+        self.units = 0
+
+    def start(self) -> None:
+        """Starts the thread (idempotent)."""
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    async def submit(self, run: Callable[[Connection], tuple[Any, list[StoredEvent]]]) -> Any:
+        """Queues ``run`` and waits for its batch to commit. A cancelled
+        caller does not cancel the unit: once queued it commits or fails with
+        its batch (a write is never left half-known)."""
+        self.start()
+        loop = asyncio.get_running_loop()
+        job = _Job(run, loop, loop.create_future())
+        self._queue.put(job)
+        return await asyncio.shield(job.future)
+
+    def stop(self) -> None:
+        """Lets the queued units finish, then ends the thread."""
+        if self._started and self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout=30)
+
+    def _main(self) -> None:
+        conn = self._engine.connect()
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                assert isinstance(first, _Job)
+                batch = [first]
+                stop = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is _STOP:
+                        stop = True
+                        break
+                    assert isinstance(more, _Job)
+                    batch.append(more)
+                self._run_batch(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: Connection, batch: list[_Job]) -> None:
+        try:
+            with conn.begin():
+                for job in batch:
+                    savepoint = conn.begin_nested()
+                    try:
+                        job.result, job.events = job.run(conn)
+                    except BaseException as exc:  # the unit's own error, for its caller
+                        savepoint.rollback()
+                        job.error = exc
+                    else:
+                        savepoint.commit()
+        except Exception as exc:
+            # The commit itself failed (disk full, I/O error): nothing of the
+            # batch is stored, and every caller is told so.
+            log.error("group commit of %d units failed: %s", len(batch), exc)
+            for job in batch:
+                job.error = job.error or exc
+                job.events = []
+        self.batches += 1
+        self.units += len(batch)
+        events = [e for job in batch if job.error is None for e in job.events]
+        loop = batch[0].loop
+        # RuntimeError: the loop is closed, nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._resolve, batch, events)
+
+    def _resolve(self, batch: list[_Job], events: list[StoredEvent]) -> None:
+        if events:
+            try:
+                self._committed(events)
+            except Exception:
+                log.exception("handing committed events over failed")
+        for job in batch:
+            if job.future.done():
+                continue
+            if job.error is not None:
+                job.future.set_exception(job.error)
+            else:
+                job.future.set_result(job.result)
