@@ -49,7 +49,9 @@ log = logging.getLogger("govex.app")
 GOVERNANCE = governance_service_pb2.DESCRIPTOR.services_by_name["GovernanceService"]
 EXECUTION = execution_service_pb2.DESCRIPTOR.services_by_name["ExecutionService"]
 SERVICE_NAMES = (GOVERNANCE.full_name, EXECUTION.full_name)
-STREAMS = frozenset({"WatchFreezeEvents", "WatchGovernanceEvents"})
+# Methods that hand gRPC bytes already serialized (one encoding shared by
+# every subscriber or every caller).
+PRESERIALIZED = frozenset({"WatchFreezeEvents", "WatchGovernanceEvents", "GetGovernanceState"})
 
 # Keepalive: detect dead peers of long streams, and tolerate clients that
 # ping every 10 s. Pending-request limits are raised so that thousands of
@@ -194,7 +196,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             server,
             GovernanceServicer(auth, governance, freezes, streams, policy, engine),
             GOVERNANCE,
-            STREAMS,
+            PRESERIALIZED,
         )
         register(
             server,

@@ -35,7 +35,7 @@ from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import GovernanceService
 from govex_server.services.planning import ExecutionPlanner
 from govex_server.services.policy import PolicyService
-from govex_server.store.database import Store, create_engine
+from govex_server.store.database import Store, UnitOfWork
 from govex_server.store.migrate import migrate
 
 ORDERS = 1000
@@ -46,8 +46,8 @@ async def run(latency_ms: float) -> tuple[float, float]:
     """Seconds for ORDERS orders, and the ideal seconds."""
     tmp = Path(tempfile.mkdtemp(prefix="govex-exec-bench-"))
     clock = SystemClock()
-    store = Store(create_engine(f"sqlite:///{tmp}/govex.db"), encode_event)
-    await migrate(store.engine)
+    store = Store(f"sqlite:///{tmp}/govex.db", encode_event)
+    await migrate(store)
     policy = PolicyService(store, clock, PolicySettings(), PhaseSettings())
     governance = GovernanceService(store, clock, timedelta(hours=24), PolicyBounds(policy, clock))
     freezes = FreezeService(store, clock)
@@ -93,10 +93,11 @@ async def run(latency_ms: float) -> tuple[float, float]:
         portfolio_value=10_000_000.0,
         create_time=now,
     )
-    async with store.write() as uow:
-        await uow.executions.add(execution)
+
+    def unit(uow: UnitOfWork) -> None:
+        uow.executions.add(execution)
         for i in range(ORDERS):
-            await uow.orders.add(
+            uow.orders.add(
                 OrderRecord(
                     id=ids.new(now),
                     execution_id=execution.id,
@@ -117,6 +118,8 @@ async def run(latency_ms: float) -> tuple[float, float]:
                     update_time=now,
                 )
             )
+
+    await store.write(unit)
     started = time.perf_counter()
     await engine._run(execution.id)  # the runner itself, to the end
     seconds = time.perf_counter() - started

@@ -281,3 +281,27 @@ async def test_validate_allocation(harness: Harness) -> None:
     request.target[0].weight_percent = 60
     error = await refused(h.gov.ValidateAllocation(request, metadata=md("victor")))
     assert (error.code, error.fields) == (grpc.StatusCode.INVALID_ARGUMENT, ["target"])
+
+
+async def test_state_read_twice_differs_only_in_its_clock_fields(harness: Harness) -> None:
+    """GetGovernanceState is served from a snapshot serialized once per change:
+    between changes only read_time, the cooldown and the signals' age move,
+    and a change (a freeze) is in the very next read."""
+    h = harness
+    await publish(h, signal_set(h))
+    first = await state(h)
+    h.clock.advance(timedelta(minutes=3))
+    second = await state(h)
+    assert second.read_time.ToDatetime() - first.read_time.ToDatetime() == timedelta(minutes=3)
+    assert second.signals_age.ToTimedelta() - first.signals_age.ToTimedelta() == timedelta(
+        minutes=3
+    )
+    assert second.etag == first.etag
+    for moving in ("read_time", "signals_age", "cooldown"):
+        first.ClearField(moving)
+        second.ClearField(moving)
+    assert second == first
+    frozen = await freeze(h, freeze_pb2.FREEZE_TYPE_S3_ALERT_FREEZE)
+    third = await state(h)
+    assert third.etag != first.etag
+    assert [f.name for f in third.active_freezes] == [frozen.name]

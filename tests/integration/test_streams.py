@@ -192,7 +192,10 @@ async def test_slow_subscriber_is_closed_while_others_keep_receiving(
     seen: list[int] = []
     error = None
     try:
-        while (message := await asyncio.wait_for(slow.read(), 10)) is not grpc.aio.EOF:
+        while True:
+            message: Any = await asyncio.wait_for(slow.read(), 10)
+            if message is grpc.aio.EOF:
+                break
             if message.HasField("event"):
                 seen.append(message.event.sequence)
     except grpc.RpcError as exc:

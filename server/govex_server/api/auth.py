@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Iterable, Mapping
 
 from govex_server.domain.errors import Category, GovexError
@@ -80,10 +79,11 @@ class Authenticator:
                 "BAD_CREDENTIALS",
                 "the authorization metadata must be 'Bearer <token>'",
             )
-        digest = token_sha256(token.strip())
-        for known, principal in self._by_hash.items():
-            if hmac.compare_digest(known, digest):
-                return principal
+        # A lookup by the token's SHA-256: its timing tells an attacker about
+        # the hash of the guess, never about a stored token.
+        principal = self._by_hash.get(token_sha256(token.strip()))
+        if principal is not None:
+            return principal
         raise GovexError(Category.UNAUTHENTICATED, "UNKNOWN_TOKEN", "the bearer token is not known")
 
     def authorize(self, rpc: str, metadata: Iterable[tuple[str, str | bytes]] | None) -> Principal:

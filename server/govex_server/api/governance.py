@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -19,6 +18,7 @@ from govex.governance.v1 import (
 from govex_server.api import convert
 from govex_server.api.auth import RPC_ROLES, Authenticator
 from govex_server.api.rpc import Context, idempotent, stream, unary
+from govex_server.api.state_frame import GovernanceStateFrames
 from govex_server.api.streams import EventStreams
 from govex_server.domain.allocation import evaluate
 from govex_server.domain.errors import failed_precondition, invalid_field
@@ -52,37 +52,18 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
         self._freezes = freezes
         self._streams = streams
         self._policy = policy
+        self._state = GovernanceStateFrames()
 
     # ----------------------------------------------------------------- state
 
     @unary("GetGovernanceState")
-    async def GetGovernanceState(
+    async def GetGovernanceState(  # type: ignore[override]
         self, request: pb.GetGovernanceStateRequest, principal: Principal
-    ) -> pb.GetGovernanceStateResponse:
+    ) -> bytes:
+        # Pre-serialized (registered with the identity serializer).
         snap = await self._gov.snapshot()
-        state = governance_state_pb2.GovernanceState(
-            mode=convert.mode_to_pb(snap.mode.mode),
-            mode_etag=snap.mode.etag,
-            cooldown=convert.cooldown_to_pb(snap.cooldown),
-            etag=snap.etag,
-            read_time=convert.timestamp(snap.read_time),
-        )
-        if snap.active_plan is not None:
-            state.active_plan.CopyFrom(convert.plan_to_pb(snap.active_plan))
-        for plan_state, count in snap.counts.items():
-            state.plan_counts.add(state=convert.plan_state_to_pb(plan_state), count=count)
-        state.active_freezes.extend(convert.freeze_to_pb(f) for f in snap.freezes)
-        state.operation_verdicts.extend(convert.verdict_to_pb(v) for v in snap.verdicts)
         view = await self._policy.view()
-        state.policy.CopyFrom(convert.policy_to_pb(view.policy))
-        state.signals_freshness = convert.freshness_to_pb(view.freshness)
-        if view.age is not None:
-            state.signals_age.CopyFrom(convert.duration(view.age))
-        state.phase.CopyFrom(convert.phase_to_pb(view.phase))
-        # The etag covers the policy too (derive_time changes with every
-        # derivation that wrote).
-        state.etag = _combine(snap.etag, view.policy.derive_time.isoformat(), view.freshness.value)
-        return pb.GetGovernanceStateResponse(state=state)
+        return self._state.frame(snap, view, snap.read_time)
 
     @unary("GetCooldownStatus")
     async def GetCooldownStatus(
@@ -468,11 +449,6 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             request.after_sequence, kinds, _governance_heartbeat, request.from_oldest
         ):
             yield frame
-
-
-def _combine(*parts: str) -> str:
-    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()
-    return f'W/"{digest[:24]}"'
 
 
 def _heartbeat(sequence: int, now: datetime) -> events_pb2.Heartbeat:

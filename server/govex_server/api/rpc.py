@@ -28,6 +28,7 @@ Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+Reply = TypeVar("Reply")  # a response message, or its pre-serialized bytes
 _REQUEST_ID_RE = re.compile(r"^[\x21-\x7e]{1,64}$")
 
 
@@ -53,16 +54,16 @@ async def _abort(context: Context, rpc: str, error: BaseException) -> None:
 def unary(
     rpc: str,
 ) -> Callable[
-    [Callable[[H, Req, Principal], Awaitable[Resp]]],
-    Callable[[H, Req, Context], Coroutine[Any, Any, Resp]],
+    [Callable[[H, Req, Principal], Awaitable[Reply]]],
+    Callable[[H, Req, Context], Coroutine[Any, Any, Reply]],
 ]:
     """Wraps ``async def Method(self, request, principal) -> response``."""
 
     def wrap(
-        fn: Callable[[H, Req, Principal], Awaitable[Resp]],
-    ) -> Callable[[H, Req, Context], Coroutine[Any, Any, Resp]]:
+        fn: Callable[[H, Req, Principal], Awaitable[Reply]],
+    ) -> Callable[[H, Req, Context], Coroutine[Any, Any, Reply]]:
         @functools.wraps(fn)
-        async def handler(self: H, request: Req, context: Context) -> Resp:
+        async def handler(self: H, request: Req, context: Context) -> Reply:
             try:
                 principal = self.auth.authorize(rpc, context.invocation_metadata())
                 return await fn(self, request, principal)

@@ -32,7 +32,13 @@ def _varint(value: int) -> bytes:
 def event_frame(event_payload: bytes) -> bytes:
     """A Watch*Response with ``event`` (field 1) set to a serialized event.
     Both Watch responses put the event in field 1, so one frame fits both."""
-    return b"\x0a" + _varint(len(event_payload)) + event_payload
+    return b"\x0a" + length_delimited(event_payload)
+
+
+def length_delimited(payload: bytes) -> bytes:
+    """``payload`` preceded by its length as a varint (the protobuf wire form
+    of a length-delimited field's value)."""
+    return _varint(len(payload)) + payload
 
 
 class EventStreams:

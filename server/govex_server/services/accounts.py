@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
@@ -16,11 +16,21 @@ from govex_server.domain.clock import Clock
 from govex_server.domain.errors import failed_precondition, invalid_field
 from govex_server.domain.principals import Principal
 from govex_server.exchanges.base import ExchangeRegistry, parse_account
-from govex_server.exchanges.ccxt_adapter import KNOWN_IDS, CcxtExchange
 from govex_server.exchanges.rate_limit import OrderRateLimiter
 from govex_server.store import tables as t
 from govex_server.store.database import Store, UnitOfWork
 from govex_server.store.repositories import AuditRecord
+
+if TYPE_CHECKING:
+    from govex_server.exchanges.ccxt_adapter import CcxtExchange
+
+
+def _ccxt() -> Any:
+    """The ccxt adapter module, imported on first use: ccxt costs about 150 MiB
+    and 2 s to import, which a server with only the paper exchange never pays."""
+    from govex_server.exchanges import ccxt_adapter
+
+    return ccxt_adapter
 
 
 @dataclass(frozen=True)
@@ -68,7 +78,7 @@ class AccountService:
                 request.name,
                 "paper accounts are configured at start-up (paper_exchange_file)",
             )
-        if request.ccxt_id not in KNOWN_IDS:
+        if request.ccxt_id not in _ccxt().KNOWN_IDS:
             raise invalid_field("ccxt_id", f"{request.ccxt_id!r} is not a ccxt exchange id")
         if not request.credentials.get("api_key") or not request.credentials.get("secret"):
             raise invalid_field("credentials", "api_key and secret are required")
@@ -90,7 +100,7 @@ class AccountService:
             raise invalid_field("name", "exchanges/paper is the paper account")
         quote = request.quote or "USDT"
         max_orders = request.max_orders_per_window or self._default_max
-        exchange = CcxtExchange(
+        exchange: CcxtExchange = _ccxt().CcxtExchange(
             account, request.ccxt_id, request.sandbox, request.credentials, quote
         )
         secret = self._fernet.encrypt(json.dumps(request.credentials).encode())
@@ -148,7 +158,9 @@ class AccountService:
                     "BAD_CREDENTIALS_KEY", row["id"], "credentials_key cannot decrypt it"
                 ) from None
             self._exchanges.put(
-                CcxtExchange(row["id"], row["ccxt_id"], row["sandbox"], credentials, row["quote"])
+                _ccxt().CcxtExchange(
+                    row["id"], row["ccxt_id"], row["sandbox"], credentials, row["quote"]
+                )
             )
             self._limiters[row["id"]] = OrderRateLimiter(
                 self._clock, row["max_orders_per_window"], self._window

@@ -63,6 +63,7 @@ class PolicyService:
         self._phase_settings = phase_settings
         self._skew = future_skew
         self._ids = ids or UlidFactory()
+        self._default: Policy | None = None
         self.read_cache: ReadCache[tuple[PolicyState, PhaseState, SignalSet | None]] = ReadCache(
             store
         )
@@ -189,7 +190,11 @@ class PolicyService:
         return view.age is not None and view.age <= self._settings.stale_after
 
     def _default_policy(self, now: datetime) -> Policy:
-        return derive(None, PolicyState(), [], now, self._settings).policy
+        # Derived once: it depends on no input, and a derive time that moved
+        # with every read would make every read a change.
+        if self._default is None:
+            self._default = derive(None, PolicyState(), [], now, self._settings).policy
+        return self._default
 
     def _record_changes(
         self,
