@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import date
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from govex_server.domain.execution.orders import OrderState
@@ -18,6 +18,40 @@ from govex_server.domain.execution.records import (
     Strategy,
 )
 from govex_server.store import tables as t
+
+# Built once with bound parameters (see repositories.py).
+_EXECUTION_INSERT = insert(t.executions)
+_EXECUTION_BY_ID = select(t.executions).where(t.executions.c.id == bindparam("b_id"))
+_EXECUTION_UPDATE = update(t.executions).where(
+    t.executions.c.id == bindparam("b_id"), t.executions.c.version == bindparam("b_version")
+)
+_ORDER_INSERT = insert(t.orders)
+_ORDER_BY_ID = select(t.orders).where(t.orders.c.id == bindparam("b_id"))
+_ORDER_BY_CLIENT_ID = select(t.orders).where(t.orders.c.client_order_id == bindparam("b_cid"))
+_ORDER_UPDATE = update(t.orders).where(
+    t.orders.c.id == bindparam("b_id"), t.orders.c.state == bindparam("b_state")
+)
+_ORDER_FOR_EXECUTION = (
+    select(t.orders)
+    .where(t.orders.c.execution_id == bindparam("b_execution"))
+    .order_by(
+        t.orders.c.scheduled_at,
+        t.orders.c.leg_index,
+        t.orders.c.slice_index,
+        t.orders.c.attempt,
+    )
+)
+_NOTIONAL_KEY = (
+    t.daily_notional.c.account == bindparam("b_account"),
+    t.daily_notional.c.day == bindparam("b_day"),
+)
+_NOTIONAL_GET = select(t.daily_notional.c.notional).where(*_NOTIONAL_KEY)
+_NOTIONAL_ADD = (
+    update(t.daily_notional)
+    .where(*_NOTIONAL_KEY)
+    .values(notional=t.daily_notional.c.notional + bindparam("b_amount"))
+)
+_NOTIONAL_INSERT = insert(t.daily_notional)
 
 
 def _execution_row(e: ExecutionRecord) -> dict[str, Any]:
@@ -88,11 +122,11 @@ class ExecutionRepository:
 
     def add(self, execution: ExecutionRecord) -> None:
         """Inserts (the one-running-per-plan index may refuse it)."""
-        self._conn.execute(insert(t.executions).values(**_execution_row(execution)))
+        self._conn.execute(_EXECUTION_INSERT, _execution_row(execution))
 
     def get(self, execution_id: str) -> ExecutionRecord | None:
         """One execution."""
-        result = self._conn.execute(select(t.executions).where(t.executions.c.id == execution_id))
+        result = self._conn.execute(_EXECUTION_BY_ID, {"b_id": execution_id})
         row = result.mappings().first()
         return _execution(row) if row else None
 
@@ -101,9 +135,7 @@ class ExecutionRepository:
         row = _execution_row(execution)
         del row["id"]
         result = self._conn.execute(
-            update(t.executions)
-            .where(t.executions.c.id == execution.id, t.executions.c.version == expected_version)
-            .values(**row)
+            _EXECUTION_UPDATE, {**row, "b_id": execution.id, "b_version": expected_version}
         )
         return result.rowcount == 1
 
@@ -154,19 +186,17 @@ class OrderRepository:
 
     def add(self, order: OrderRecord) -> None:
         """Inserts one order (the client order id is unique)."""
-        self._conn.execute(insert(t.orders).values(**_order_row(order)))
+        self._conn.execute(_ORDER_INSERT, _order_row(order))
 
     def get(self, order_id: str) -> OrderRecord | None:
         """One order."""
-        result = self._conn.execute(select(t.orders).where(t.orders.c.id == order_id))
+        result = self._conn.execute(_ORDER_BY_ID, {"b_id": order_id})
         row = result.mappings().first()
         return _order(row) if row else None
 
     def by_client_id(self, client_order_id: str) -> OrderRecord | None:
         """The order with this client order id."""
-        result = self._conn.execute(
-            select(t.orders).where(t.orders.c.client_order_id == client_order_id)
-        )
+        result = self._conn.execute(_ORDER_BY_CLIENT_ID, {"b_cid": client_order_id})
         row = result.mappings().first()
         return _order(row) if row else None
 
@@ -175,24 +205,13 @@ class OrderRepository:
         row = _order_row(order)
         del row["id"]
         result = self._conn.execute(
-            update(t.orders)
-            .where(t.orders.c.id == order.id, t.orders.c.state == expected.value)
-            .values(**row)
+            _ORDER_UPDATE, {**row, "b_id": order.id, "b_state": expected.value}
         )
         return result.rowcount == 1
 
     def for_execution(self, execution_id: str) -> list[OrderRecord]:
         """Every order of an execution, in sending order."""
-        result = self._conn.execute(
-            select(t.orders)
-            .where(t.orders.c.execution_id == execution_id)
-            .order_by(
-                t.orders.c.scheduled_at,
-                t.orders.c.leg_index,
-                t.orders.c.slice_index,
-                t.orders.c.attempt,
-            )
-        )
+        result = self._conn.execute(_ORDER_FOR_EXECUTION, {"b_execution": execution_id})
         return [_order(r) for r in result.mappings()]
 
     def unresolved(self) -> list[OrderRecord]:
@@ -235,28 +254,15 @@ class DailyNotionalRepository:
 
     def get(self, account: str, day: date) -> float:
         """Traded so far that day."""
-        result = self._conn.execute(
-            select(t.daily_notional.c.notional).where(
-                t.daily_notional.c.account == account,
-                t.daily_notional.c.day == day.isoformat(),
-            )
-        )
+        result = self._conn.execute(_NOTIONAL_GET, {"b_account": account, "b_day": day.isoformat()})
         value = result.scalar_one_or_none()
         return float(value) if value is not None else 0.0
 
     def add(self, account: str, day: date, amount: float) -> None:
         """Adds ``amount`` to that day's total."""
-        updated = self._conn.execute(
-            update(t.daily_notional)
-            .where(
-                t.daily_notional.c.account == account,
-                t.daily_notional.c.day == day.isoformat(),
-            )
-            .values(notional=t.daily_notional.c.notional + amount)
-        )
+        key = {"b_account": account, "b_day": day.isoformat()}
+        updated = self._conn.execute(_NOTIONAL_ADD, {**key, "b_amount": amount})
         if updated.rowcount == 0:
             self._conn.execute(
-                insert(t.daily_notional).values(
-                    account=account, day=day.isoformat(), notional=amount
-                )
+                _NOTIONAL_INSERT, {"account": account, "day": day.isoformat(), "notional": amount}
             )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from govex_server.domain.events import DomainEvent
@@ -21,6 +21,31 @@ from govex_server.domain.signals import SignalSet
 from govex_server.store import tables as t
 
 _STEP_NAMES = ("reviewed", "approved", "activated", "rejected", "cancelled")
+
+# The statements of the hot paths are built once, with bound parameters:
+# building one per call (``.values(...)`` with literals) cost more than
+# SQLite executing it.
+_PLAN_BY_ID = select(t.plans).where(t.plans.c.id == bindparam("b_id"))
+_PLAN_INSERT = insert(t.plans)
+_PLAN_UPDATE = update(t.plans).where(
+    t.plans.c.id == bindparam("b_id"), t.plans.c.version == bindparam("b_version")
+)
+_MODE = select(t.governance_mode).where(t.governance_mode.c.id == 1)
+_MODE_FOR_UPDATE = _MODE.with_for_update()
+_AUDIT_INSERT = insert(t.audit_log)
+_IDEMPOTENCY_GET = select(t.idempotency_keys.c.fingerprint, t.idempotency_keys.c.response).where(
+    t.idempotency_keys.c.principal == bindparam("b_principal"),
+    t.idempotency_keys.c.rpc == bindparam("b_rpc"),
+    t.idempotency_keys.c.request_id == bindparam("b_request_id"),
+)
+_IDEMPOTENCY_INSERT = insert(t.idempotency_keys)
+_NEXT_SEQUENCE = (
+    update(t.event_counter)
+    .where(t.event_counter.c.id == 1)
+    .values(value=t.event_counter.c.value + 1)
+    .returning(t.event_counter.c.value)
+)
+_EVENT_INSERT = insert(t.events)
 
 
 def _step_to_json(step: Step) -> dict[str, str]:
@@ -93,13 +118,13 @@ class PlanRepository:
 
     def get(self, plan_id: str) -> Plan | None:
         """The plan, or None."""
-        result = self._conn.execute(select(t.plans).where(t.plans.c.id == plan_id))
+        result = self._conn.execute(_PLAN_BY_ID, {"b_id": plan_id})
         row = result.mappings().first()
         return _plan_from_row(row) if row else None
 
     def add(self, plan: Plan) -> None:
         """Inserts a new plan."""
-        self._conn.execute(insert(t.plans).values(**_plan_row(plan)))
+        self._conn.execute(_PLAN_INSERT, _plan_row(plan))
 
     def replace(self, plan: Plan, expected_version: int) -> bool:
         """Writes ``plan`` if the stored version is still ``expected_version``.
@@ -107,9 +132,7 @@ class PlanRepository:
         row = _plan_row(plan)
         del row["id"]
         result = self._conn.execute(
-            update(t.plans)
-            .where(t.plans.c.id == plan.id, t.plans.c.version == expected_version)
-            .values(**row)
+            _PLAN_UPDATE, {**row, "b_id": plan.id, "b_version": expected_version}
         )
         return result.rowcount == 1
 
@@ -162,10 +185,7 @@ class ModeRepository:
     def get(self, *, for_update: bool = False) -> ModeSetting:
         """The current mode. ``for_update`` locks the row until commit, which
         serialises activations across replicas on PostgreSQL."""
-        query = select(t.governance_mode).where(t.governance_mode.c.id == 1)
-        if for_update:
-            query = query.with_for_update()
-        row = self._conn.execute(query).mappings().one()
+        row = self._conn.execute(_MODE_FOR_UPDATE if for_update else _MODE).mappings().one()
         return ModeSetting(
             GovernanceMode(row["mode"]), row["version"], row["updated_at"], row["updated_by"]
         )
@@ -210,18 +230,19 @@ class AuditRepository:
     def append(self, record: AuditRecord) -> None:
         """Adds one record, in the caller's transaction."""
         self._conn.execute(
-            insert(t.audit_log).values(
-                at=record.at,
-                principal=record.principal,
-                principal_kind=record.principal_kind,
-                mode=record.mode,
-                rpc=record.rpc,
-                resource=record.resource,
-                etag_before=record.etag_before,
-                etag_after=record.etag_after,
-                reason=record.reason,
-                details=record.details,
-            )
+            _AUDIT_INSERT,
+            {
+                "at": record.at,
+                "principal": record.principal,
+                "principal_kind": record.principal_kind,
+                "mode": record.mode,
+                "rpc": record.rpc,
+                "resource": record.resource,
+                "etag_before": record.etag_before,
+                "etag_after": record.etag_after,
+                "reason": record.reason,
+                "details": record.details,
+            },
         )
 
     def for_resource(self, resource: str) -> list[AuditRecord]:
@@ -256,11 +277,8 @@ class IdempotencyRepository:
     def get(self, principal: str, rpc: str, request_id: str) -> tuple[str, bytes] | None:
         """``(fingerprint, response)`` of the first request with this key."""
         result = self._conn.execute(
-            select(t.idempotency_keys.c.fingerprint, t.idempotency_keys.c.response).where(
-                t.idempotency_keys.c.principal == principal,
-                t.idempotency_keys.c.rpc == rpc,
-                t.idempotency_keys.c.request_id == request_id,
-            )
+            _IDEMPOTENCY_GET,
+            {"b_principal": principal, "b_rpc": rpc, "b_request_id": request_id},
         )
         row = result.first()
         return (row[0], bytes(row[1])) if row else None
@@ -276,14 +294,15 @@ class IdempotencyRepository:
     ) -> None:
         """Stores the first response, in the transaction of the change itself."""
         self._conn.execute(
-            insert(t.idempotency_keys).values(
-                principal=principal,
-                rpc=rpc,
-                request_id=request_id,
-                fingerprint=fingerprint,
-                response=response,
-                created_at=at,
-            )
+            _IDEMPOTENCY_INSERT,
+            {
+                "principal": principal,
+                "rpc": rpc,
+                "request_id": request_id,
+                "fingerprint": fingerprint,
+                "response": response,
+                "created_at": at,
+            },
         )
 
 
@@ -402,23 +421,18 @@ class EventRepository:
 
     def append(self, event: DomainEvent) -> int:
         """Records ``event`` with the next sequence and returns it."""
-        result = self._conn.execute(
-            update(t.event_counter)
-            .where(t.event_counter.c.id == 1)
-            .values(value=t.event_counter.c.value + 1)
-            .returning(t.event_counter.c.value)
-        )
-        sequence = int(result.scalar_one())
+        sequence = int(self._conn.execute(_NEXT_SEQUENCE).scalar_one())
         payload = self._encode(event, sequence)
         self._conn.execute(
-            insert(t.events).values(
-                sequence=sequence,
-                kind=event.kind.value,
-                time=event.time,
-                actor=event.actor,
-                resource=event.resource,
-                payload=payload,
-            )
+            _EVENT_INSERT,
+            {
+                "sequence": sequence,
+                "kind": event.kind.value,
+                "time": event.time,
+                "actor": event.actor,
+                "resource": event.resource,
+                "payload": payload,
+            },
         )
         self.appended.append(StoredEvent(sequence, event.kind.value, payload, event.resource))
         return sequence
