@@ -152,6 +152,8 @@ class GovernanceService:
         self._bounds = bounds
         self._ids = ids or UlidFactory()
         self.read_cache: ReadCache[_Facts] = ReadCache(store)
+        # (facts, active freeze ids, verdicts, etag) of the last snapshot.
+        self._derived: tuple[_Facts, tuple[str, ...], list[Verdict], str] | None = None
 
     # ------------------------------------------------------------------ reads
 
@@ -192,23 +194,32 @@ class GovernanceService:
             now,
         )
         freezes = [f for f in facts.unended_freezes if f.active_at(now)]
-        verdicts = [verdict(op, freezes, now) for op in Operation]
-        # The etag changes when a freeze expires by the clock, before the
-        # expiry task has recorded it.
-        etag = (
-            facts.etag
-            if len(freezes) == len(facts.unended_freezes)
-            else (
-                'W/"'
-                + hashlib.sha256(
-                    (facts.etag + ",".join(f.id for f in freezes)).encode()
-                ).hexdigest()[:24]
-                + '"'
+        # Verdicts and etag depend on the facts and on which freezes are
+        # active, not on the time itself: computed once per change.
+        active_ids = tuple(f.id for f in freezes)
+        derived = self._derived
+        if derived is None or derived[0] is not facts or derived[1] != active_ids:
+            derived = self._derived = (
+                facts,
+                active_ids,
+                *self._verdicts_and_etag(facts, freezes, now),
             )
-        )
+        verdicts, etag = derived[2], derived[3]
         return GovernanceSnapshot(
             facts.mode, facts.active, facts.counts, cooldown, freezes, verdicts, now, etag
         )
+
+    @staticmethod
+    def _verdicts_and_etag(
+        facts: _Facts, freezes: list[Freeze], now: datetime
+    ) -> tuple[list[Verdict], str]:
+        verdicts = [verdict(op, freezes, now) for op in Operation]
+        if len(freezes) == len(facts.unended_freezes):
+            return verdicts, facts.etag
+        # The etag changes when a freeze expires by the clock, before the
+        # expiry task has recorded it.
+        digest = hashlib.sha256((facts.etag + ",".join(f.id for f in freezes)).encode())
+        return verdicts, 'W/"' + digest.hexdigest()[:24] + '"'
 
     async def _read_facts(self) -> _Facts:
         return await self._store.read(
