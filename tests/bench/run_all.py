@@ -201,7 +201,7 @@ def main() -> int:
         )
         ok = ok and plans == audits == events == expected
         print(f"govex-server peak RSS after the unary runs: {peak_rss_mib(server.pid):.1f} MiB")
-        ok = fanout.run(f"127.0.0.1:{govex_port}", tmp) and ok
+        ok = fanout.run(f"127.0.0.1:{govex_port}", tmp, database) and ok
         print(f"govex-server peak RSS: {peak_rss_mib(server.pid):.1f} MiB")
     finally:
         server.terminate()
