@@ -165,6 +165,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             def caches(listening: bool) -> None:
                 governance.read_cache.enable(listening)
                 policy.read_cache.enable(listening)
+                freezes.read_cache.enable(listening)
 
             def other_replica_wrote() -> None:
                 store.changed()

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 
 from govex_server.domain.clock import Clock
@@ -56,7 +56,7 @@ from govex_server.domain.freezes import FreezeType, Operation, allows
 from govex_server.domain.ids import UlidFactory, parse_name
 from govex_server.domain.paging import filter_key, next_token, parse_page
 from govex_server.domain.principals import Principal, PrincipalKind
-from govex_server.exchanges.base import Exchange, ExchangeOrder, ExchangeRegistry
+from govex_server.exchanges.base import Balance, Exchange, ExchangeOrder, ExchangeRegistry
 from govex_server.exchanges.errors import (
     ExchangeError,
     ExchangeUnavailable,
@@ -99,6 +99,27 @@ class ExecutionView:
 
     execution: ExecutionRecord
     orders: list[OrderRecord]
+
+
+@dataclass
+class _Quotes:
+    """Prices, markets and balances read once for a round of sends; what the
+    round's placed orders take is reserved here, so that the balance check of
+    each later order sees it."""
+
+    prices: Mapping[str, float]
+    markets: Mapping[str, Market]
+    balances: Mapping[str, Balance]
+    reserved: dict[str, float] = field(default_factory=dict)
+
+    def free(self, asset: str) -> float:
+        """What is free of ``asset`` for the next order of the round."""
+        held = self.balances[asset].free if asset in self.balances else 0.0
+        return held - self.reserved.get(asset, 0.0)
+
+    def reserve(self, asset: str, amount: float) -> None:
+        """Takes ``amount`` of ``asset`` for an order just placed."""
+        self.reserved[asset] = self.reserved.get(asset, 0.0) + amount
 
 
 def _status_to_state(order: ExchangeOrder) -> OrderState:
@@ -451,11 +472,17 @@ class ExecutionEngine:
     ) -> None:
         sells = [o for o in due if o.side == Side.SELL.value]
         buys = [o for o in due if o.side == Side.BUY.value]
+        # One price and market look-up for the round (not one per order):
+        # every order of the round is priced at the same moment.
+        assets = sorted({o.symbol.split("/")[0] for o in due})
+        quotes = _Quotes(
+            await exchange.prices(assets), await exchange.markets(), await exchange.balances()
+        )
         if execution.strategy is Strategy.SEQUENTIAL:
             for order in [*sells, *buys]:
                 if execution.id in self._cancel:
                     return
-                await self._send(execution, order, exchange)
+                await self._send(execution, order, exchange, quotes)
             return
         # PARALLEL: bounded concurrency, sells (which fund the buys) first.
         gate = asyncio.Semaphore(execution.max_parallel)
@@ -463,13 +490,13 @@ class ExecutionEngine:
         async def one(order: OrderRecord) -> None:
             async with gate:
                 if execution.id not in self._cancel:
-                    await self._send(execution, order, exchange)
+                    await self._send(execution, order, exchange, quotes)
 
         for batch in (sells, buys):
             await asyncio.gather(*(one(o) for o in batch))
 
     async def _send(
-        self, execution: ExecutionRecord, order: OrderRecord, exchange: Exchange
+        self, execution: ExecutionRecord, order: OrderRecord, exchange: Exchange, quotes: _Quotes
     ) -> None:
         leg = execution.legs[order.leg_index]
         requires = {Operation(op) for op in leg["requires"]}
@@ -485,8 +512,8 @@ class ExecutionEngine:
             return
         # Price the order now: a slice sent days later uses that day's price.
         asset = order.symbol.split("/")[0]
-        reference = (await exchange.prices([asset])).get(asset, order.reference_price)
-        market = (await exchange.markets()).get(order.symbol, Market(0, 0, 0))
+        reference = quotes.prices.get(asset, order.reference_price)
+        market = quotes.markets.get(order.symbol, Market(0, 0, 0))
         quantity, price = limit_order(
             Side(order.side),
             order.quantity * order.reference_price,
@@ -494,66 +521,80 @@ class ExecutionEngine:
             float(execution.policy.get("slippage_limit_bps", 0)),
             market,
         )
-        balances = await exchange.balances()
         quote = exchange.quote
-        used, twin = await self._store.read(
-            lambda uow: (
-                uow.daily_notional.get(exchange.account, now.date()),
-                uow.orders.by_client_id(order.client_order_id),
-            )
-        )
-        # The duplicate rule: this client order id belongs to another order.
-        known = {order.client_order_id} if twin is not None and twin.id != order.id else set()
         cap = float(execution.policy.get("cap_daily", 0)) * execution.portfolio_value
-        if used + quantity * price > cap * 1.01 + 1e-9:
-            # The schedule spreads the cap, but a late slice (a restart, a
-            # backlog) must not push today's traded notional over it.
-            tomorrow = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
-            await self._move(
-                execution,
-                order,
-                OrderState.PENDING,
-                reason=f"deferred: today's cap of {cap:.2f} is used",
-                scheduled_time=tomorrow,
-            )
-            return
-        verdict = validate(
-            ProposedOrder(
-                order.client_order_id,
-                order.symbol,
-                order.side,
-                quantity,
-                price,
-                reference,
-                exchange.sandbox,
-            ),
-            self._limits,
-            market,
-            used,
-            balances[quote].free if quote in balances else 0.0,
-            balances[asset].free if asset in balances else 0.0,
-            known,
-            Level(execution.safety_level),
-        )
-        safety = _verdict_json(verdict)
-        if not verdict.passed:
-            rules = ", ".join(sorted({i.rule for i in verdict.issues}))
-            await self._move(
-                execution, order, OrderState.REJECTED, reason=f"safety: {rules}", safety=safety
-            )
-            return
         limiter = self._limiters.get(exchange.account)
         if limiter is not None:
             await limiter.acquire()
-        order = await self._move(
-            execution,
-            order,
-            OrderState.SUBMITTED,
-            quantity=quantity,
-            price=price,
-            reference_price=reference,
-            safety=safety,
-        )
+
+        def decide(uow: UnitOfWork) -> OrderRecord:
+            # Read and decide in the unit that records the decision: the
+            # day's traded notional cannot move between the check and the
+            # SUBMITTED row.
+            used = uow.daily_notional.get(exchange.account, now.date())
+            twin = uow.orders.by_client_id(order.client_order_id)
+            # The duplicate rule: this client order id belongs to another order.
+            known = {order.client_order_id} if twin is not None and twin.id != order.id else set()
+            if used + quantity * price > cap * 1.01 + 1e-9:
+                # The schedule spreads the cap, but a late slice (a restart, a
+                # backlog) must not push today's traded notional over it.
+                tomorrow = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
+                return self._move_in(
+                    uow,
+                    execution,
+                    order,
+                    OrderState.PENDING,
+                    reason=f"deferred: today's cap of {cap:.2f} is used",
+                    scheduled_time=tomorrow,
+                )
+            verdict = validate(
+                ProposedOrder(
+                    order.client_order_id,
+                    order.symbol,
+                    order.side,
+                    quantity,
+                    price,
+                    reference,
+                    exchange.sandbox,
+                ),
+                self._limits,
+                market,
+                used,
+                quotes.free(quote),
+                quotes.free(asset),
+                known,
+                Level(execution.safety_level),
+            )
+            safety = _verdict_json(verdict)
+            if not verdict.passed:
+                rules = ", ".join(sorted({i.rule for i in verdict.issues}))
+                return self._move_in(
+                    uow,
+                    execution,
+                    order,
+                    OrderState.REJECTED,
+                    reason=f"safety: {rules}",
+                    safety=safety,
+                )
+            return self._move_in(
+                uow,
+                execution,
+                order,
+                OrderState.SUBMITTED,
+                quantity=quantity,
+                price=price,
+                reference_price=reference,
+                safety=safety,
+            )
+
+        order = await self._store.write(decide)
+        if order.state is not OrderState.SUBMITTED:
+            return
+        # What this order will take is no longer free for the round's others.
+        if order.side == Side.BUY.value:
+            quotes.reserve(quote, order.quantity * order.price * (1 + self._limits.fee_rate))
+        else:
+            quotes.reserve(asset, order.quantity)
         for attempt in range(SEND_RETRIES):
             try:
                 placed = await exchange.create_order(
@@ -712,6 +753,25 @@ class ExecutionEngine:
     ) -> OrderRecord:
         """One order change, its event (and the retry order) in one transaction.
         The state machine is enforced; PENDING -> PENDING is a reschedule."""
+        return await self._store.write(
+            lambda uow: self._move_in(
+                uow, execution, order, state, reason=reason, traded=traded, retry=retry, **changes
+            )
+        )
+
+    def _move_in(
+        self,
+        uow: UnitOfWork,
+        execution: ExecutionRecord,
+        order: OrderRecord,
+        state: OrderState,
+        *,
+        reason: str = "",
+        traded: float = 0.0,
+        retry: bool = False,
+        **changes: object,
+    ) -> OrderRecord:
+        """``_move`` inside the caller's unit of work."""
         if state is not order.state or state is not OrderState.PENDING:
             move_state(order.name, order.state, state)
         now = self._clock.now()
@@ -722,33 +782,29 @@ class ExecutionEngine:
             update_time=now,
             **changes,  # type: ignore[arg-type]
         )
-
-        def unit(uow: UnitOfWork) -> OrderRecord:
-            if not uow.orders.replace(moved, order.state):
-                latest = uow.orders.get(order.id)
-                return latest or order
-            self._event(uow, moved, execution.state)
-            if traded > 0:
-                uow.daily_notional.add(execution.exchange, now.date(), traded)
-            if retry:
-                again = replace(
-                    order,
-                    id=self._ids.new(now),
-                    attempt=order.attempt + 1,
-                    client_order_id=client_order_id(
-                        execution.id, order.leg_index, order.slice_index, order.attempt + 1
-                    ),
-                    state=OrderState.PENDING,
-                    state_reason="retry after a lost send",
-                    scheduled_time=now,
-                    create_time=now,
-                    update_time=now,
-                )
-                uow.orders.add(again)
-                self._event(uow, again, execution.state)
-            return moved
-
-        return await self._store.write(unit)
+        if not uow.orders.replace(moved, order.state):
+            latest = uow.orders.get(order.id)
+            return latest or order
+        self._event(uow, moved, execution.state)
+        if traded > 0:
+            uow.daily_notional.add(execution.exchange, now.date(), traded)
+        if retry:
+            again = replace(
+                order,
+                id=self._ids.new(now),
+                attempt=order.attempt + 1,
+                client_order_id=client_order_id(
+                    execution.id, order.leg_index, order.slice_index, order.attempt + 1
+                ),
+                state=OrderState.PENDING,
+                state_reason="retry after a lost send",
+                scheduled_time=now,
+                create_time=now,
+                update_time=now,
+            )
+            uow.orders.add(again)
+            self._event(uow, again, execution.state)
+        return moved
 
     def _event(self, uow: UnitOfWork, order: OrderRecord, state: ExecutionState) -> None:
         uow.events.append(

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from govex_server.domain.clock import Clock
 from govex_server.domain.errors import failed_precondition, invalid_field, not_found
-from govex_server.domain.events import DomainEvent, EventKind
+from govex_server.domain.events import FREEZE_KINDS, DomainEvent, EventKind
 from govex_server.domain.freezes import (
     Freeze,
     FreezeEnd,
@@ -23,8 +23,11 @@ from govex_server.domain.paging import filter_key, next_token, parse_page
 from govex_server.domain.principals import Principal
 from govex_server.services.governance import MAX_TEXT
 from govex_server.services.idempotency import Idempotency
+from govex_server.services.read_cache import ReadCache
 from govex_server.store.database import Store, UnitOfWork
 from govex_server.store.repositories import AuditRecord
+
+FREEZE_KINDS_STORED = frozenset(k.value for k in FREEZE_KINDS)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class FreezeService:
         self._store = store
         self._clock = clock
         self._ids = ids or UlidFactory()
+        self.read_cache: ReadCache[list[Freeze]] = ReadCache(store, FREEZE_KINDS_STORED)
 
     async def freeze(
         self,
@@ -183,8 +187,14 @@ class FreezeService:
         return min((f.expire_time for f in unended), default=None)
 
     async def active(self) -> list[Freeze]:
-        """The freezes active now (compared with the clock, not only the store)."""
-        unended = await self._store.read(lambda uow: uow.freezes.unended())
+        """The freezes active now (compared with the clock, not only the store).
+
+        Asked before every order is sent, so the unended freezes are cached
+        and dropped on every freeze event at its commit (before the Freeze
+        response leaves): a new freeze is seen by the very next send."""
+        unended = await self.read_cache.get(
+            lambda: self._store.read(lambda uow: uow.freezes.unended())
+        )
         now = self._clock.now()
         return [f for f in unended if f.active_at(now)]
 

@@ -20,11 +20,13 @@ T = TypeVar("T")
 class ReadCache(Generic[T]):
     """One cached value."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, kinds: frozenset[str] | None = None) -> None:
+        """Dropped on every change, or only on changes that recorded events of
+        ``kinds`` when given."""
         self._enabled = store.is_sqlite  # SQLite: this process is the only writer
         self._generation = 0
         self._value: T | None = None
-        store.on_change(self.invalidate)
+        store.on_change(self.invalidate, kinds)
 
     def enable(self, enabled: bool) -> None:
         """Turns the cache on (we hear about every change) or off."""
