@@ -251,3 +251,27 @@ async def test_replicas_deliver_each_others_events(
     kinds = [k for _, k in await stored_events(a, FREEZE_KINDS)]
     assert kinds == ["FREEZE_CREATED", "FREEZE_EXPIRED"]
     call.cancel()
+
+
+@pytest.mark.postgres
+async def test_a_live_stream_starts_after_what_another_replica_committed(
+    harness_factory: HarnessFactory, database_url: str
+) -> None:
+    """The first heartbeat of a live stream never lags an event already
+    committed, even by a replica this one has not heard from yet."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("replicas share a PostgreSQL database")
+    a = await harness_factory()
+    b = await harness_factory(event_poll_seconds=60)
+    assert b.running is not None
+    # B hears nothing of A: no LISTEN connection, a poll a minute away.
+    for task in b.running.tasks:
+        if task.get_name() == "pg-listen":
+            task.cancel()
+    await freeze(a, minutes=10)
+    newest = max(s for s, _ in await stored_events(a, FREEZE_KINDS))
+    assert b.running.bus.current_sequence < newest
+    call = b.gov.WatchFreezeEvents(gov.WatchFreezeEventsRequest(), metadata=md("victor"))
+    first: Any = await asyncio.wait_for(call.read(), 5)
+    assert first.heartbeat.current_sequence >= newest
+    call.cancel()

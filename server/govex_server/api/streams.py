@@ -62,7 +62,12 @@ class EventStreams:
         replay_after = await self._resume_point(after_sequence, from_oldest)
         sub = self._bus.subscribe(kinds, heartbeat, resource_prefix)
         try:
-            last = sub.last_sent = sub.start_sequence if replay_after is None else replay_after
+            if replay_after is None:
+                # Subscribed first: events after this position reach the queue;
+                # those up to it are de-duplicated below.
+                last = sub.last_sent = max(sub.start_sequence, await self._bus.position())
+            else:
+                last = sub.last_sent = replay_after
             if replay_after is None:
                 # Tells the client where "new" starts: a safe resume point
                 # even if it is cut before its first event.

@@ -96,6 +96,8 @@ class EventBus:
         self._last = 0
         self._ahead: dict[int, StoredEvent] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._position_wanted: asyncio.Future[int] | None = None
+        self._position_reader: asyncio.Task[None] | None = None
         self.delivered = 0
         self.dropped_subscribers = 0
         self.store_reads = 0
@@ -141,6 +143,34 @@ class EventBus:
             # A sequence before these is missing: another replica's (or a
             # concurrent transaction's) commit we have not seen yet.
             self._poke.set()
+
+    async def position(self) -> int:
+        """The newest committed sequence, for a stream that starts live.
+
+        On SQLite that is what the bus has: this process is the only writer
+        and hands every event over before its writer hears back. On
+        PostgreSQL another replica may have committed events this bus has not
+        heard of yet, so the store is asked; callers that arrive while a read
+        is under way share the next read (one query however many streams
+        open at once, and never a read that began before the caller came)."""
+        if self._store.is_sqlite:
+            return self._last
+        if self._position_wanted is None:
+            self._position_wanted = asyncio.get_running_loop().create_future()
+            if self._position_reader is None or self._position_reader.done():
+                self._position_reader = asyncio.create_task(self._read_positions())
+        newest = await asyncio.shield(self._position_wanted)
+        return max(newest, self._last)
+
+    async def _read_positions(self) -> None:
+        while self._position_wanted is not None:
+            wanted, self._position_wanted = self._position_wanted, None
+            try:
+                newest = await self._store.read(lambda uow: uow.events.newest())
+            except Exception as exc:
+                wanted.set_exception(exc)
+            else:
+                wanted.set_result(newest)
 
     def subscribe(
         self,
