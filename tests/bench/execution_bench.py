@@ -1,9 +1,13 @@
-"""Execution benchmark (issue 5): a 1,000-order execution on the paper
-exchange, PARALLEL with max_parallel 32 and no rate limit, at 0 ms and at
-20 ms simulated exchange latency: orders per second end to end (order row,
-freeze re-check, safety, send, fill, event) and the wall time against the
-ideal (orders x latency / concurrency). Targets: >= 500 orders/s at 0 ms;
-within 1.5x the ideal at 20 ms. Printed, never asserted."""
+"""Execution benchmark: a 1,000-order execution on the paper exchange,
+PARALLEL with max_parallel 32 and no rate limit, at 0 ms and at 20 ms
+simulated exchange latency: orders per second through the engine's runner
+(order row, freeze re-check, safety, send, fill, event) and the wall time
+against the ideal (orders x latency / concurrency). Targets (issue 8):
+>= 1,000 orders/s at 0 ms; within 1.2x the ideal at 20 ms. Printed, never
+asserted. This drives the runner on pre-inserted orders, not ExecutePlan
+over gRPC: the policy's ramp spreads a real plan's slices over hours, so an
+end-to-end run of 1,000 orders due at once needs a plan shape the contract
+does not offer yet."""
 
 from __future__ import annotations
 
@@ -133,14 +137,14 @@ async def run(latency_ms: float) -> tuple[float, float]:
 def main() -> bool:
     """Both runs; True when both targets are met."""
     ok = True
-    for latency, target in ((0.0, None), (20.0, 1.5)):
+    for latency, target in ((0.0, None), (20.0, 1.2)):
         seconds, ideal = asyncio.run(run(latency))
         rate = ORDERS / seconds
         if target is None:
-            met = rate >= 500
+            met = rate >= 1000
             print(
                 f"execution, {latency:g} ms latency: {ORDERS} orders in {seconds:.2f}s = "
-                f"{rate:,.0f} orders/s (target >= 500): {'met' if met else 'NOT met'}"
+                f"{rate:,.0f} orders/s (target >= 1,000): {'met' if met else 'NOT met'}"
             )
         else:
             ratio = seconds / ideal

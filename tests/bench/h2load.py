@@ -32,34 +32,36 @@ def run(
 ) -> Load:
     """POSTs ``message`` ``requests`` times over ``clients`` connections with
     ``streams`` concurrent streams each."""
-    h2load = shutil.which("h2load")
-    if h2load is None:
-        raise RuntimeError("h2load is missing: apt-get install nghttp2-client (make bench does)")
-    with tempfile.NamedTemporaryFile(suffix=".bin", delete=False) as body:
-        body.write(grpc_frame(message))
     headers = ["-H", "content-type: application/grpc", "-H", "te: trailers"]
     if token:
         headers += ["-H", f"authorization: Bearer {token}"]
+    return _h2load(url, grpc_frame(message), requests, clients, streams, headers)
+
+
+def run_http1(url: str, body: bytes, requests: int, clients: int, streams: int) -> Load:
+    """POSTs a JSON ``body`` over HTTP/1.1 (for the FastAPI peer)."""
+    return _h2load(
+        url, body, requests, clients, streams, ["--h1", "-H", "content-type: application/json"]
+    )
+
+
+def _h2load(
+    url: str, body: bytes, requests: int, clients: int, streams: int, options: list[str]
+) -> Load:
+    h2load = shutil.which("h2load")
+    if h2load is None:
+        raise RuntimeError("h2load is missing: apt-get install nghttp2-client (make bench does)")
+    with tempfile.NamedTemporaryFile(suffix=".bin", delete=False) as data:
+        data.write(body)
+    command = [h2load, "-n", str(requests), "-c", str(clients), "-m", str(streams)]
     result = subprocess.run(
-        [
-            h2load,
-            "-n",
-            str(requests),
-            "-c",
-            str(clients),
-            "-m",
-            str(streams),
-            "-d",
-            body.name,
-            *headers,
-            url,
-        ],
+        [*command, "-d", data.name, *options, url],
         capture_output=True,
         text=True,
         check=True,
         timeout=600,
     )
-    Path(body.name).unlink()
+    Path(data.name).unlink()
     out = result.stdout
     finished = re.search(r"finished in ([\d.]+)(us|ms|s), ([\d.]+) req/s", out)
     status = re.search(r"(\d+) succeeded, (\d+) failed", out)

@@ -24,12 +24,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from govex.governance.v1 import governance_service_pb2 as gov
-from tests.bench import execution_bench, fanout, h2load, requests_with_ids
+from tests.bench import execution_bench, fanout, h2load, peer_fastapi, requests_with_ids
 from tests.postgres import free_port
 
 BIN = Path(sys.executable).parent
 REQUESTS = 10_000
 WARMUP = 1_000
+PEER_REQUESTS = 5_000
 CLIENTS = 4
 STREAMS = 16
 
@@ -165,6 +166,7 @@ def main() -> int:
             f"(echo {echo_idle:.0f} MiB, target <= 100 MiB): {'met' if met else 'NOT met'}"
         )
         print(f"h2load: {REQUESTS} requests, {CLIENTS} connections x {STREAMS} streams")
+        rates: dict[str, float] = {}
         for case in CASES:
             govex_url = f"http://127.0.0.1:{govex_port}/{case.method}"
             echo_url = f"http://127.0.0.1:{echo_port}/bench.Echo/Echo"
@@ -173,6 +175,7 @@ def main() -> int:
             baseline = h2load.run(echo_url, case.message, REQUESTS, CLIENTS, STREAMS)
             measured = h2load.run(govex_url, case.message, REQUESTS, CLIENTS, STREAMS, case.token)
             failures = server_side_failures(log) + measured.failed
+            rates[case.title] = measured.requests_per_second
             ratio = measured.requests_per_second / baseline.requests_per_second
             met = ratio >= case.target_ratio and failures == 0
             ok = ok and met
@@ -182,6 +185,16 @@ def main() -> int:
                 f"(target >= {case.target_ratio}); server-side failures {failures}; "
                 f"{'met' if met else 'NOT met'}"
             )
+        peer, peer_rows = peer_fastapi.run(tmp, PEER_REQUESTS, 64, 1)
+        peer_ratio = rates["ProposePlan"] / peer
+        met = peer_ratio >= 5
+        ok = ok and met
+        print(
+            f"ProposePlan vs the FastAPI + SQLAlchemy peer (same durable write, HTTP/1.1, "
+            f"64 connections): govex {rates['ProposePlan']:,.0f} req/s, peer {peer:,.0f} req/s "
+            f"({peer_rows} rows checked); {peer_ratio:.1f}x (target >= 5x): "
+            f"{'met' if met else 'NOT met'}"
+        )
         with_ids = requests_with_ids.run(f"127.0.0.1:{govex_port}")
         print(with_ids.summary)
         with sqlite3.connect(database) as db:
