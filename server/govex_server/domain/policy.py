@@ -1,5 +1,5 @@
 """The execution policy derived from ML signals, freezes and time
-(../shared/POLICY.md is the reference; its step numbers are used below).
+(the reference algorithm's step numbers, 1 to 11, are used below).
 
 Pure and deterministic: the same signals, freezes, state and clock time give
 the same policy and the same explanation."""
