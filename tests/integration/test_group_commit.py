@@ -11,11 +11,12 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, event, func, select
 
 from govex_server.domain.errors import GovexError
 from govex_server.domain.events import DomainEvent, EventKind
@@ -122,6 +123,28 @@ async def test_a_unit_that_violates_a_constraint_fails_alone(event_store: Store)
         # Batched: far fewer commits (fsyncs) than units.
         assert store.group_commit.units == 201
         assert store.group_commit.batches < 100
+
+
+async def test_a_caller_hears_back_only_after_its_batch_committed(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/govex.db", encode)
+    await migrate(store)
+    assert store.group_commit is not None
+    failing = [True]
+
+    @event.listens_for(store.group_commit.engine, "commit")
+    def _disk_full(_conn: object) -> None:
+        if failing[0]:
+            raise OSError("disk full (injected at COMMIT)")
+
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            await store.write(propose("p-lost"))
+        failing[0] = False
+        assert await count(store, t.plans) == 0
+        assert await store.write(propose("p-kept")) == "p-kept"
+        assert (await count(store, t.plans), await count(store, t.events)) == (1, 1)
+    finally:
+        await store.close()
 
 
 async def test_a_cancelled_caller_does_not_cut_its_unit(event_store: Store) -> None:

@@ -65,6 +65,11 @@ class GroupCommitWriter:
         self.batches = 0
         self.units = 0
 
+    @property
+    def engine(self) -> Engine:
+        """The engine of the write connection."""
+        return self._engine
+
     def start(self) -> None:
         """Starts the thread (idempotent)."""
         if not self._started:
@@ -107,13 +112,21 @@ class GroupCommitWriter:
                         break
                     assert isinstance(more, _Job)
                     batch.append(more)
-                self._run_batch(conn, batch)
+                if not self._run_batch(conn, batch):
+                    # Whatever state the failed commit left the connection in
+                    # (SQLite does not always roll back), the next batch
+                    # starts on a fresh one.
+                    conn.invalidate()
+                    conn.close()
+                    conn = self._engine.connect()
                 if stop:
                     return
         finally:
             conn.close()
 
-    def _run_batch(self, conn: Connection, batch: list[_Job]) -> None:
+    def _run_batch(self, conn: Connection, batch: list[_Job]) -> bool:
+        """Runs and commits one batch; False when the commit failed."""
+        committed = True
         try:
             with conn.begin():
                 for job in batch:
@@ -132,6 +145,7 @@ class GroupCommitWriter:
             for job in batch:
                 job.error = job.error or exc
                 job.events = []
+            committed = False
         self.batches += 1
         self.units += len(batch)
         events = [e for job in batch if job.error is None for e in job.events]
@@ -139,6 +153,7 @@ class GroupCommitWriter:
         # RuntimeError: the loop is closed, nobody is waiting any more.
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._resolve, batch, events)
+        return committed
 
     def _resolve(self, batch: list[_Job], events: list[StoredEvent]) -> None:
         if events:
