@@ -7,6 +7,7 @@ import logging
 import signal
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -41,8 +42,10 @@ from govex_server.services.policy import PolicyService
 from govex_server.services.policy_timer import PolicyTimer
 from govex_server.services.retention import EventRetention
 from govex_server.store.database import Store
-from govex_server.store.listener import ChangeListener
 from govex_server.store.migrate import migrate
+
+if TYPE_CHECKING:
+    from govex_server.store.listener import ChangeListener
 
 log = logging.getLogger("govex.app")
 
@@ -170,6 +173,8 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             def other_replica_wrote() -> None:
                 store.changed()
                 bus.poke()
+
+            from govex_server.store.listener import ChangeListener
 
             listener = ChangeListener(settings.database_url, other_replica_wrote, caches)
         # Freezes that expired while we were down end (with their events)

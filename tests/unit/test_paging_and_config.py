@@ -122,3 +122,11 @@ def test_phase_persistence_comes_from_the_phase_table(tmp_path: Path) -> None:
     config.write_text("[phase]\nstreak_needed = 0\n")
     with pytest.raises(ConfigError, match="streak_needed"):
         load_settings(str(config), {})
+
+
+def test_the_migration_head_constant_is_the_newest_script() -> None:
+    """Start-up skips Alembic when the database is at HEAD: HEAD must be the
+    newest revision, or a new migration would never run."""
+    from govex_server.store.migrate import HEAD, script_head
+
+    assert script_head() == HEAD
