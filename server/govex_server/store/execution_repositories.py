@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import date
 from typing import Any
 
@@ -96,8 +96,13 @@ def _execution(row: RowMapping) -> ExecutionRecord:
     )
 
 
+_ORDER_FIELDS = tuple(f.name for f in fields(OrderRecord))
+
+
 def _order_row(o: OrderRecord) -> dict[str, Any]:
-    row = asdict(o)
+    # Shallow on purpose: asdict() deep-copies every nested dict, which cost
+    # more than the UPDATE it feeds (the row is only read by the driver).
+    row = {name: getattr(o, name) for name in _ORDER_FIELDS}
     row["state"] = o.state.value
     row["scheduled_at"] = row.pop("scheduled_time")
     row["created_at"] = row.pop("create_time")
