@@ -440,8 +440,11 @@ class ExecutionEngine:
             for order in orders:
                 if order.state in (OrderState.SUBMITTED, OrderState.UNKNOWN):
                     await self._resolve(execution, order, exchange)
-                elif order.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED):
-                    await self._refresh(execution, order, exchange)
+            resting = [
+                o for o in orders if o.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+            ]
+            if resting:
+                await self._refresh_all(execution, resting, exchange)
             now = self._clock.now()
             due = [o for o in orders if o.state is OrderState.PENDING and o.scheduled_time <= now]
             if due:
@@ -651,6 +654,32 @@ class ExecutionEngine:
             return
         await self._apply(execution, order, found)
 
+    async def _refresh_all(
+        self, execution: ExecutionRecord, resting: Sequence[OrderRecord], exchange: Exchange
+    ) -> None:
+        """One poll of the resting orders: looked up together (bounded by the
+        execution's concurrency), and every fill of the poll recorded with
+        its events in one unit of work."""
+        gate = asyncio.Semaphore(execution.max_parallel)
+
+        async def look_up(order: OrderRecord) -> tuple[OrderRecord, ExchangeOrder | None]:
+            async with gate:
+                try:
+                    return order, await exchange.fetch_order(order.client_order_id, order.symbol)
+                except ExchangeError:
+                    return order, None
+
+        found = await asyncio.gather(*(look_up(o) for o in resting))
+        changed = [
+            (order, now)
+            for order, now in found
+            if now is not None and (now.status != "open" or now.filled != order.filled)
+        ]
+        if changed:
+            await self._store.write(
+                lambda uow: [self._apply_in(uow, execution, o, f) for o, f in changed]
+            )
+
     async def _refresh(
         self, execution: ExecutionRecord, order: OrderRecord, exchange: Exchange
     ) -> None:
@@ -724,11 +753,25 @@ class ExecutionEngine:
         found: ExchangeOrder,
         reason: str = "",
     ) -> OrderRecord:
+        return await self._store.write(
+            lambda uow: self._apply_in(uow, execution, order, found, reason)
+        )
+
+    def _apply_in(
+        self,
+        uow: UnitOfWork,
+        execution: ExecutionRecord,
+        order: OrderRecord,
+        found: ExchangeOrder,
+        reason: str = "",
+    ) -> OrderRecord:
+        """Records what the exchange says of ``order``, in the caller's unit."""
         state = _status_to_state(found)
         if state is order.state and found.filled == order.filled:
             return order
         traded = max(0.0, found.filled - order.filled) * (found.average_price or order.price)
-        return await self._move(
+        return self._move_in(
+            uow,
             execution,
             order,
             state,

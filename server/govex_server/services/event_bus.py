@@ -123,9 +123,10 @@ class EventBus:
 
     async def stop(self) -> None:
         """Stops the pump and the heartbeats."""
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._position_reader] if self._position_reader else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -167,6 +168,9 @@ class EventBus:
             wanted, self._position_wanted = self._position_wanted, None
             try:
                 newest = await self._store.read(lambda uow: uow.events.newest())
+            except asyncio.CancelledError:
+                wanted.cancel()  # the bus stops: nobody waits for this read
+                raise
             except Exception as exc:
                 wanted.set_exception(exc)
             else:

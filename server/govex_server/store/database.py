@@ -168,6 +168,9 @@ class Store:
         self._change_listeners: list[tuple[frozenset[str] | None, Callable[[], None]]] = []
         self._event_listeners: list[Callable[[list[StoredEvent]], None]] = []
         self.engine: AsyncEngine | None = None
+        # PostgreSQL transactions that outlive a cancelled caller; close()
+        # lets them end before the pool goes.
+        self._in_flight: set[asyncio.Future[Any]] = set()
         self._writer: GroupCommitWriter | None = None
         if self.is_sqlite:
             self.sync_engine = _sqlite_engine(self.url, "BEGIN", pool_size=READ_THREADS)
@@ -264,7 +267,10 @@ class Store:
         if self._writer is not None:
             result: T = await self._writer.submit(run)
             return result
-        return await asyncio.shield(self._write_postgres(run))
+        task = asyncio.ensure_future(self._write_postgres(run))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return await asyncio.shield(task)
 
     async def _write_postgres(self, run: Callable[[Connection], tuple[T, list[StoredEvent]]]) -> T:
         assert self.engine is not None
@@ -284,5 +290,7 @@ class Store:
             self._readers.shutdown(wait=True)
             self.sync_engine.dispose()
             self._writer_engine.dispose()
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=10)
         if self.engine is not None:
             await self.engine.dispose()
