@@ -16,7 +16,7 @@ from govex.execution.v1 import execution_pb2
 from govex.execution.v1 import execution_service_pb2 as exe
 from govex.governance.v1 import freeze_pb2, plan_pb2
 from tests.conftest import Harness
-from tests.integration.freeze_helpers import freeze
+from tests.integration.freeze_helpers import freeze, wait_for
 from tests.integration.helpers import activate, approve, propose, refused, review
 from tests.integration.test_policy_api import CONFIDENT, publish, signal_set
 from tests.support import md, snapshot
@@ -242,8 +242,12 @@ async def test_partial_fill_then_the_rest(harness: Harness) -> None:
     paper(h).inject("partial_fill")
     started = await execute(h, plan)
     h.clock.advance(timedelta(days=1))
-    await asyncio.sleep(0.5)
-    assert any(o.state == ES.ORDER_STATE_PARTIALLY_FILLED for o in await orders(h, started.name))
+
+    async def one_rests_partially_filled() -> bool:
+        states = [o.state for o in await orders(h, started.name)]
+        return ES.ORDER_STATE_PARTIALLY_FILLED in states
+
+    await wait_for(one_rests_partially_filled, within=10)
     await paper(h).fill_resting()
     ended = await wait_ended(h, started.name)
     assert ended.state == ES.EXECUTION_STATE_SUCCEEDED
