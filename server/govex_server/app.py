@@ -188,7 +188,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             *((("pg-listen", listener.run()),) if listener else ()),
         ):
             tasks.append(asyncio.create_task(body, name=name))
-        streams = EventStreams(store, bus, clock.now)
+        streams = EventStreams(bus, clock.now)
         exchanges, planner, engine, accounts = _execution(
             settings, clock, store, governance, policy, freezes
         )

@@ -275,3 +275,25 @@ async def test_a_live_stream_starts_after_what_another_replica_committed(
     first: Any = await asyncio.wait_for(call.read(), 5)
     assert first.heartbeat.current_sequence >= newest
     call.cancel()
+
+
+async def test_streams_resuming_together_share_their_replay_reads(harness: Harness) -> None:
+    h = harness
+    for i in range(5):
+        await freeze(h, reason=f"history {i}")
+    stored = [s for s, _ in await stored_events(h, FREEZE_KINDS)]
+    assert h.running is not None
+    reads_before = h.running.bus.replay_pages.reads
+    calls = [
+        h.gov.WatchFreezeEvents(
+            gov.WatchFreezeEventsRequest(after_sequence=stored[0]), metadata=md("victor")
+        )
+        for _ in range(40)
+    ]
+    received = await asyncio.gather(*(read_events(call, 4) for call in calls))
+    # Every stream gets exactly the history after its resume point...
+    assert all([e.sequence for e in events] == stored[1:] for events in received)
+    # ...from far fewer reads than streams (those opening together share one).
+    assert h.running.bus.replay_pages.reads - reads_before < 30
+    for call in calls:
+        call.cancel()

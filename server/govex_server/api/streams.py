@@ -11,10 +11,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from govex_server.domain.errors import Category, GovexError, invalid_field
-from govex_server.services.event_bus import CLOSED, HEARTBEAT, EventBus, HeartbeatFrame
-from govex_server.store.database import Store, UnitOfWork
-
-REPLAY_BATCH = 500
+from govex_server.services.event_bus import (
+    CLOSED,
+    HEARTBEAT,
+    REPLAY_PAGE,
+    EventBus,
+    HeartbeatFrame,
+)
 
 
 def _varint(value: int) -> bytes:
@@ -44,8 +47,7 @@ def length_delimited(payload: bytes) -> bytes:
 class EventStreams:
     """Serves one resumable stream per call."""
 
-    def __init__(self, store: Store, bus: EventBus, now: Callable[[], datetime]) -> None:
-        self._store = store
+    def __init__(self, bus: EventBus, now: Callable[[], datetime]) -> None:
         self._bus = bus
         self._now = now
 
@@ -74,19 +76,12 @@ class EventStreams:
                 yield heartbeat(last, self._now())
             else:
                 while True:
-                    after = last
-                    rows = await self._store.read(
-                        lambda uow: uow.events.after(
-                            after,  # noqa: B023 - awaited at once
-                            sorted(kinds) if kinds is not None else None,
-                            REPLAY_BATCH,
-                        )
-                    )
+                    rows = await self._bus.replay(last, kinds)
                     for row in rows:
                         if row.resource.startswith(resource_prefix):
                             yield event_frame(row.payload)
                         last = sub.last_sent = row.sequence
-                    if len(rows) < REPLAY_BATCH:
+                    if len(rows) < REPLAY_PAGE:
                         break
             while True:
                 event = await sub.queue.get()
@@ -112,11 +107,7 @@ class EventStreams:
             raise invalid_field("from_oldest", "only with after_sequence = 0")
         if after_sequence == 0 and not from_oldest:
             return None  # live only: no read at all
-
-        def bounds(uow: UnitOfWork) -> tuple[int, int | None]:
-            return uow.events.newest(), uow.events.oldest()
-
-        newest, oldest = await self._store.read(bounds)
+        newest, oldest = await self._bus.retained()
         first_retained = oldest if oldest is not None else newest + 1
         if from_oldest:
             return first_retained - 1

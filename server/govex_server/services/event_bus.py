@@ -24,11 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from govex_server.services.next_read import NextRead
 from govex_server.store.database import Store
 from govex_server.store.repositories import StoredEvent
 
 log = logging.getLogger("govex.events")
 BATCH = 1000
+REPLAY_PAGE = 500
 
 FrameEncoder = Callable[[bytes], bytes]
 HeartbeatFrame = Callable[[int, datetime], bytes]
@@ -96,8 +98,16 @@ class EventBus:
         self._last = 0
         self._ahead: dict[int, StoredEvent] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._position_wanted: asyncio.Future[int] | None = None
-        self._position_reader: asyncio.Task[None] | None = None
+        # Reads shared by streams opening together (next_read.py).
+        self._newest: NextRead[None, int] = NextRead(
+            lambda _: self._store.read(lambda uow: uow.events.newest())
+        )
+        self._retained: NextRead[None, tuple[int, int | None]] = NextRead(
+            lambda _: self._store.read(lambda uow: (uow.events.newest(), uow.events.oldest()))
+        )
+        self.replay_pages: NextRead[tuple[int, tuple[str, ...] | None], list[StoredEvent]] = (
+            NextRead(self._replay_page)
+        )
         self.delivered = 0
         self.dropped_subscribers = 0
         self.store_reads = 0
@@ -123,10 +133,12 @@ class EventBus:
 
     async def stop(self) -> None:
         """Stops the pump and the heartbeats."""
-        tasks = [*self._tasks, *([self._position_reader] if self._position_reader else [])]
-        for task in tasks:
+        self._newest.cancel()
+        self._retained.cancel()
+        self.replay_pages.cancel()
+        for task in self._tasks:
             task.cancel()
-        for task in tasks:
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -151,30 +163,27 @@ class EventBus:
         On SQLite that is what the bus has: this process is the only writer
         and hands every event over before its writer hears back. On
         PostgreSQL another replica may have committed events this bus has not
-        heard of yet, so the store is asked; callers that arrive while a read
-        is under way share the next read (one query however many streams
-        open at once, and never a read that began before the caller came)."""
+        heard of yet, so the store is asked; streams that open together share
+        one read (never one that began before they asked)."""
         if self._store.is_sqlite:
             return self._last
-        if self._position_wanted is None:
-            self._position_wanted = asyncio.get_running_loop().create_future()
-            if self._position_reader is None or self._position_reader.done():
-                self._position_reader = asyncio.create_task(self._read_positions())
-        newest = await asyncio.shield(self._position_wanted)
-        return max(newest, self._last)
+        return max(await self._newest.get(None), self._last)
 
-    async def _read_positions(self) -> None:
-        while self._position_wanted is not None:
-            wanted, self._position_wanted = self._position_wanted, None
-            try:
-                newest = await self._store.read(lambda uow: uow.events.newest())
-            except asyncio.CancelledError:
-                wanted.cancel()  # the bus stops: nobody waits for this read
-                raise
-            except Exception as exc:
-                wanted.set_exception(exc)
-            else:
-                wanted.set_result(newest)
+    async def retained(self) -> tuple[int, int | None]:
+        """The newest committed sequence and the oldest still retained (None
+        when none is), for a stream that resumes; shared like ``position``."""
+        return await self._retained.get(None)
+
+    async def replay(self, after: int, kinds: frozenset[str] | None) -> list[StoredEvent]:
+        """Stored events after ``after`` (of ``kinds``), a page at a time;
+        streams resuming from the same point together share each page read."""
+        return await self.replay_pages.get((after, tuple(sorted(kinds)) if kinds else None))
+
+    async def _replay_page(self, key: tuple[int, tuple[str, ...] | None]) -> list[StoredEvent]:
+        after, kinds = key
+        return await self._store.read(
+            lambda uow: uow.events.after(after, list(kinds) if kinds else None, REPLAY_PAGE)
+        )
 
     def subscribe(
         self,
