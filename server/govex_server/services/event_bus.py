@@ -177,12 +177,16 @@ class EventBus:
     async def replay(self, after: int, kinds: frozenset[str] | None) -> list[StoredEvent]:
         """Stored events after ``after`` (of ``kinds``), a page at a time;
         streams resuming from the same point together share each page read."""
-        return await self.replay_pages.get((after, tuple(sorted(kinds)) if kinds else None))
+        return await self.replay_pages.get(
+            (after, tuple(sorted(kinds)) if kinds is not None else None)
+        )
 
     async def _replay_page(self, key: tuple[int, tuple[str, ...] | None]) -> list[StoredEvent]:
         after, kinds = key
         return await self._store.read(
-            lambda uow: uow.events.after(after, list(kinds) if kinds else None, REPLAY_PAGE)
+            lambda uow: uow.events.after(
+                after, list(kinds) if kinds is not None else None, REPLAY_PAGE
+            )
         )
 
     def subscribe(
