@@ -147,6 +147,28 @@ async def test_a_caller_hears_back_only_after_its_batch_committed(tmp_path: Path
         await store.close()
 
 
+async def test_a_writer_that_cannot_connect_says_so_and_recovers(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/govex.db", encode)
+    await migrate(store)
+    assert store.group_commit is not None
+    failing = [True]
+
+    @event.listens_for(store.group_commit.engine, "connect")
+    def _refuse(_dbapi: object, _record: object) -> None:
+        if failing[0]:
+            raise OSError("cannot open the database (injected)")
+
+    try:
+        with pytest.raises(OSError, match="cannot open"):
+            await store.write(propose("p-refused"))
+        failing[0] = False
+        # The writer thread is alive: the next write connects and commits.
+        assert await store.write(propose("p-kept")) == "p-kept"
+        assert await count(store, t.plans) == 1
+    finally:
+        await store.close()
+
+
 async def test_a_cancelled_caller_does_not_cut_its_unit(event_store: Store) -> None:
     store = event_store
     task = asyncio.create_task(store.write(propose("p-cancelled")))

@@ -93,7 +93,7 @@ class GroupCommitWriter:
             self._thread.join(timeout=30)
 
     def _main(self) -> None:
-        conn = self._engine.connect()
+        conn: Connection | None = None
         try:
             while True:
                 first = self._queue.get()
@@ -112,17 +112,28 @@ class GroupCommitWriter:
                         break
                     assert isinstance(more, _Job)
                     batch.append(more)
+                if conn is None:
+                    try:
+                        conn = self._engine.connect()
+                    except Exception as exc:
+                        # No connection (an unwritable file, a locked
+                        # database): this batch's callers hear why, and the
+                        # next batch tries again. The thread never dies.
+                        log.error("the SQLite writer cannot connect: %s", exc)
+                        self._fail(batch, exc)
+                        continue
                 if not self._run_batch(conn, batch):
                     # Whatever state the failed commit left the connection in
                     # (SQLite does not always roll back), the next batch
                     # starts on a fresh one.
                     conn.invalidate()
                     conn.close()
-                    conn = self._engine.connect()
+                    conn = None
                 if stop:
                     return
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     def _run_batch(self, conn: Connection, batch: list[_Job]) -> bool:
         """Runs and commits one batch; False when the commit failed."""
@@ -154,6 +165,12 @@ class GroupCommitWriter:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._resolve, batch, events)
         return committed
+
+    def _fail(self, batch: list[_Job], exc: Exception) -> None:
+        for job in batch:
+            job.error = exc
+        with contextlib.suppress(RuntimeError):
+            batch[0].loop.call_soon_threadsafe(self._resolve, batch, [])
 
     def _resolve(self, batch: list[_Job], events: list[StoredEvent]) -> None:
         if events:
