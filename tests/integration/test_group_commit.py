@@ -125,9 +125,20 @@ async def test_a_unit_that_violates_a_constraint_fails_alone(event_store: Store)
         assert store.group_commit.batches < 100
 
 
-async def test_a_caller_hears_back_only_after_its_batch_committed(tmp_path: Path) -> None:
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A migrated SQLite store, its group-commit writer not connected yet."""
     store = Store(f"sqlite:///{tmp_path}/govex.db", encode)
     await migrate(store)
+    assert store.group_commit is not None
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_a_caller_hears_back_only_after_its_batch_committed(sqlite_store: Store) -> None:
+    store = sqlite_store
     assert store.group_commit is not None
     failing = [True]
 
@@ -136,20 +147,16 @@ async def test_a_caller_hears_back_only_after_its_batch_committed(tmp_path: Path
         if failing[0]:
             raise OSError("disk full (injected at COMMIT)")
 
-    try:
-        with pytest.raises(OSError, match="disk full"):
-            await store.write(propose("p-lost"))
-        failing[0] = False
-        assert await count(store, t.plans) == 0
-        assert await store.write(propose("p-kept")) == "p-kept"
-        assert (await count(store, t.plans), await count(store, t.events)) == (1, 1)
-    finally:
-        await store.close()
+    with pytest.raises(OSError, match="disk full"):
+        await store.write(propose("p-lost"))
+    failing[0] = False
+    assert await count(store, t.plans) == 0
+    assert await store.write(propose("p-kept")) == "p-kept"
+    assert (await count(store, t.plans), await count(store, t.events)) == (1, 1)
 
 
-async def test_a_writer_that_cannot_connect_says_so_and_recovers(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/govex.db", encode)
-    await migrate(store)
+async def test_a_writer_that_cannot_connect_says_so_and_recovers(sqlite_store: Store) -> None:
+    store = sqlite_store
     assert store.group_commit is not None
     failing = [True]
 
@@ -158,15 +165,12 @@ async def test_a_writer_that_cannot_connect_says_so_and_recovers(tmp_path: Path)
         if failing[0]:
             raise OSError("cannot open the database (injected)")
 
-    try:
-        with pytest.raises(OSError, match="cannot open"):
-            await store.write(propose("p-refused"))
-        failing[0] = False
-        # The writer thread is alive: the next write connects and commits.
-        assert await store.write(propose("p-kept")) == "p-kept"
-        assert await count(store, t.plans) == 1
-    finally:
-        await store.close()
+    with pytest.raises(OSError, match="cannot open"):
+        await store.write(propose("p-refused"))
+    failing[0] = False
+    # The writer thread is alive: the next write connects and commits.
+    assert await store.write(propose("p-kept")) == "p-kept"
+    assert await count(store, t.plans) == 1
 
 
 async def test_a_cancelled_caller_does_not_cut_its_unit(event_store: Store) -> None:
