@@ -34,6 +34,17 @@ async def test_at_most_40_orders_per_10_seconds() -> None:
     assert limiter.budget().remaining == 39
 
 
+async def test_a_released_send_gives_its_place_back() -> None:
+    clock = ManualClock()
+    limiter = OrderRateLimiter(clock, 2, timedelta(seconds=10))
+    await asyncio.wait_for(limiter.acquire(), 1)
+    await asyncio.wait_for(limiter.acquire(), 1)
+    assert limiter.budget().remaining == 0
+    limiter.release()  # the second order was deferred, never sent
+    assert limiter.budget().remaining == 1
+    await asyncio.wait_for(limiter.acquire(), 1)  # no wait for the window
+
+
 async def test_retry_after_blocks_every_send_until_it_passes() -> None:
     clock = ManualClock()
     limiter = OrderRateLimiter(clock, 40, timedelta(seconds=10))

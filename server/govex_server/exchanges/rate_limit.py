@@ -54,6 +54,12 @@ class OrderRateLimiter:
                     return
                 await self._clock.sleep_until(self._sent[0] + self._window)
 
+    def release(self) -> None:
+        """Gives back the newest counted send: its order was decided against
+        (deferred or refused) before it reached the exchange."""
+        if self._sent:
+            self._sent.pop()
+
     def retry_after(self, seconds: float) -> None:
         """The exchange said to wait (HTTP 429 / Retry-After)."""
         until = self._clock.now() + timedelta(seconds=max(0.0, seconds))

@@ -592,6 +592,10 @@ class ExecutionEngine:
 
         order = await self._store.write(decide)
         if order.state is not OrderState.SUBMITTED:
+            # Deferred or refused before the exchange heard of it: a backlog
+            # of late slices must not use up the account's order budget.
+            if limiter is not None:
+                limiter.release()
             return
         # What this order will take is no longer free for the round's others.
         if order.side == Side.BUY.value:
