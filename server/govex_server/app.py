@@ -24,7 +24,7 @@ from govex_server.api.registration import register
 from govex_server.api.streams import EventStreams, event_frame
 from govex_server.config import ConfigError, Settings, load_principals
 from govex_server.domain.clock import Clock, SystemClock
-from govex_server.domain.events import FREEZE_KINDS, EventKind
+from govex_server.domain.events import EventKind
 from govex_server.domain.execution.safety import Level, Limits
 from govex_server.exchanges.base import ExchangeRegistry
 from govex_server.exchanges.paper import PaperConfig, PaperExchange
@@ -35,7 +35,7 @@ from govex_server.services.bounds import PolicyBounds
 from govex_server.services.engine import ExecutionEngine
 from govex_server.services.event_bus import EventBus
 from govex_server.services.expiry import FreezeExpirer
-from govex_server.services.freezes import FreezeService
+from govex_server.services.freezes import FREEZE_KINDS_STORED, FreezeService
 from govex_server.services.governance import GovernanceService
 from govex_server.services.planning import ExecutionPlanner
 from govex_server.services.policy import PolicyService
@@ -151,10 +151,11 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         )
         store.on_events(bus.publish)
         expirer = FreezeExpirer(freezes, clock)
-        freeze_kinds = frozenset(k.value for k in FREEZE_KINDS)
-        store.on_change(expirer.poke, freeze_kinds)
+        store.on_change(expirer.poke, FREEZE_KINDS_STORED)
         policy_timer = PolicyTimer(policy, clock)
-        store.on_change(policy_timer.poke, freeze_kinds | {EventKind.SIGNALS_PUBLISHED.value})
+        store.on_change(
+            policy_timer.poke, FREEZE_KINDS_STORED | {EventKind.SIGNALS_PUBLISHED.value}
+        )
         retention = EventRetention(
             store,
             clock,

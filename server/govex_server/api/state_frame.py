@@ -9,23 +9,17 @@ encodings field by field, so the bytes sent are exactly the full message."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 
 from govex.governance.v1 import governance_state_pb2
 from govex_server.api import convert
 from govex_server.api.streams import length_delimited
+from govex_server.domain.plans import combined_etag
 from govex_server.services.governance import GovernanceSnapshot
 from govex_server.services.policy import PolicyView
 
 # GetGovernanceStateResponse.state is field 1, length-delimited.
 _STATE_TAG = b"\x0a"
-
-
-def combined_etag(*parts: str) -> str:
-    """A weak etag over several parts."""
-    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()
-    return f'W/"{digest[:24]}"'
 
 
 class GovernanceStateFrames:
@@ -34,7 +28,6 @@ class GovernanceStateFrames:
     def __init__(self) -> None:
         self._etag = ""
         self._static = b""
-        self.rebuilds = 0
 
     def frame(self, snap: GovernanceSnapshot, view: PolicyView, now: datetime) -> bytes:
         """The response for this snapshot and policy view, read at ``now``."""
@@ -44,7 +37,6 @@ class GovernanceStateFrames:
         if etag != self._etag:
             self._static = _static_state(snap, view, etag).SerializeToString()
             self._etag = etag
-            self.rebuilds += 1
         moving = governance_state_pb2.GovernanceState(
             read_time=convert.timestamp(now), cooldown=convert.cooldown_to_pb(snap.cooldown)
         )

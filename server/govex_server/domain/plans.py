@@ -147,6 +147,12 @@ def plan_etag(plan_id: str, version: int) -> str:
     return f'W/"{digest[:24]}"'
 
 
+def combined_etag(*parts: str) -> str:
+    """A weak etag over several parts (of a read model, not one resource)."""
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()
+    return f'W/"{digest[:24]}"'
+
+
 def check_etag(name: str, given: str, current: str) -> None:
     """ABORTED ETAG_MISMATCH unless ``given`` is the current etag."""
     if given != current:

@@ -110,7 +110,6 @@ class EventBus:
         )
         self.delivered = 0
         self.dropped_subscribers = 0
-        self.store_reads = 0
 
     @property
     def current_sequence(self) -> int:
@@ -254,7 +253,6 @@ class EventBus:
                     rows = await self._store.read(
                         lambda uow: uow.events.after(after, None, BATCH)  # noqa: B023 - awaited
                     )
-                    self.store_reads += 1
                     for row in rows:
                         if row.sequence == self._last + 1:
                             self._deliver(row)

@@ -4,7 +4,6 @@ transaction that also writes its audit record (and idempotency record)."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +37,7 @@ from govex_server.domain.plans import (
     Step,
     Target,
     check_etag,
+    combined_etag,
     require_transition,
 )
 from govex_server.domain.principals import Principal, Role
@@ -118,7 +118,7 @@ class _Facts:
             ",".join(f"{s.value}={self.counts[s]}" for s in PlanState),
             self.last_activation[1] if self.last_activation else "-",
         ]
-        return 'W/"' + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24] + '"'
+        return combined_etag(*parts)
 
 
 def _text(value: str, field_name: str, *, required: bool = False) -> str:
@@ -218,8 +218,7 @@ class GovernanceService:
             return verdicts, facts.etag
         # The etag changes when a freeze expires by the clock, before the
         # expiry task has recorded it.
-        digest = hashlib.sha256((facts.etag + ",".join(f.id for f in freezes)).encode())
-        return verdicts, 'W/"' + digest.hexdigest()[:24] + '"'
+        return verdicts, combined_etag(facts.etag, ",".join(f.id for f in freezes))
 
     async def _read_facts(self) -> _Facts:
         return await self._store.read(
