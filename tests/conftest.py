@@ -69,7 +69,14 @@ class Harness:
             await self.channel.close()
             self.channel = None
         if self.running is not None:
-            await self.running.stop(0.5)
+            try:
+                await asyncio.wait_for(self.running.stop(0.5), 60)
+            except TimeoutError:
+                # Say where it hangs (pytest-timeout's thread dump shows only
+                # the event loop waiting).
+                for task in asyncio.all_tasks():
+                    task.print_stack(limit=8)
+                raise
             self.running = None
 
     async def restart(self) -> None:

@@ -137,9 +137,11 @@ class EventBus:
         self.replay_pages.cancel()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Bounded: a task stuck in I/O must not keep the server from stopping.
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=10)
+            for task in stuck:
+                log.error("event bus task %s did not stop", task.get_name())
 
     def poke(self) -> None:
         """Events of another replica may be in the store."""
