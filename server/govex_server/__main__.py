@@ -1,4 +1,4 @@
-"""``govex-server serve`` and ``govex-server migrate``."""
+"""``govex-server serve``, ``migrate`` and ``verify-audit``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import sys
 
 from govex_server import logs
-from govex_server.app import migrate_only, serve
+from govex_server.app import migrate_only, serve, verify_audit
 from govex_server.config import ConfigError, load_settings
 
 
@@ -24,6 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_cmd = commands.add_parser("migrate", help="apply database migrations and exit")
     migrate_cmd.add_argument("--database-url", help="SQLAlchemy URL (GOVEX_DATABASE_URL)")
     migrate_cmd.add_argument("--config", help="settings TOML file (GOVEX_CONFIG_FILE)")
+    verify_cmd = commands.add_parser(
+        "verify-audit",
+        help="walk the audit log's hash chain: exit 0 with its count and head hash, "
+        "or 1 with the first broken link",
+    )
+    verify_cmd.add_argument("--database-url", help="SQLAlchemy URL (GOVEX_DATABASE_URL)")
+    verify_cmd.add_argument("--config", help="settings TOML file (GOVEX_CONFIG_FILE)")
     return parser
 
 
@@ -42,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_level, settings.log_format)
     try:
+        if args.command == "verify-audit":
+            return asyncio.run(verify_audit(settings, print))
         if args.command == "migrate":
             asyncio.run(migrate_only(settings))
             logging.getLogger("govex").info("database migrated")

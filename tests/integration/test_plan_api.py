@@ -230,6 +230,7 @@ def test_tables_module_lists_every_table() -> None:
         "plans",
         "governance_mode",
         "audit_log",
+        "audit_head",
         "idempotency_keys",
         "freezes",
         "events",

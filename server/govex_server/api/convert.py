@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf.message import Message
 
 from govex.governance.v1 import events_pb2, freeze_pb2, governance_state_pb2, plan_pb2, signals_pb2
 from govex_server.domain.errors import invalid_field
@@ -25,6 +26,15 @@ def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
     ts.FromDatetime(value)
     return ts
+
+
+def optional_time(message: Message, field: str) -> datetime | None:
+    """An optional Timestamp field as an aware UTC datetime (its range was
+    checked by the interceptor), or None when unset."""
+    if not message.HasField(field):
+        return None
+    value: timestamp_pb2.Timestamp = getattr(message, field)
+    return value.ToDatetime(tzinfo=UTC)
 
 
 def duration(value: timedelta) -> duration_pb2.Duration:

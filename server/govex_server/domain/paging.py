@@ -7,7 +7,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from govex_server.domain.errors import invalid_field
@@ -31,12 +31,19 @@ def filter_key(parts: Sequence[str]) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
-def parse_page(page_size: int, page_token: str, key: str) -> Page:
+def parse_page(
+    page_size: int,
+    page_token: str,
+    key: str,
+    valid: Callable[[str], bool] = is_valid_id,
+    default_size: int = DEFAULT_PAGE_SIZE,
+) -> Page:
     """Validates ``page_size`` (0 = default, at most 1000, never negative) and
-    ``page_token`` (empty, or one this server issued for the same filter)."""
+    ``page_token`` (empty, or one this server issued for the same filter);
+    ``valid`` says what a position in the token looks like (an id)."""
     if page_size < 0:
         raise invalid_field("page_size", f"{page_size} is negative")
-    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    size = min(page_size or default_size, MAX_PAGE_SIZE)
     if not page_token:
         return Page(size, None, key)
     try:
@@ -45,7 +52,7 @@ def parse_page(page_size: int, page_token: str, key: str) -> Page:
         after, token_key = data["a"], data["f"]
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeEncodeError):
         raise invalid_field("page_token", "not a token this server issued") from None
-    if not isinstance(after, str) or not is_valid_id(after) or not isinstance(token_key, str):
+    if not isinstance(after, str) or not valid(after) or not isinstance(token_key, str):
         raise invalid_field("page_token", "not a token this server issued")
     if token_key != key:
         raise invalid_field("page_token", "issued for a request with other filters")

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from govex_server.domain.errors import Category, GovexError
 from govex_server.domain.events import DomainEvent
+from govex_server.store.audit_repositories import AuditRepository, IdempotencyRepository
 from govex_server.store.execution_repositories import (
     DailyNotionalRepository,
     ExecutionRepository,
@@ -39,11 +40,9 @@ from govex_server.store.execution_repositories import (
 )
 from govex_server.store.group_commit import GroupCommitWriter
 from govex_server.store.repositories import (
-    AuditRepository,
     EventEncoder,
     EventRepository,
     FreezeRepository,
-    IdempotencyRepository,
     ModeRepository,
     PlanRepository,
     PolicyStateRepository,

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 # The newest revision in migrations/versions (tests/unit checks it).
-HEAD = "0005"
+HEAD = "0006"
 
 
 def _config(connection: Connection) -> Any:
@@ -75,3 +75,8 @@ async def migrate(store: Store) -> None:
         return
     async with store.engine.begin() as conn:
         await conn.run_sync(_upgrade)
+
+
+async def at_head(store: Store) -> bool:
+    """True when the schema is at the newest revision (nothing is changed)."""
+    return await store.read(lambda uow: _at_head(uow.conn))

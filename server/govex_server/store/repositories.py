@@ -32,13 +32,6 @@ _PLAN_UPDATE = update(t.plans).where(
 )
 _MODE = select(t.governance_mode).where(t.governance_mode.c.id == 1)
 _MODE_FOR_UPDATE = _MODE.with_for_update()
-_AUDIT_INSERT = insert(t.audit_log)
-_IDEMPOTENCY_GET = select(t.idempotency_keys.c.fingerprint, t.idempotency_keys.c.response).where(
-    t.idempotency_keys.c.principal == bindparam("b_principal"),
-    t.idempotency_keys.c.rpc == bindparam("b_rpc"),
-    t.idempotency_keys.c.request_id == bindparam("b_request_id"),
-)
-_IDEMPOTENCY_INSERT = insert(t.idempotency_keys)
 _NEXT_SEQUENCE = (
     update(t.event_counter)
     .where(t.event_counter.c.id == 1)
@@ -203,107 +196,6 @@ class ModeRepository:
             )
         )
         return result.rowcount == 1
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    """One append-only audit entry."""
-
-    at: datetime
-    principal: str
-    principal_kind: str
-    mode: str
-    rpc: str
-    resource: str
-    etag_before: str | None
-    etag_after: str | None
-    reason: str
-    details: dict[str, Any]
-
-
-class AuditRepository:
-    """The audit log. Append-only: there is no update or delete here."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def append(self, record: AuditRecord) -> None:
-        """Adds one record, in the caller's transaction."""
-        self._conn.execute(
-            _AUDIT_INSERT,
-            {
-                "at": record.at,
-                "principal": record.principal,
-                "principal_kind": record.principal_kind,
-                "mode": record.mode,
-                "rpc": record.rpc,
-                "resource": record.resource,
-                "etag_before": record.etag_before,
-                "etag_after": record.etag_after,
-                "reason": record.reason,
-                "details": record.details,
-            },
-        )
-
-    def for_resource(self, resource: str) -> list[AuditRecord]:
-        """Every record about ``resource``, oldest first."""
-        result = self._conn.execute(
-            select(t.audit_log).where(t.audit_log.c.resource == resource).order_by(t.audit_log.c.id)
-        )
-        return [
-            AuditRecord(
-                r["at"],
-                r["principal"],
-                r["principal_kind"],
-                r["mode"],
-                r["rpc"],
-                r["resource"],
-                r["etag_before"],
-                r["etag_after"],
-                r["reason"],
-                r["details"],
-            )
-            for r in result.mappings()
-        ]
-
-
-class IdempotencyRepository:
-    """First responses of mutating requests, keyed per principal, RPC and
-    request_id (AIP-155)."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def get(self, principal: str, rpc: str, request_id: str) -> tuple[str, bytes] | None:
-        """``(fingerprint, response)`` of the first request with this key."""
-        result = self._conn.execute(
-            _IDEMPOTENCY_GET,
-            {"b_principal": principal, "b_rpc": rpc, "b_request_id": request_id},
-        )
-        row = result.first()
-        return (row[0], bytes(row[1])) if row else None
-
-    def put(
-        self,
-        principal: str,
-        rpc: str,
-        request_id: str,
-        fingerprint: str,
-        response: bytes,
-        at: datetime,
-    ) -> None:
-        """Stores the first response, in the transaction of the change itself."""
-        self._conn.execute(
-            _IDEMPOTENCY_INSERT,
-            {
-                "principal": principal,
-                "rpc": rpc,
-                "request_id": request_id,
-                "fingerprint": fingerprint,
-                "response": response,
-                "created_at": at,
-            },
-        )
 
 
 def _freeze_from_row(row: RowMapping) -> Freeze:

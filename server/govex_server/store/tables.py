@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.types import TypeDecorator
@@ -109,8 +110,26 @@ audit_log = Table(
     Column("etag_after", String(64), nullable=True),
     Column("reason", Text, nullable=False),
     Column("details", JSON, nullable=False),
+    # The hash chain (domain/audit_chain.py): gap-free sequence, the previous
+    # record's hash and this record's.
+    Column("sequence", BigInteger, nullable=False),
+    Column("previous_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("sequence", name="uq_audit_log_sequence"),
 )
 Index("ix_audit_log_resource", audit_log.c.resource)
+Index("ix_audit_log_principal", audit_log.c.principal)
+
+# The chain's head, one row: the sequence and hash of the newest record. Every
+# append locks it (FOR UPDATE), which orders the chain across replicas, and it
+# shows a record removed from the end.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sequence", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
 
 idempotency_keys = Table(
     "idempotency_keys",
@@ -122,6 +141,7 @@ idempotency_keys = Table(
     Column("response", LargeBinary, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
+Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)
 
 freezes = Table(
     "freezes",

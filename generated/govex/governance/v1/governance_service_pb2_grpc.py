@@ -150,6 +150,11 @@ class GovernanceServiceStub:
                 request_serializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.WatchGovernanceEventsRequest.SerializeToString,
                 response_deserializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.WatchGovernanceEventsResponse.FromString,
                 _registered_method=True)
+        self.ListAuditRecords = channel.unary_unary(
+                '/govex.governance.v1.GovernanceService/ListAuditRecords',
+                request_serializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.ListAuditRecordsRequest.SerializeToString,
+                response_deserializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.ListAuditRecordsResponse.FromString,
+                _registered_method=True)
 
 
 class GovernanceServiceServicer:
@@ -322,6 +327,14 @@ class GovernanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditRecords(self, request, context):
+        """Lists audit records in chain order, with their hashes, so that another
+        system can verify the chain. Roles admin or auditor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GovernanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -434,6 +447,11 @@ def add_GovernanceServiceServicer_to_server(servicer, server):
                     servicer.WatchGovernanceEvents,
                     request_deserializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.WatchGovernanceEventsRequest.FromString,
                     response_serializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.WatchGovernanceEventsResponse.SerializeToString,
+            ),
+            'ListAuditRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditRecords,
+                    request_deserializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.ListAuditRecordsRequest.FromString,
+                    response_serializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.ListAuditRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1036,6 +1054,33 @@ class GovernanceService:
             '/govex.governance.v1.GovernanceService/WatchGovernanceEvents',
             govex_dot_governance_dot_v1_dot_governance__service__pb2.WatchGovernanceEventsRequest.SerializeToString,
             govex_dot_governance_dot_v1_dot_governance__service__pb2.WatchGovernanceEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govex.governance.v1.GovernanceService/ListAuditRecords',
+            govex_dot_governance_dot_v1_dot_governance__service__pb2.ListAuditRecordsRequest.SerializeToString,
+            govex_dot_governance_dot_v1_dot_governance__service__pb2.ListAuditRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

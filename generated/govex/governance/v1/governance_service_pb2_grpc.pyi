@@ -96,6 +96,10 @@ class GovernanceServiceStub:
     """Streams freeze events (created, lifted, expired), resumable by sequence."""
     WatchGovernanceEvents: _grpc.UnaryStreamMultiCallable[_governance_service_pb2.WatchGovernanceEventsRequest, _governance_service_pb2.WatchGovernanceEventsResponse]
     """Streams every governance event, resumable by sequence."""
+    ListAuditRecords: _grpc.UnaryUnaryMultiCallable[_governance_service_pb2.ListAuditRecordsRequest, _governance_service_pb2.ListAuditRecordsResponse]
+    """Lists audit records in chain order, with their hashes, so that another
+    system can verify the chain. Roles admin or auditor.
+    """
 
 @_typing.type_check_only
 class GovernanceServiceAsyncStub(GovernanceServiceStub):
@@ -165,6 +169,10 @@ class GovernanceServiceAsyncStub(GovernanceServiceStub):
     """Streams freeze events (created, lifted, expired), resumable by sequence."""
     WatchGovernanceEvents: _aio.UnaryStreamMultiCallable[_governance_service_pb2.WatchGovernanceEventsRequest, _governance_service_pb2.WatchGovernanceEventsResponse]  # type: ignore[assignment]
     """Streams every governance event, resumable by sequence."""
+    ListAuditRecords: _aio.UnaryUnaryMultiCallable[_governance_service_pb2.ListAuditRecordsRequest, _governance_service_pb2.ListAuditRecordsResponse]  # type: ignore[assignment]
+    """Lists audit records in chain order, with their hashes, so that another
+    system can verify the chain. Roles admin or auditor.
+    """
 
 class GovernanceServiceServicer(metaclass=_abc_1.ABCMeta):
     """Takes allocation plans through review, approval and activation under a
@@ -363,5 +371,15 @@ class GovernanceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_governance_service_pb2.WatchGovernanceEventsResponse], _abc.AsyncIterator[_governance_service_pb2.WatchGovernanceEventsResponse]]:
         """Streams every governance event, resumable by sequence."""
+
+    @_abc_1.abstractmethod
+    def ListAuditRecords(
+        self,
+        request: _governance_service_pb2.ListAuditRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_governance_service_pb2.ListAuditRecordsResponse, _abc.Awaitable[_governance_service_pb2.ListAuditRecordsResponse]]:
+        """Lists audit records in chain order, with their hashes, so that another
+        system can verify the chain. Roles admin or auditor.
+        """
 
 def add_GovernanceServiceServicer_to_server(servicer: GovernanceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,212 @@
+"""The audit log (a hash chain, domain/audit_chain.py) and the idempotency
+records of mutating requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.engine import Connection, RowMapping
+
+from govex_server.domain import audit_chain
+from govex_server.store import tables as t
+
+_HEAD_ADVANCE = (
+    update(t.audit_head)
+    .where(t.audit_head.c.id == 1)
+    .values(sequence=t.audit_head.c.sequence + 1)
+    .returning(t.audit_head.c.sequence, t.audit_head.c.hash)
+)
+_HEAD_SET_HASH = update(t.audit_head).where(t.audit_head.c.id == 1).values(hash=bindparam("b_hash"))
+_HEAD = select(t.audit_head.c.sequence, t.audit_head.c.hash).where(t.audit_head.c.id == 1)
+_AUDIT_INSERT = insert(t.audit_log)
+_IDEMPOTENCY_GET = select(t.idempotency_keys.c.fingerprint, t.idempotency_keys.c.response).where(
+    t.idempotency_keys.c.principal == bindparam("b_principal"),
+    t.idempotency_keys.c.rpc == bindparam("b_rpc"),
+    t.idempotency_keys.c.request_id == bindparam("b_request_id"),
+    t.idempotency_keys.c.created_at >= bindparam("b_since"),
+)
+_IDEMPOTENCY_INSERT = insert(t.idempotency_keys)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One append-only audit entry."""
+
+    at: datetime
+    principal: str
+    principal_kind: str
+    mode: str
+    rpc: str
+    resource: str
+    etag_before: str | None
+    etag_after: str | None
+    reason: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredAuditRecord:
+    """An audit entry as stored: its place in the chain and its hashes."""
+
+    sequence: int
+    record: AuditRecord
+    previous_hash: str
+    hash: str
+
+    @property
+    def content(self) -> str:
+        """The canonical content that was hashed, recomputed from the columns
+        (never stored, so an edited column cannot hide behind it)."""
+        return audit_chain.content(self.sequence, self.record.__dict__)
+
+    def chained(self) -> audit_chain.ChainedRecord:
+        """What the chain walk checks."""
+        return audit_chain.ChainedRecord(self.sequence, self.content, self.previous_hash, self.hash)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which records a page holds (every bound optional)."""
+
+    resource: str = ""
+    principal: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _stored(row: RowMapping) -> StoredAuditRecord:
+    record = AuditRecord(**{name: row[name] for name in audit_chain.FIELDS})
+    return StoredAuditRecord(row["sequence"], record, row["previous_hash"], row["hash"])
+
+
+class AuditRepository:
+    """The audit log. Append-only: there is no update or delete here."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def append(self, record: AuditRecord) -> int:
+        """Adds one record at the chain's head, in the caller's transaction;
+        returns its sequence. Advancing the head row first locks it, so
+        concurrent transactions (other replicas) chain one after another."""
+        sequence, previous = self._conn.execute(_HEAD_ADVANCE).one()
+        fields = record.__dict__
+        digest = audit_chain.link(previous, audit_chain.content(sequence, fields))
+        self._conn.execute(
+            _AUDIT_INSERT,
+            {**fields, "sequence": sequence, "previous_hash": previous, "hash": digest},
+        )
+        self._conn.execute(_HEAD_SET_HASH, {"b_hash": digest})
+        return int(sequence)
+
+    def head(self) -> tuple[int, str]:
+        """``(sequence, hash)`` of the newest record (0 and GENESIS if none)."""
+        sequence, digest = self._conn.execute(_HEAD).one()
+        return int(sequence), str(digest)
+
+    def page(
+        self, after_sequence: int, limit: int, query: AuditQuery | None = None
+    ) -> list[StoredAuditRecord]:
+        """Records after ``after_sequence``, oldest first."""
+        log = t.audit_log
+        statement = select(log).where(log.c.sequence > after_sequence)
+        if query is not None:
+            if query.resource:
+                statement = statement.where(log.c.resource == query.resource)
+            if query.principal:
+                statement = statement.where(log.c.principal == query.principal)
+            if query.since is not None:
+                statement = statement.where(log.c.at >= query.since)
+            if query.until is not None:
+                statement = statement.where(log.c.at < query.until)
+        rows = self._conn.execute(statement.order_by(log.c.sequence).limit(limit))
+        return [_stored(row) for row in rows.mappings()]
+
+    def last(self, count: int) -> list[StoredAuditRecord]:
+        """The newest ``count`` records, oldest first."""
+        log = t.audit_log
+        rows = self._conn.execute(select(log).order_by(log.c.sequence.desc()).limit(count))
+        return [_stored(row) for row in reversed(rows.mappings().all())]
+
+    def for_resource(self, resource: str) -> list[AuditRecord]:
+        """Every record about ``resource``, oldest first."""
+        return [s.record for s in self.page(0, 1_000_000, AuditQuery(resource=resource))]
+
+
+class IdempotencyRepository:
+    """First responses of mutating requests, keyed per principal, RPC and
+    request_id (AIP-155), kept for the retention period."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get(
+        self, principal: str, rpc: str, request_id: str, since: datetime
+    ) -> tuple[str, bytes] | None:
+        """``(fingerprint, response)`` of the first request with this key,
+        if it was made at or after ``since``."""
+        result = self._conn.execute(
+            _IDEMPOTENCY_GET,
+            {
+                "b_principal": principal,
+                "b_rpc": rpc,
+                "b_request_id": request_id,
+                "b_since": since,
+            },
+        )
+        row = result.first()
+        return (row[0], bytes(row[1])) if row else None
+
+    def put(
+        self,
+        principal: str,
+        rpc: str,
+        request_id: str,
+        fingerprint: str,
+        response: bytes,
+        at: datetime,
+        expired_before: datetime,
+    ) -> None:
+        """Stores the first response, in the transaction of the change itself.
+        A key made before ``expired_before`` (past its retention, not pruned
+        yet) no longer counts and is replaced."""
+        keys = t.idempotency_keys
+        self._conn.execute(
+            delete(keys).where(
+                keys.c.principal == principal,
+                keys.c.rpc == rpc,
+                keys.c.request_id == request_id,
+                keys.c.created_at < expired_before,
+            )
+        )
+        self._conn.execute(
+            _IDEMPOTENCY_INSERT,
+            {
+                "principal": principal,
+                "rpc": rpc,
+                "request_id": request_id,
+                "fingerprint": fingerprint,
+                "response": response,
+                "created_at": at,
+            },
+        )
+
+    def replace(self, principal: str, rpc: str, request_id: str, response: bytes) -> None:
+        """Replaces a stored response (its work went on after the first write)."""
+        keys = t.idempotency_keys
+        self._conn.execute(
+            update(keys)
+            .where(
+                keys.c.principal == principal, keys.c.rpc == rpc, keys.c.request_id == request_id
+            )
+            .values(response=response)
+        )
+
+    def delete_before(self, cutoff: datetime) -> int:
+        """Forgets keys older than ``cutoff``; returns how many."""
+        keys = t.idempotency_keys
+        result = self._conn.execute(delete(keys).where(keys.c.created_at < cutoff))
+        return int(result.rowcount)
