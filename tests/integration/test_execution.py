@@ -258,11 +258,18 @@ async def test_dry_run_sends_nothing_and_changes_nothing(harness: Harness) -> No
     h = harness
     plan = await active(h, BIG)
     await h.settle()
+    audit_trail = {"audit_log", "audit_head"}
     before = await snapshot(h.store)
     dry = await execute(h, plan, dry_run=True)
     assert dry.state == ES.EXECUTION_STATE_SIMULATED
     assert dry.dry_run
-    assert await snapshot(h.store) == before
+    after = await snapshot(h.store)
+    # Only the audit trail records that somebody asked for a dry run.
+    assert {k: v for k, v in after.items() if k not in audit_trail} == {
+        k: v for k, v in before.items() if k not in audit_trail
+    }
+    records = await h.store.read(lambda uow: uow.audit.for_resource(dry.name))
+    assert [(r.rpc, r.details["dry_run"]) for r in records] == [("ExecutePlan", True)]
     assert await paper(h).orders("gx") == []
 
 

@@ -24,9 +24,10 @@ from govex_server.domain.governance import GovernanceMode, ModeSetting
 from govex_server.domain.plans import Plan, PlanState, Step, Target
 from govex_server.domain.principals import PrincipalKind
 from govex_server.store import tables as t
+from govex_server.store.audit_repositories import AuditRecord
 from govex_server.store.database import Store, UnitOfWork
 from govex_server.store.migrate import migrate
-from govex_server.store.repositories import AuditRecord, StoredEvent
+from govex_server.store.repositories import StoredEvent
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 MODE = ModeSetting(GovernanceMode.MANUAL, 1, NOW, "dana")

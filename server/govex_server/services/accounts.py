@@ -17,9 +17,10 @@ from govex_server.domain.errors import failed_precondition, invalid_field
 from govex_server.domain.principals import Principal
 from govex_server.exchanges.base import ExchangeRegistry, parse_account
 from govex_server.exchanges.rate_limit import OrderRateLimiter
+from govex_server.services.recorder import Call, Recorder
 from govex_server.store import tables as t
+from govex_server.store.audit_repositories import AuditRecord
 from govex_server.store.database import Store, UnitOfWork
-from govex_server.store.repositories import AuditRecord
 
 if TYPE_CHECKING:
     from govex_server.exchanges.ccxt_adapter import CcxtExchange
@@ -59,7 +60,9 @@ class AccountService:
         live_trading_enabled: bool,
         default_max_orders: int,
         window: timedelta,
+        recorder: Recorder | None = None,
     ) -> None:
+        self._recorder = recorder or Recorder()
         self._store = store
         self._clock = clock
         self._exchanges = exchanges
@@ -69,7 +72,9 @@ class AccountService:
         self._default_max = default_max_orders
         self._window = window
 
-    async def connect(self, actor: Principal, request: AccountRequest) -> CcxtExchange:
+    async def connect(
+        self, actor: Principal, request: AccountRequest, call: Call | None = None
+    ) -> CcxtExchange:
         """Validates, stores (encrypted) and installs the account."""
         account = parse_account(request.name, "name")
         if request.kind != "ccxt":
@@ -121,20 +126,19 @@ class AccountService:
             statement = insert(t.exchange_accounts).values(**row)
             update = {k: v for k, v in row.items() if k != "id"}
             uow.conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=update))
-            uow.audit.append(
-                AuditRecord(
-                    at=now,
-                    principal=actor.name,
-                    principal_kind=actor.kind.value,
-                    mode="",
-                    rpc="ConnectExchange",
-                    resource=f"exchanges/{account}",
-                    etag_before=None,
-                    etag_after=None,
-                    reason=f"{request.ccxt_id} sandbox={request.sandbox}",
-                    details={"ccxt_id": request.ccxt_id, "sandbox": request.sandbox},
-                )
+            audit = AuditRecord(
+                at=now,
+                principal=actor.name,
+                principal_kind=actor.kind.value,
+                mode="",
+                rpc="ConnectExchange",
+                resource=f"exchanges/{account}",
+                etag_before=None,
+                etag_after=None,
+                reason=f"{request.ccxt_id} sandbox={request.sandbox}",
+                details={"ccxt_id": request.ccxt_id, "sandbox": request.sandbox},
             )
+            self._recorder.record(uow, call, audit, (), exchange)
 
         await self._store.write(unit)
         self._exchanges.put(exchange)

@@ -69,8 +69,9 @@ from govex_server.exchanges.rate_limit import Budget, OrderRateLimiter
 from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import GovernanceService
 from govex_server.services.planning import ExecutionPlanner, PlanValidation
+from govex_server.services.recorder import Call, Recorder
+from govex_server.store.audit_repositories import AuditRecord
 from govex_server.store.database import Store, UnitOfWork
-from govex_server.store.repositories import AuditRecord
 
 log = logging.getLogger("govex.engine")
 
@@ -145,7 +146,9 @@ class ExecutionEngine:
         exchanges: ExchangeRegistry,
         limiters: dict[str, OrderRateLimiter],
         limits: Limits,
+        recorder: Recorder | None = None,
     ) -> None:
+        self._recorder = recorder or Recorder()
         self._store = store
         self._clock = clock
         self._governance = governance
@@ -217,7 +220,9 @@ class ExecutionEngine:
 
     # ------------------------------------------------------------ requests
 
-    async def execute(self, actor: Principal, request: ExecuteRequest) -> ExecutionView:
+    async def execute(
+        self, actor: Principal, request: ExecuteRequest, call: Call | None = None
+    ) -> ExecutionView:
         """Starts (or dry-runs) the execution of the ACTIVE plan."""
         if not self.accepting:
             raise GovexError(
@@ -268,9 +273,16 @@ class ExecutionEngine:
                 )
                 for o in orders
             ]
-            return ExecutionView(
+            dry = ExecutionView(
                 replace(execution, state_reason="dry run: nothing was sent"), simulated
             )
+            # Audited, and replayed by its request_id; nothing else is stored.
+            await self._store.write(
+                lambda uow: self._recorder.record(
+                    uow, call, self._audit(actor, execution, plan.etag, orders), (), dry
+                )
+            )
+            return dry
 
         def unit(uow: UnitOfWork) -> None:
             # The plan may have moved while the pipeline ran (cancelled,
@@ -289,33 +301,73 @@ class ExecutionEngine:
             for order in orders:
                 uow.orders.add(order)
                 self._event(uow, order, execution.state)
-            uow.audit.append(
-                AuditRecord(
-                    at=now,
-                    principal=actor.name,
-                    principal_kind=actor.kind.value,
-                    mode="",
-                    rpc="ExecutePlan",
-                    resource=execution.name,
-                    etag_before=plan.etag,
-                    etag_after=None,
-                    reason=f"{len(orders)} orders on exchanges/{exchange.account}",
-                    details={"plan": plan.name, "strategy": execution.strategy.value},
-                )
+            view = ExecutionView(execution, orders)
+            self._recorder.record(
+                uow, call, self._audit(actor, execution, plan.etag, orders), (), view
             )
 
         await self._store.write(unit)
         self._spawn(execution.id)
         return ExecutionView(execution, orders)
 
-    async def cancel(self, actor: Principal, name: str, reason: str) -> ExecutionView:
-        """Stops sending and cancels open orders; always allowed."""
+    def _audit(
+        self,
+        actor: Principal,
+        execution: ExecutionRecord,
+        plan_etag: str,
+        orders: Sequence[OrderRecord],
+    ) -> AuditRecord:
+        dry = " (dry run)" if execution.dry_run else ""
+        return AuditRecord(
+            at=execution.create_time,
+            principal=actor.name,
+            principal_kind=actor.kind.value,
+            mode="",
+            rpc="ExecutePlan",
+            resource=execution.name,
+            etag_before=plan_etag,
+            etag_after=None,
+            reason=f"{len(orders)} orders on exchanges/{execution.exchange}{dry}",
+            details={
+                "plan": f"plans/{execution.plan_id}",
+                "strategy": execution.strategy.value,
+                "dry_run": execution.dry_run,
+            },
+        )
+
+    async def cancel(
+        self, actor: Principal, name: str, reason: str, call: Call | None = None
+    ) -> ExecutionView:
+        """Stops sending and cancels open orders; always allowed. The request
+        is audited when it is accepted; a repeat of its request_id gets the
+        execution as this call left it."""
         execution_id = parse_name(name, "executions")
-        view = await self.get(name)
-        if view.execution.state.terminal:
-            raise failed_precondition(
-                "EXECUTION_STATE", name, f"{name} already ended ({view.execution.state.value})"
+
+        def accept(uow: UnitOfWork) -> ExecutionView:
+            execution = uow.executions.get(execution_id)
+            if execution is None:
+                raise not_found("govex.io/Execution", name)
+            if execution.state.terminal:
+                raise failed_precondition(
+                    "EXECUTION_STATE", name, f"{name} already ended ({execution.state.value})"
+                )
+            view = ExecutionView(execution, uow.orders.for_execution(execution_id))
+            audit = AuditRecord(
+                at=self._clock.now(),
+                principal=actor.name,
+                principal_kind=actor.kind.value,
+                mode="",
+                rpc="CancelExecution",
+                resource=name,
+                etag_before=None,
+                etag_after=None,
+                reason=reason,
+                details={"state": execution.state.value},
             )
+            self._recorder.record(uow, call, audit, (), view)
+            return view
+
+        await self._store.write(accept)
         self._cancel.setdefault(execution_id, f"cancelled by {actor.name}: {reason}".strip())
         self.poke(execution_id)
         task = self._runners.get(execution_id)
@@ -323,7 +375,9 @@ class ExecutionEngine:
             await asyncio.wait({task}, timeout=30)
         else:
             await self._run(execution_id)
-        return await self.get(name)
+        final = await self.get(name)
+        await self._store.write(lambda uow: self._recorder.amend(uow, call, final))
+        return final
 
     async def get(self, name: str) -> ExecutionView:
         """One execution and its orders."""

@@ -22,10 +22,10 @@ from govex_server.domain.ids import UlidFactory, parse_name
 from govex_server.domain.paging import filter_key, next_token, parse_page
 from govex_server.domain.principals import Principal
 from govex_server.services.governance import MAX_TEXT
-from govex_server.services.idempotency import Idempotency
 from govex_server.services.read_cache import ReadCache
+from govex_server.services.recorder import Call, Recorder
+from govex_server.store.audit_repositories import AuditRecord
 from govex_server.store.database import Store, UnitOfWork
-from govex_server.store.repositories import AuditRecord
 
 FREEZE_KINDS_STORED = frozenset(k.value for k in FREEZE_KINDS)
 
@@ -49,7 +49,14 @@ def _reason(value: str) -> str:
 class FreezeService:
     """Freezes and the operation checks they imply."""
 
-    def __init__(self, store: Store, clock: Clock, ids: UlidFactory | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        ids: UlidFactory | None = None,
+        recorder: Recorder | None = None,
+    ) -> None:
+        self._recorder = recorder or Recorder()
         self._store = store
         self._clock = clock
         self._ids = ids or UlidFactory()
@@ -62,7 +69,7 @@ class FreezeService:
         reason: str,
         ttl: timedelta | None,
         expire_time: datetime | None,
-        idem: Idempotency | None = None,
+        call: Call | None = None,
     ) -> Freeze:
         """A new active freeze."""
         _reason(reason)
@@ -72,16 +79,9 @@ class FreezeService:
 
         def unit(uow: UnitOfWork) -> Freeze:
             uow.freezes.add(created)
-            self._record(uow, actor, "Freeze", EventKind.FREEZE_CREATED, created, reason)
-            if idem is not None:
-                uow.idempotency.put(
-                    actor.name,
-                    idem.rpc,
-                    idem.request_id,
-                    idem.fingerprint,
-                    idem.encode(created),
-                    now,
-                )
+            self._record(
+                uow, actor, "Freeze", EventKind.FREEZE_CREATED, created, reason, call, created
+            )
             return created
 
         return await self._store.write(unit)
@@ -92,7 +92,7 @@ class FreezeService:
         name: str,
         lift_all: bool,
         reason: str,
-        idem: Idempotency | None = None,
+        call: Call | None = None,
     ) -> list[Freeze]:
         """Lifts one freeze by name, or every active one with ``lift_all``."""
         _reason(reason)
@@ -126,16 +126,39 @@ class FreezeService:
                     end_reason=reason,
                 )
                 if uow.freezes.end(ended):
-                    self._record(uow, actor, "Unfreeze", EventKind.FREEZE_LIFTED, ended, reason)
                     lifted.append(ended)
-            if idem is not None:
-                uow.idempotency.put(
-                    actor.name,
-                    idem.rpc,
-                    idem.request_id,
-                    idem.fingerprint,
-                    idem.encode(lifted),
-                    now,
+            for index, ended in enumerate(lifted):
+                last = index == len(lifted) - 1
+                self._record(
+                    uow,
+                    actor,
+                    "Unfreeze",
+                    EventKind.FREEZE_LIFTED,
+                    ended,
+                    reason,
+                    call if last else None,
+                    lifted,
+                )
+            if not lifted:
+                # Nothing was active: the request is still audited (and
+                # replayed by its request_id), with no event.
+                self._recorder.record(
+                    uow,
+                    call,
+                    AuditRecord(
+                        at=now,
+                        principal=actor.name,
+                        principal_kind=actor.kind.value,
+                        mode="",
+                        rpc="Unfreeze",
+                        resource="freezes",
+                        etag_before=None,
+                        etag_after=None,
+                        reason=reason,
+                        details={"lifted": 0},
+                    ),
+                    (),
+                    lifted,
                 )
             return lifted
 
@@ -159,10 +182,9 @@ class FreezeService:
                     end_reason="expired",
                 )
                 if uow.freezes.end(ended):
-                    uow.events.append(
-                        DomainEvent(EventKind.FREEZE_EXPIRED, now, "", ended.name, ended)
-                    )
-                    uow.audit.append(
+                    self._recorder.record(
+                        uow,
+                        None,
                         AuditRecord(
                             at=now,
                             principal="govex",
@@ -174,7 +196,8 @@ class FreezeService:
                             etag_after=None,
                             reason="expired",
                             details={"expire_time": ended.expire_time.isoformat()},
-                        )
+                        ),
+                        [DomainEvent(EventKind.FREEZE_EXPIRED, now, "", ended.name, ended)],
                     )
                     expired.append(ended)
             return expired
@@ -239,10 +262,13 @@ class FreezeService:
         kind: EventKind,
         freeze: Freeze,
         reason: str,
+        call: Call | None,
+        result: object,
     ) -> None:
         now = self._clock.now()
-        uow.events.append(DomainEvent(kind, now, actor.name, freeze.name, freeze))
-        uow.audit.append(
+        self._recorder.record(
+            uow,
+            call,
             AuditRecord(
                 at=now,
                 principal=actor.name,
@@ -254,5 +280,7 @@ class FreezeService:
                 etag_after=None,
                 reason=reason,
                 details={"type": freeze.type.value, "expire_time": freeze.expire_time.isoformat()},
-            )
+            ),
+            [DomainEvent(kind, now, actor.name, freeze.name, freeze)],
+            result,
         )

@@ -43,10 +43,10 @@ from govex_server.domain.plans import (
 from govex_server.domain.principals import Principal, Role
 from govex_server.domain.targets import validate_targets
 from govex_server.services.bounds import FullAiBounds
-from govex_server.services.idempotency import Idempotency
 from govex_server.services.read_cache import ReadCache
+from govex_server.services.recorder import Call, Recorder
+from govex_server.store.audit_repositories import AuditRecord
 from govex_server.store.database import Store, UnitOfWork
-from govex_server.store.repositories import AuditRecord
 
 MAX_TEXT = 1000
 
@@ -145,7 +145,9 @@ class GovernanceService:
         cooldown: timedelta,
         bounds: FullAiBounds,
         ids: UlidFactory | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
+        self._recorder = recorder or Recorder()
         self._store = store
         self._clock = clock
         self._cooldown = cooldown
@@ -235,14 +237,6 @@ class GovernanceService:
         """The governance mode."""
         return await self._store.read(lambda uow: uow.modes.get())
 
-    async def replay(
-        self, principal: Principal, rpc: str, request_id: str
-    ) -> tuple[str, bytes] | None:
-        """The stored first response for an idempotency key, if any."""
-        return await self._store.read(
-            lambda uow: uow.idempotency.get(principal.name, rpc, request_id)
-        )
-
     # -------------------------------------------------------------- mutations
 
     async def propose(
@@ -250,7 +244,7 @@ class GovernanceService:
         actor: Principal,
         targets: Sequence[Target],
         reason: str,
-        idem: Idempotency | None = None,
+        call: Call | None = None,
     ) -> Plan:
         """A new DRAFT plan."""
         checked = validate_targets(targets)
@@ -283,8 +277,9 @@ class GovernanceService:
                 None,
                 plan.etag,
                 reason,
+                call=call,
+                result=plan,
             )
-            self._remember(uow, actor, idem, plan, now)
             return plan
 
         return await self._store.write(unit)
@@ -296,7 +291,7 @@ class GovernanceService:
         etag: str,
         targets: Sequence[Target],
         reason: str | None,
-        idem: Idempotency | None = None,
+        call: Call | None = None,
     ) -> Plan:
         """Replaces a DRAFT plan's targets (and reason); only its proposer may."""
         plan_id = parse_name(name, "plans")
@@ -319,30 +314,30 @@ class GovernanceService:
             return plan.moved(PlanAction.UPDATE, now, **changes)
 
         return await self._transition(
-            actor, "UpdatePlan", plan_id, etag, PlanAction.UPDATE, reason or "", idem, mutate
+            actor, "UpdatePlan", plan_id, etag, PlanAction.UPDATE, reason or "", call, mutate
         )
 
     async def review(
-        self, actor: Principal, name: str, etag: str, comment: str, idem: Idempotency | None = None
+        self, actor: Principal, name: str, etag: str, comment: str, call: Call | None = None
     ) -> Plan:
         """DRAFT -> REVIEWED."""
-        return await self._step(actor, "ReviewPlan", name, etag, PlanAction.REVIEW, comment, idem)
+        return await self._step(actor, "ReviewPlan", name, etag, PlanAction.REVIEW, comment, call)
 
     async def approve(
-        self, actor: Principal, name: str, etag: str, comment: str, idem: Idempotency | None = None
+        self, actor: Principal, name: str, etag: str, comment: str, call: Call | None = None
     ) -> Plan:
         """REVIEWED -> APPROVED, never by the human who proposed it."""
-        return await self._step(actor, "ApprovePlan", name, etag, PlanAction.APPROVE, comment, idem)
+        return await self._step(actor, "ApprovePlan", name, etag, PlanAction.APPROVE, comment, call)
 
     async def reject(
-        self, actor: Principal, name: str, etag: str, reason: str, idem: Idempotency | None = None
+        self, actor: Principal, name: str, etag: str, reason: str, call: Call | None = None
     ) -> Plan:
         """REVIEWED -> CANCELLED, recording who rejected it and why."""
         _text(reason, "reason", required=True)
-        return await self._step(actor, "RejectPlan", name, etag, PlanAction.REJECT, reason, idem)
+        return await self._step(actor, "RejectPlan", name, etag, PlanAction.REJECT, reason, call)
 
     async def cancel(
-        self, actor: Principal, name: str, etag: str, reason: str, idem: Idempotency | None = None
+        self, actor: Principal, name: str, etag: str, reason: str, call: Call | None = None
     ) -> Plan:
         """Any non-terminal state -> CANCELLED. Approvers, operators and admins
         may cancel any plan; a proposer only its own."""
@@ -362,7 +357,7 @@ class GovernanceService:
             return plan.moved(PlanAction.CANCEL, now, cancelled=Step.by(actor, now, reason))
 
         return await self._transition(
-            actor, "CancelPlan", plan_id, etag, PlanAction.CANCEL, reason, idem, mutate
+            actor, "CancelPlan", plan_id, etag, PlanAction.CANCEL, reason, call, mutate
         )
 
     async def activate(
@@ -372,7 +367,7 @@ class GovernanceService:
         etag: str,
         override_cooldown: bool,
         override_reason: str,
-        idem: Idempotency | None = None,
+        call: Call | None = None,
     ) -> Activation:
         """APPROVED -> ACTIVE (publishing). Refused inside the cooldown unless an
         admin overrides it with a reason; the previously ACTIVE plan is
@@ -427,6 +422,7 @@ class GovernanceService:
                     "cooldown_override": True,
                     "cooldown_remaining_seconds": int(status.remaining.total_seconds()),
                 }
+            result = Activation(activated, superseded)
             self._record(
                 uow,
                 actor,
@@ -439,9 +435,9 @@ class GovernanceService:
                 activated.etag,
                 f"cooldown override: {override_reason}" if overridden else "",
                 details,
+                call=call,
+                result=result,
             )
-            result = Activation(activated, superseded)
-            self._remember(uow, actor, idem, result, now)
             return result
 
         return await self._store.write(unit)
@@ -452,7 +448,7 @@ class GovernanceService:
         mode: GovernanceMode,
         etag: str,
         reason: str,
-        idem: Idempotency | None = None,
+        call: Call | None = None,
     ) -> ModeSetting:
         """Changes the governance mode (admin; the caller checks the role)."""
         _etag(etag)
@@ -478,8 +474,9 @@ class GovernanceService:
                 new.etag,
                 reason,
                 {"from": current.mode.value, "to": mode.value},
+                call=call,
+                result=new,
             )
-            self._remember(uow, actor, idem, new, now)
             return new
 
         return await self._store.write(unit)
@@ -526,6 +523,11 @@ class GovernanceService:
         )
         return done
 
+    async def amend_response(self, call: Call | None, result: object) -> None:
+        """Stores the final response of a request whose work went on after its
+        first transaction (ProposePlan with auto_advance)."""
+        await self._store.write(lambda uow: self._recorder.amend(uow, call, result))
+
     async def auto_advance(
         self, actor: Principal, plan: Plan, may: Callable[[str], bool]
     ) -> AutoAdvance:
@@ -563,7 +565,7 @@ class GovernanceService:
         etag: str,
         action: PlanAction,
         comment: str,
-        idem: Idempotency | None,
+        call: Call | None,
     ) -> Plan:
         plan_id = parse_name(name, "plans")
         _etag(etag)
@@ -578,7 +580,7 @@ class GovernanceService:
             return plan.moved(action, now, **{step_field: Step.by(actor, now, comment)})
 
         return await self._transition(
-            actor, rpc, plan_id, etag, action, comment, idem, mutate, governed=True
+            actor, rpc, plan_id, etag, action, comment, call, mutate, governed=True
         )
 
     async def _transition(
@@ -589,7 +591,7 @@ class GovernanceService:
         etag: str,
         action: PlanAction,
         reason: str,
-        idem: Idempotency | None,
+        call: Call | None,
         mutate: Callable[[Plan, ModeSetting, datetime], Plan],
         *,
         governed: bool = False,
@@ -607,9 +609,19 @@ class GovernanceService:
             new = mutate(plan, mode, now)
             self._replace(uow, new, plan)
             self._record(
-                uow, actor, mode, rpc, _EVENTS[action], new, plan.name, plan.etag, new.etag, reason
+                uow,
+                actor,
+                mode,
+                rpc,
+                _EVENTS[action],
+                new,
+                plan.name,
+                plan.etag,
+                new.etag,
+                reason,
+                call=call,
+                result=new,
             )
-            self._remember(uow, actor, idem, new, now)
             return new
 
         return await self._store.write(unit)
@@ -661,34 +673,24 @@ class GovernanceService:
         etag_after: str | None,
         reason: str,
         details: dict[str, Any] | None = None,
+        *,
+        call: Call | None = None,
+        result: object = None,
     ) -> None:
-        """The audit record and the event of one change, in its transaction."""
+        """The audit record and the event of one change (and, for the call's
+        own change, its idempotency record), in its transaction."""
         now = self._clock.now()
-        uow.events.append(DomainEvent(event, now, actor.name, resource, payload))
-        uow.audit.append(
-            AuditRecord(
-                at=now,
-                principal=actor.name,
-                principal_kind=actor.kind.value,
-                mode=mode.mode.value,
-                rpc=rpc,
-                resource=resource,
-                etag_before=etag_before,
-                etag_after=etag_after,
-                reason=reason,
-                details=details or {},
-            )
+        audit = AuditRecord(
+            at=now,
+            principal=actor.name,
+            principal_kind=actor.kind.value,
+            mode=mode.mode.value,
+            rpc=rpc,
+            resource=resource,
+            etag_before=etag_before,
+            etag_after=etag_after,
+            reason=reason,
+            details=details or {},
         )
-
-    def _remember(
-        self,
-        uow: UnitOfWork,
-        actor: Principal,
-        idem: Idempotency | None,
-        result: object,
-        now: datetime,
-    ) -> None:
-        if idem is not None:
-            uow.idempotency.put(
-                actor.name, idem.rpc, idem.request_id, idem.fingerprint, idem.encode(result), now
-            )
+        event_ = DomainEvent(event, now, actor.name, resource, payload)
+        self._recorder.record(uow, call, audit, [event_], result)

@@ -23,10 +23,10 @@ from govex_server.domain.policy import (
 )
 from govex_server.domain.principals import Principal
 from govex_server.domain.signals import SignalSet, validate_signals
-from govex_server.services.idempotency import Idempotency
 from govex_server.services.read_cache import ReadCache
+from govex_server.services.recorder import Call, Recorder
+from govex_server.store.audit_repositories import AuditRecord
 from govex_server.store.database import Store, UnitOfWork
-from govex_server.store.repositories import AuditRecord
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,9 @@ class PolicyService:
         phase_settings: PhaseSettings,
         future_skew: timedelta = timedelta(seconds=30),
         ids: UlidFactory | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
+        self._recorder = recorder or Recorder()
         self._store = store
         self._clock = clock
         self._settings = settings
@@ -69,7 +71,7 @@ class PolicyService:
         )
 
     async def publish(
-        self, actor: Principal, signals: SignalSet, idem: Idempotency | None = None
+        self, actor: Principal, signals: SignalSet, call: Call | None = None
     ) -> PolicyView:
         """Validates and stores a set, derives the policy from it, records
         what changed; nothing is stored when the set is refused."""
@@ -93,28 +95,20 @@ class PolicyService:
                     DomainEvent(EventKind.PHASE_CHANGED, now, actor.name, "phase", new_phase)
                 )
             self._save(uow, version, derivation.state, new_phase)
-            uow.audit.append(
-                AuditRecord(
-                    at=now,
-                    principal=actor.name,
-                    principal_kind=actor.kind.value,
-                    mode="",
-                    rpc="PublishSignals",
-                    resource="signals",
-                    etag_before=None,
-                    etag_after=None,
-                    reason=stored.source,
-                    details={
-                        "as_of": stored.as_of.isoformat(),
-                        "mode": derivation.policy.mode.name,
-                    },
-                )
-            )
             view = PolicyView(stored, derivation.policy, derivation.state.freshness, new_phase, now)
-            if idem is not None:
-                uow.idempotency.put(
-                    actor.name, idem.rpc, idem.request_id, idem.fingerprint, idem.encode(view), now
-                )
+            audit = AuditRecord(
+                at=now,
+                principal=actor.name,
+                principal_kind=actor.kind.value,
+                mode="",
+                rpc="PublishSignals",
+                resource="signals",
+                etag_before=None,
+                etag_after=None,
+                reason=stored.source,
+                details={"as_of": stored.as_of.isoformat(), "mode": derivation.policy.mode.name},
+            )
+            self._recorder.record(uow, call, audit, (), view)
             return view
 
         return await self._store.write(unit)
