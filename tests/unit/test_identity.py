@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from govex_server.api.auth import RPC_ROLES, Authenticator, token_sha256
+from govex_server.api.auth import Authenticator, authorize, token_sha256
 from govex_server.domain.errors import Category, GovexError
 from govex_server.domain.principals import (
     PrincipalKind,
@@ -15,6 +15,7 @@ from govex_server.domain.principals import (
     Role,
     parse_principals,
 )
+from govex_server.domain.rpcs import GOVERNANCE, RPCS
 
 H = hashlib.sha256(b"secret-a").hexdigest()
 
@@ -56,7 +57,7 @@ AUTH = Authenticator(parse_principals({"principal": [entry()]}))
 
 def code_of(metadata: list[tuple[str, str | bytes]], rpc: str = "ProposePlan") -> str:
     with pytest.raises(GovexError) as caught:
-        AUTH.authorize(rpc, metadata)
+        authorize(AUTH.authenticate(metadata), rpc, RPCS[f"{GOVERNANCE}/{rpc}"])
     return f"{caught.value.category.value}/{caught.value.reason}"
 
 
@@ -80,7 +81,8 @@ def test_known_token_without_the_role_is_permission_denied() -> None:
 
 
 def test_known_token_with_the_role_is_the_principal() -> None:
-    principal = AUTH.authorize("ProposePlan", [("authorization", "Bearer secret-a")])
+    principal = AUTH.authenticate([("authorization", "Bearer secret-a")])
+    authorize(principal, "ProposePlan", RPCS[f"{GOVERNANCE}/ProposePlan"])
     assert principal.name == "alice"
     assert token_sha256("secret-a") == H
 
@@ -92,10 +94,32 @@ def test_every_contract_rpc_has_roles() -> None:
     for module in (governance_service_pb2, execution_service_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
-                assert method.name in RPC_ROLES, method.full_name
+                assert f"{service.full_name}/{method.name}" in RPCS, method.full_name
 
 
 def test_authentication_errors_are_category_unauthenticated() -> None:
     with pytest.raises(GovexError) as caught:
         AUTH.authenticate(None)
     assert caught.value.category is Category.UNAUTHENTICATED
+
+
+def test_a_client_certificate_naming_a_principal_authenticates() -> None:
+    principal = AUTH.authenticate([], {"x509_common_name": [b"alice"]})
+    assert principal.name == "alice"
+    san = AUTH.authenticate(
+        [], {"x509_common_name": [b"x"], "x509_subject_alternative_name": [b"alice"]}
+    )
+    assert san.name == "alice"
+
+
+def test_a_client_certificate_naming_nobody_is_unauthenticated() -> None:
+    with pytest.raises(GovexError) as caught:
+        AUTH.authenticate([], {"x509_common_name": [b"mallory"]})
+    assert caught.value.reason == "UNKNOWN_CERTIFICATE"
+
+
+def test_the_auditor_reads_the_audit_log_and_nothing_else() -> None:
+    auditor = parse_principals({"principal": [entry(name="ada", roles=["auditor"])]})[H]
+    authorize(auditor, "ListAuditRecords", RPCS[f"{GOVERNANCE}/ListAuditRecords"])
+    with pytest.raises(GovexError):
+        authorize(auditor, "GetPlan", RPCS[f"{GOVERNANCE}/GetPlan"])

@@ -1,51 +1,19 @@
-"""Authentication (bearer token -> principal) and the roles each RPC needs."""
+"""Authentication: a bearer token, or a client certificate (mTLS) whose
+subject CN or a SAN names a principal of the principals file."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from govex_server.domain.errors import Category, GovexError
-from govex_server.domain.principals import Principal, Role
+from govex_server.domain.principals import Principal
+from govex_server.domain.rpcs import RpcSpec
 
-ANY_ROLE = frozenset(Role)
-
-# RPC name -> roles of which the caller needs at least one. Reads are open to
-# every authenticated principal; each mutation names its roles.
-RPC_ROLES: dict[str, frozenset[Role]] = {
-    # governance.v1
-    "GetGovernanceState": ANY_ROLE,
-    "GetSignals": ANY_ROLE,
-    "PublishSignals": frozenset({Role.SIGNAL_PUBLISHER}),
-    "ProposePlan": frozenset({Role.PROPOSER}),
-    "GetPlan": ANY_ROLE,
-    "ListPlans": ANY_ROLE,
-    "UpdatePlan": frozenset({Role.PROPOSER}),
-    "ReviewPlan": frozenset({Role.REVIEWER}),
-    "ApprovePlan": frozenset({Role.APPROVER}),
-    "RejectPlan": frozenset({Role.APPROVER}),
-    "ActivatePlan": frozenset({Role.APPROVER, Role.OPERATOR, Role.ADMIN}),
-    "ExecutePlan": frozenset({Role.OPERATOR}),
-    "CancelPlan": frozenset({Role.PROPOSER, Role.APPROVER, Role.OPERATOR, Role.ADMIN}),
-    "Freeze": frozenset({Role.OPERATOR}),
-    "Unfreeze": frozenset({Role.OPERATOR}),
-    "ListFreezes": ANY_ROLE,
-    "CheckOperation": ANY_ROLE,
-    "SetGovernanceMode": frozenset({Role.ADMIN}),
-    "GetCooldownStatus": ANY_ROLE,
-    "ValidateAllocation": ANY_ROLE,
-    "WatchFreezeEvents": ANY_ROLE,
-    "WatchGovernanceEvents": ANY_ROLE,
-    # execution.v1
-    "ValidatePlan": ANY_ROLE,
-    "CancelExecution": frozenset({Role.OPERATOR}),
-    "GetExecution": ANY_ROLE,
-    "ListExecutions": ANY_ROLE,
-    "ListOrders": ANY_ROLE,
-    "ListExchanges": ANY_ROLE,
-    "ConnectExchange": frozenset({Role.OPERATOR, Role.ADMIN}),
-    "WatchOrders": ANY_ROLE,
-}
+Metadata = Iterable[tuple[str, str | bytes]] | None
+# gRPC's auth context: property name -> values (bytes).
+AuthContext = Mapping[str, Sequence[bytes]]
+_CERT_NAMES = ("x509_common_name", "x509_subject_alternative_name")
 
 
 def token_sha256(token: str) -> str:
@@ -54,19 +22,41 @@ def token_sha256(token: str) -> str:
 
 
 class Authenticator:
-    """Maps ``authorization: Bearer <token>`` metadata to a principal."""
+    """Maps call credentials to a principal; the principals can be replaced
+    while serving (SIGHUP), calls in flight keep the principal they had."""
 
     def __init__(self, principals_by_hash: Mapping[str, Principal]) -> None:
-        self._by_hash = dict(principals_by_hash)
+        self.replace(principals_by_hash)
 
-    def authenticate(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Principal:
-        """The caller, or UNAUTHENTICATED."""
+    def replace(self, principals_by_hash: Mapping[str, Principal]) -> None:
+        """Swaps the whole table at once (one assignment: no half-read state)."""
+        by_name = {p.name: p for p in principals_by_hash.values()}
+        self._tables = (dict(principals_by_hash), by_name)
+
+    @property
+    def principals(self) -> list[Principal]:
+        """Every known principal."""
+        return list(self._tables[1].values())
+
+    def authenticate(self, metadata: Metadata, peer: AuthContext | None = None) -> Principal:
+        """The caller, or UNAUTHENTICATED. A bearer token wins over a client
+        certificate; a certificate counts only if it names a principal."""
+        by_hash, by_name = self._tables
         header = ""
         for key, value in metadata or ():
-            if key.lower() == "authorization":
+            if key == "authorization":
                 header = value.decode() if isinstance(value, bytes) else value
                 break
         if not header:
+            for name in _certificate_names(peer):
+                if name in by_name:
+                    return by_name[name]
+            if peer and peer.get("x509_common_name"):
+                raise GovexError(
+                    Category.UNAUTHENTICATED,
+                    "UNKNOWN_CERTIFICATE",
+                    "the client certificate names no principal of the principals file",
+                )
             raise GovexError(
                 Category.UNAUTHENTICATED,
                 "MISSING_CREDENTIALS",
@@ -81,21 +71,30 @@ class Authenticator:
             )
         # A lookup by the token's SHA-256: its timing tells an attacker about
         # the hash of the guess, never about a stored token.
-        principal = self._by_hash.get(token_sha256(token.strip()))
+        principal = by_hash.get(token_sha256(token.strip()))
         if principal is not None:
             return principal
         raise GovexError(Category.UNAUTHENTICATED, "UNKNOWN_TOKEN", "the bearer token is not known")
 
-    def authorize(self, rpc: str, metadata: Iterable[tuple[str, str | bytes]] | None) -> Principal:
-        """The caller, if it holds one of the roles ``rpc`` needs."""
-        principal = self.authenticate(metadata)
-        needed = RPC_ROLES[rpc]
-        if not principal.has_any(needed):
-            raise GovexError(
-                Category.PERMISSION_DENIED,
-                "ROLE_REQUIRED",
-                f"{rpc} needs one of the roles {', '.join(sorted(r.value for r in needed))}; "
-                f"{principal.name} has {', '.join(sorted(r.value for r in principal.roles))}",
-                metadata={"rpc": rpc, "requiredRoles": ",".join(sorted(r.value for r in needed))},
-            )
-        return principal
+
+def authorize(principal: Principal, rpc: str, spec: RpcSpec) -> None:
+    """PERMISSION_DENIED unless ``principal`` holds one of the roles of ``rpc``."""
+    if principal.has_any(spec.roles):
+        return
+    needed = ", ".join(sorted(r.value for r in spec.roles))
+    raise GovexError(
+        Category.PERMISSION_DENIED,
+        "ROLE_REQUIRED",
+        f"{rpc} needs one of the roles {needed}; "
+        f"{principal.name} has {', '.join(sorted(r.value for r in principal.roles))}",
+        metadata={"rpc": rpc, "requiredRoles": ",".join(sorted(r.value for r in spec.roles))},
+    )
+
+
+def _certificate_names(peer: AuthContext | None) -> list[str]:
+    names: list[str] = []
+    for key in _CERT_NAMES:
+        for value in (peer or {}).get(key, ()):
+            text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+            names.append(text.removeprefix("DNS:").removeprefix("email:"))
+    return names

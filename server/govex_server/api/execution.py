@@ -11,7 +11,6 @@ from govex.execution.v1 import exchange_pb2, execution_pb2
 from govex.execution.v1 import execution_service_pb2 as pb
 from govex.execution.v1 import execution_service_pb2_grpc as pb_grpc
 from govex_server.api import convert
-from govex_server.api.auth import Authenticator
 from govex_server.api.execution_convert import (
     exchange_to_pb,
     execution_record_to_pb,
@@ -19,7 +18,7 @@ from govex_server.api.execution_convert import (
     order_record_to_pb,
     validation_to_pb,
 )
-from govex_server.api.rpc import Context, idempotent, stream, unary
+from govex_server.api.rpc import Context, mutation, stream, unary
 from govex_server.api.streams import EventStreams
 from govex_server.domain.errors import invalid_field
 from govex_server.domain.events import EventKind
@@ -32,6 +31,7 @@ from govex_server.services.accounts import AccountRequest, AccountService
 from govex_server.services.engine import ExecuteRequest, ExecutionEngine, ExecutionView
 from govex_server.services.governance import GovernanceService
 from govex_server.services.planning import ExecutionPlanner
+from govex_server.services.recorder import Call
 
 ORDER_KINDS = frozenset({EventKind.ORDER_UPDATED.value})
 
@@ -69,7 +69,6 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
 
     def __init__(
         self,
-        auth: Authenticator,
         planner: ExecutionPlanner,
         exchanges: ExchangeRegistry,
         engine: ExecutionEngine,
@@ -77,7 +76,6 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
         streams: EventStreams,
         accounts: AccountService,
     ) -> None:
-        self.auth = auth
         self._accounts = accounts
         self._planner = planner
         self._exchanges = exchanges
@@ -85,10 +83,8 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
         self._governance = governance
         self._streams = streams
 
-    @unary("ExecutePlan")
-    async def ExecutePlan(
-        self, request: pb.ExecutePlanRequest, principal: Principal
-    ) -> pb.ExecutePlanResponse:
+    @mutation(lambda self, view: pb.ExecutePlanResponse(execution=view_to_pb(view)))
+    async def ExecutePlan(self, request: pb.ExecutePlanRequest, call: Call) -> ExecutionView:
         parse_name(request.plan, "plans", "plan")
         execute = ExecuteRequest(
             plan=request.plan,
@@ -99,17 +95,9 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
             exchange=request.exchange,
             level=level_from_pb(request.safety_level),
         )
-        return await idempotent(
-            self._governance,
-            principal,
-            "ExecutionService.ExecutePlan",
-            request,
-            pb.ExecutePlanResponse,
-            lambda idem: self._engine.execute(principal, execute),
-            lambda view: pb.ExecutePlanResponse(execution=view_to_pb(view)),
-        )
+        return await self._engine.execute(call.principal, execute, call)
 
-    @unary("ValidatePlan")
+    @unary
     async def ValidatePlan(
         self, request: pb.ValidatePlanRequest, principal: Principal
     ) -> pb.ValidatePlanResponse:
@@ -118,20 +106,19 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
         validation = await self._planner.validate(request.plan, request.exchange, level)
         return validation_to_pb(validation)
 
-    @unary("CancelExecution")
+    @mutation(lambda self, view: pb.CancelExecutionResponse(execution=view_to_pb(view)))
     async def CancelExecution(
-        self, request: pb.CancelExecutionRequest, principal: Principal
-    ) -> pb.CancelExecutionResponse:
-        view = await self._engine.cancel(principal, request.name, request.reason)
-        return pb.CancelExecutionResponse(execution=view_to_pb(view))
+        self, request: pb.CancelExecutionRequest, call: Call
+    ) -> ExecutionView:
+        return await self._engine.cancel(call.principal, request.name, request.reason, call)
 
-    @unary("GetExecution")
+    @unary
     async def GetExecution(
         self, request: pb.GetExecutionRequest, principal: Principal
     ) -> pb.GetExecutionResponse:
         return pb.GetExecutionResponse(execution=view_to_pb(await self._engine.get(request.name)))
 
-    @unary("ListExecutions")
+    @unary
     async def ListExecutions(
         self, request: pb.ListExecutionsRequest, principal: Principal
     ) -> pb.ListExecutionsResponse:
@@ -149,7 +136,7 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
             executions=[view_to_pb(v) for v in views], next_page_token=token
         )
 
-    @unary("ListOrders")
+    @unary
     async def ListOrders(
         self, request: pb.ListOrdersRequest, principal: Principal
     ) -> pb.ListOrdersResponse:
@@ -163,7 +150,7 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
             orders=[order_record_to_pb(o) for o in orders], next_page_token=token
         )
 
-    @unary("ListExchanges")
+    @unary
     async def ListExchanges(
         self, request: pb.ListExchangesRequest, principal: Principal
     ) -> pb.ListExchangesResponse:
@@ -173,10 +160,12 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
             ]
         )
 
-    @unary("ConnectExchange")
-    async def ConnectExchange(
-        self, request: pb.ConnectExchangeRequest, principal: Principal
-    ) -> pb.ConnectExchangeResponse:
+    @mutation(
+        lambda self, exchange: pb.ConnectExchangeResponse(
+            exchange=exchange_to_pb(exchange, self._engine.budget(exchange.account))
+        )
+    )
+    async def ConnectExchange(self, request: pb.ConnectExchangeRequest, call: Call) -> Any:
         kinds = {exchange_pb2.EXCHANGE_KIND_PAPER: "paper", exchange_pb2.EXCHANGE_KIND_CCXT: "ccxt"}
         if request.kind not in kinds:
             raise invalid_field("kind", f"{request.kind} is not PAPER or CCXT")
@@ -194,19 +183,9 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
             quote=request.quote_currency,
             max_orders_per_window=request.max_orders_per_window,
         )
-        return await idempotent(
-            self._governance,
-            principal,
-            "ConnectExchange",
-            request,
-            pb.ConnectExchangeResponse,
-            lambda idem: self._accounts.connect(principal, account),
-            lambda exchange: pb.ConnectExchangeResponse(
-                exchange=exchange_to_pb(exchange, self._engine.budget(exchange.account))
-            ),
-        )
+        return await self._accounts.connect(call.principal, account, call)
 
-    @stream("WatchOrders")
+    @stream
     async def WatchOrders(  # type: ignore[override]
         self, request: pb.WatchOrdersRequest, principal: Principal, context: Context
     ) -> AsyncIterator[bytes]:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from govex.governance.v1 import (
+    audit_pb2,
     events_pb2,
     governance_state_pb2,
 )
@@ -16,22 +17,25 @@ from govex.governance.v1 import (
     governance_service_pb2_grpc as pb_grpc,
 )
 from govex_server.api import convert
-from govex_server.api.auth import RPC_ROLES, Authenticator
-from govex_server.api.rpc import Context, idempotent, stream, unary
+from govex_server.api.rpc import Context, mutation, stream, unary
 from govex_server.api.state_frame import GovernanceStateFrames
 from govex_server.api.streams import EventStreams
 from govex_server.domain.allocation import evaluate
 from govex_server.domain.errors import failed_precondition, invalid_field
 from govex_server.domain.events import FREEZE_KINDS, GOVERNANCE_KINDS
 from govex_server.domain.execution.records import Strategy
-from govex_server.domain.freezes import Freeze
-from govex_server.domain.governance import GovernanceMode
-from govex_server.domain.plans import PlanState
+from govex_server.domain.freezes import Freeze as FreezeRecord
+from govex_server.domain.governance import GovernanceMode, ModeSetting
+from govex_server.domain.plans import Plan
 from govex_server.domain.principals import Principal
+from govex_server.domain.rpcs import may_call
+from govex_server.services.audit import AuditLog
 from govex_server.services.engine import ExecuteRequest, ExecutionEngine, ExecutionView
 from govex_server.services.freezes import FreezeService
-from govex_server.services.governance import Activation, GovernanceService
+from govex_server.services.governance import Activation, AutoAdvance, GovernanceService
 from govex_server.services.policy import PolicyService, PolicyView
+from govex_server.services.recorder import Call
+from govex_server.store.audit_repositories import AuditQuery, StoredAuditRecord
 
 
 class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
@@ -39,14 +43,14 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
 
     def __init__(
         self,
-        auth: Authenticator,
         governance: GovernanceService,
         freezes: FreezeService,
         streams: EventStreams,
         policy: PolicyService,
         engine: ExecutionEngine,
+        audit: AuditLog,
     ) -> None:
-        self.auth = auth
+        self._audit = audit
         self._engine = engine
         self._gov = governance
         self._freezes = freezes
@@ -56,7 +60,7 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
 
     # ----------------------------------------------------------------- state
 
-    @unary("GetGovernanceState")
+    @unary
     async def GetGovernanceState(  # type: ignore[override]
         self, request: pb.GetGovernanceStateRequest, principal: Principal
     ) -> bytes:
@@ -65,34 +69,29 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
         view = await self._policy.view()
         return self._state.frame(snap, view, snap.read_time)
 
-    @unary("GetCooldownStatus")
+    @unary
     async def GetCooldownStatus(
         self, request: pb.GetCooldownStatusRequest, principal: Principal
     ) -> pb.GetCooldownStatusResponse:
         status = await self._gov.cooldown_status()
         return pb.GetCooldownStatusResponse(cooldown=convert.cooldown_to_pb(status))
 
-    @unary("SetGovernanceMode")
+    @mutation(
+        lambda self, s: pb.SetGovernanceModeResponse(mode=convert.mode_to_pb(s.mode), etag=s.etag)
+    )
     async def SetGovernanceMode(
-        self, request: pb.SetGovernanceModeRequest, principal: Principal
-    ) -> pb.SetGovernanceModeResponse:
+        self, request: pb.SetGovernanceModeRequest, call: Call
+    ) -> ModeSetting:
         mode = convert.mode_from_pb(request.mode)
-        return await idempotent(
-            self._gov,
-            principal,
-            "SetGovernanceMode",
-            request,
-            pb.SetGovernanceModeResponse,
-            lambda idem: self._gov.set_mode(principal, mode, request.etag, request.reason, idem),
-            lambda s: pb.SetGovernanceModeResponse(mode=convert.mode_to_pb(s.mode), etag=s.etag),
-        )
+        return await self._gov.set_mode(call.principal, mode, request.etag, request.reason, call)
 
     # ----------------------------------------------------------------- plans
 
-    @unary("ProposePlan")
+    @mutation(lambda self, result: _proposal_to_pb(*result))
     async def ProposePlan(
-        self, request: pb.ProposePlanRequest, principal: Principal
-    ) -> pb.ProposePlanResponse:
+        self, request: pb.ProposePlanRequest, call: Call
+    ) -> tuple[Plan, AutoAdvance | None]:
+        principal = call.principal
         targets = convert.targets_from_pb(list(request.targets))
         if request.auto_advance:
             mode = await self._gov.mode()
@@ -103,38 +102,25 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
                     "auto_advance is for ai principals in FULL_AI mode "
                     f"({principal.name} is {principal.kind.value}, mode {mode.mode.value})",
                 )
-        response = await idempotent(
-            self._gov,
-            principal,
-            "ProposePlan",
-            request,
-            pb.ProposePlanResponse,
-            lambda idem: self._gov.propose(principal, targets, request.reason, idem),
-            lambda plan: pb.ProposePlanResponse(plan=convert.plan_to_pb(plan)),
-        )
+        # The proposal's transaction stores the DRAFT response first: a
+        # repeat after a crash mid-advance gets that plan, never a second one.
+        call.respond = lambda plan: _proposal_to_pb(plan, None).SerializeToString()
+        plan = await self._gov.propose(principal, targets, request.reason, call)
         if not request.auto_advance:
-            return response
-        plan = await self._gov.get_plan(response.plan.name)
-        if plan.state is not PlanState.DRAFT:
-            return response  # a replayed request: the plan was advanced already
+            return plan, None
         result = await self._gov.auto_advance(
-            principal, plan, lambda rpc: principal.has_any(RPC_ROLES[rpc])
+            principal, plan, lambda rpc: may_call(principal.roles, rpc)
         )
-        return pb.ProposePlanResponse(
-            plan=convert.plan_to_pb(result.plan),
-            auto_advance=pb.AutoAdvanceOutcome(
-                steps_taken=result.steps,
-                stopped_at=convert.plan_state_to_pb(result.plan.state),
-                stop_reason=result.stop_reason,
-            ),
-        )
+        call.respond = lambda r: _proposal_to_pb(*r).SerializeToString()
+        await self._gov.amend_response(call, (result.plan, result))
+        return result.plan, result
 
-    @unary("GetPlan")
+    @unary
     async def GetPlan(self, request: pb.GetPlanRequest, principal: Principal) -> pb.GetPlanResponse:
         plan = await self._gov.get_plan(request.name)
         return pb.GetPlanResponse(plan=convert.plan_to_pb(plan))
 
-    @unary("ListPlans")
+    @unary
     async def ListPlans(
         self, request: pb.ListPlansRequest, principal: Principal
     ) -> pb.ListPlansResponse:
@@ -148,121 +134,57 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    @unary("UpdatePlan")
-    async def UpdatePlan(
-        self, request: pb.UpdatePlanRequest, principal: Principal
-    ) -> pb.UpdatePlanResponse:
+    @mutation(lambda self, plan: pb.UpdatePlanResponse(plan=convert.plan_to_pb(plan)))
+    async def UpdatePlan(self, request: pb.UpdatePlanRequest, call: Call) -> Plan:
         targets = convert.targets_from_pb(list(request.targets))
         reason = request.reason if request.HasField("reason") else None
-        return await idempotent(
-            self._gov,
-            principal,
-            "UpdatePlan",
-            request,
-            pb.UpdatePlanResponse,
-            lambda idem: self._gov.update(
-                principal, request.name, request.etag, targets, reason, idem
-            ),
-            lambda plan: pb.UpdatePlanResponse(plan=convert.plan_to_pb(plan)),
+        return await self._gov.update(
+            call.principal, request.name, request.etag, targets, reason, call
         )
 
-    @unary("ReviewPlan")
-    async def ReviewPlan(
-        self, request: pb.ReviewPlanRequest, principal: Principal
-    ) -> pb.ReviewPlanResponse:
-        return await idempotent(
-            self._gov,
-            principal,
-            "ReviewPlan",
-            request,
-            pb.ReviewPlanResponse,
-            lambda idem: self._gov.review(
-                principal, request.name, request.etag, request.comment, idem
-            ),
-            lambda plan: pb.ReviewPlanResponse(plan=convert.plan_to_pb(plan)),
+    @mutation(lambda self, plan: pb.ReviewPlanResponse(plan=convert.plan_to_pb(plan)))
+    async def ReviewPlan(self, request: pb.ReviewPlanRequest, call: Call) -> Plan:
+        return await self._gov.review(
+            call.principal, request.name, request.etag, request.comment, call
         )
 
-    @unary("ApprovePlan")
-    async def ApprovePlan(
-        self, request: pb.ApprovePlanRequest, principal: Principal
-    ) -> pb.ApprovePlanResponse:
-        return await idempotent(
-            self._gov,
-            principal,
-            "ApprovePlan",
-            request,
-            pb.ApprovePlanResponse,
-            lambda idem: self._gov.approve(
-                principal, request.name, request.etag, request.comment, idem
-            ),
-            lambda plan: pb.ApprovePlanResponse(plan=convert.plan_to_pb(plan)),
+    @mutation(lambda self, plan: pb.ApprovePlanResponse(plan=convert.plan_to_pb(plan)))
+    async def ApprovePlan(self, request: pb.ApprovePlanRequest, call: Call) -> Plan:
+        return await self._gov.approve(
+            call.principal, request.name, request.etag, request.comment, call
         )
 
-    @unary("RejectPlan")
-    async def RejectPlan(
-        self, request: pb.RejectPlanRequest, principal: Principal
-    ) -> pb.RejectPlanResponse:
-        return await idempotent(
-            self._gov,
-            principal,
-            "RejectPlan",
-            request,
-            pb.RejectPlanResponse,
-            lambda idem: self._gov.reject(
-                principal, request.name, request.etag, request.reason, idem
-            ),
-            lambda plan: pb.RejectPlanResponse(plan=convert.plan_to_pb(plan)),
+    @mutation(lambda self, plan: pb.RejectPlanResponse(plan=convert.plan_to_pb(plan)))
+    async def RejectPlan(self, request: pb.RejectPlanRequest, call: Call) -> Plan:
+        return await self._gov.reject(
+            call.principal, request.name, request.etag, request.reason, call
         )
 
-    @unary("ActivatePlan")
-    async def ActivatePlan(
-        self, request: pb.ActivatePlanRequest, principal: Principal
-    ) -> pb.ActivatePlanResponse:
-        def to_response(result: Activation) -> pb.ActivatePlanResponse:
-            response = pb.ActivatePlanResponse(plan=convert.plan_to_pb(result.plan))
-            if result.superseded is not None:
-                response.superseded_plan.CopyFrom(convert.plan_to_pb(result.superseded))
-            return response
-
-        return await idempotent(
-            self._gov,
-            principal,
-            "ActivatePlan",
-            request,
-            pb.ActivatePlanResponse,
-            lambda idem: self._gov.activate(
-                principal,
-                request.name,
-                request.etag,
-                request.override_cooldown,
-                request.override_reason,
-                idem,
-            ),
-            to_response,
+    @mutation(lambda self, result: _activation_to_pb(result))
+    async def ActivatePlan(self, request: pb.ActivatePlanRequest, call: Call) -> Activation:
+        return await self._gov.activate(
+            call.principal,
+            request.name,
+            request.etag,
+            request.override_cooldown,
+            request.override_reason,
+            call,
         )
 
-    @unary("CancelPlan")
-    async def CancelPlan(
-        self, request: pb.CancelPlanRequest, principal: Principal
-    ) -> pb.CancelPlanResponse:
-        return await idempotent(
-            self._gov,
-            principal,
-            "CancelPlan",
-            request,
-            pb.CancelPlanResponse,
-            lambda idem: self._gov.cancel(
-                principal, request.name, request.etag, request.reason, idem
-            ),
-            lambda plan: pb.CancelPlanResponse(plan=convert.plan_to_pb(plan)),
+    @mutation(lambda self, plan: pb.CancelPlanResponse(plan=convert.plan_to_pb(plan)))
+    async def CancelPlan(self, request: pb.CancelPlanRequest, call: Call) -> Plan:
+        return await self._gov.cancel(
+            call.principal, request.name, request.etag, request.reason, call
         )
 
-    # ------------------------------------------- contract not yet implemented
-
-    @unary("ExecutePlan")
+    @mutation(
+        lambda self, result: pb.ExecutePlanResponse(
+            execution=result[0].execution.name, plan=convert.plan_to_pb(result[1])
+        )
+    )
     async def ExecutePlan(
-        self, request: pb.ExecutePlanRequest, principal: Principal
-    ) -> pb.ExecutePlanResponse:
+        self, request: pb.ExecutePlanRequest, call: Call
+    ) -> tuple[ExecutionView, Plan]:
         # The governed entry: the same code path as ExecutionService.ExecutePlan,
         # with the server's defaults for strategy and safety level.
         execute = ExecuteRequest(
@@ -275,23 +197,13 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             level=None,
         )
         plan = await self._gov.get_plan(request.name)
+        # The engine stores the response in its transaction from the view alone.
+        call.respond = lambda view: pb.ExecutePlanResponse(
+            execution=view.execution.name, plan=convert.plan_to_pb(plan)
+        ).SerializeToString()
+        return await self._engine.execute(call.principal, execute, call), plan
 
-        def to_response(view: ExecutionView) -> pb.ExecutePlanResponse:
-            return pb.ExecutePlanResponse(
-                execution=view.execution.name, plan=convert.plan_to_pb(plan)
-            )
-
-        return await idempotent(
-            self._gov,
-            principal,
-            "GovernanceService.ExecutePlan",
-            request,
-            pb.ExecutePlanResponse,
-            lambda idem: self._engine.execute(principal, execute),
-            to_response,
-        )
-
-    @unary("GetSignals")
+    @unary
     async def GetSignals(
         self, request: pb.GetSignalsRequest, principal: Principal
     ) -> pb.GetSignalsResponse:
@@ -302,34 +214,14 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             response.age.CopyFrom(convert.duration(view.age))
         return response
 
-    @unary("PublishSignals")
-    async def PublishSignals(
-        self, request: pb.PublishSignalsRequest, principal: Principal
-    ) -> pb.PublishSignalsResponse:
+    @mutation(lambda self, view: _published_to_pb(view))
+    async def PublishSignals(self, request: pb.PublishSignalsRequest, call: Call) -> PolicyView:
         if not request.HasField("signals"):
             raise invalid_field("signals", "required")
         signals = convert.signals_from_pb(request.signals)
+        return await self._policy.publish(call.principal, signals, call)
 
-        def to_response(view: PolicyView) -> pb.PublishSignalsResponse:
-            assert view.signals is not None
-            return pb.PublishSignalsResponse(
-                signals=convert.signals_to_pb(view.signals),
-                policy=convert.policy_to_pb(view.policy),
-                freshness=convert.freshness_to_pb(view.freshness),
-                phase=convert.phase_to_pb(view.phase),
-            )
-
-        return await idempotent(
-            self._gov,
-            principal,
-            "PublishSignals",
-            request,
-            pb.PublishSignalsResponse,
-            lambda idem: self._policy.publish(principal, signals, idem),
-            to_response,
-        )
-
-    @unary("ValidateAllocation")
+    @unary
     async def ValidateAllocation(
         self, request: pb.ValidateAllocationRequest, principal: Principal
     ) -> pb.ValidateAllocationResponse:
@@ -363,44 +255,25 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             )
         return response
 
-    @unary("Freeze")
-    async def Freeze(self, request: pb.FreezeRequest, principal: Principal) -> pb.FreezeResponse:
+    @mutation(lambda self, freeze: pb.FreezeResponse(freeze=convert.freeze_to_pb(freeze)))
+    async def Freeze(self, request: pb.FreezeRequest, call: Call) -> FreezeRecord:
         freeze_type = convert.freeze_type_from_pb(request.type, "type")
         which = request.WhichOneof("expiration")
         ttl = request.ttl.ToTimedelta() if which == "ttl" else None
         expire_time = request.expire_time.ToDatetime(tzinfo=UTC) if which == "expire_time" else None
-        return await idempotent(
-            self._gov,
-            principal,
-            "Freeze",
-            request,
-            pb.FreezeResponse,
-            lambda idem: self._freezes.freeze(
-                principal, freeze_type, request.reason, ttl, expire_time, idem
-            ),
-            lambda freeze: pb.FreezeResponse(freeze=convert.freeze_to_pb(freeze)),
+        return await self._freezes.freeze(
+            call.principal, freeze_type, request.reason, ttl, expire_time, call
         )
 
-    @unary("Unfreeze")
-    async def Unfreeze(
-        self, request: pb.UnfreezeRequest, principal: Principal
-    ) -> pb.UnfreezeResponse:
-        def to_response(lifted: list[Freeze]) -> pb.UnfreezeResponse:
-            return pb.UnfreezeResponse(freezes=[convert.freeze_to_pb(f) for f in lifted])
-
-        return await idempotent(
-            self._gov,
-            principal,
-            "Unfreeze",
-            request,
-            pb.UnfreezeResponse,
-            lambda idem: self._freezes.unfreeze(
-                principal, request.name, request.all, request.reason, idem
-            ),
-            to_response,
+    @mutation(
+        lambda self, lifted: pb.UnfreezeResponse(freezes=[convert.freeze_to_pb(f) for f in lifted])
+    )
+    async def Unfreeze(self, request: pb.UnfreezeRequest, call: Call) -> list[FreezeRecord]:
+        return await self._freezes.unfreeze(
+            call.principal, request.name, request.all, request.reason, call
         )
 
-    @unary("ListFreezes")
+    @unary
     async def ListFreezes(
         self, request: pb.ListFreezesRequest, principal: Principal
     ) -> pb.ListFreezesResponse:
@@ -416,7 +289,7 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    @unary("CheckOperation")
+    @unary
     async def CheckOperation(
         self, request: pb.CheckOperationRequest, principal: Principal
     ) -> pb.CheckOperationResponse:
@@ -424,10 +297,28 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
         verdict = await self._freezes.check(operation)
         return pb.CheckOperationResponse(verdict=convert.verdict_to_pb(verdict))
 
+    @unary
+    async def ListAuditRecords(
+        self, request: pb.ListAuditRecordsRequest, principal: Principal
+    ) -> pb.ListAuditRecordsResponse:
+        query = AuditQuery(
+            resource=request.resource,
+            principal=request.principal,
+            since=convert.optional_time(request, "start_time"),
+            until=convert.optional_time(request, "end_time"),
+        )
+        page = await self._audit.list(query, request.page_size, request.page_token)
+        return pb.ListAuditRecordsResponse(
+            audit_records=[_audit_to_pb(r) for r in page.records],
+            next_page_token=page.next_page_token,
+            head_sequence=page.head_sequence,
+            head_hash=page.head_hash,
+        )
+
     # Streams yield pre-serialized frames (see api/streams.py and
     # api/registration.py), hence bytes instead of the response messages.
 
-    @stream("WatchFreezeEvents")
+    @stream
     async def WatchFreezeEvents(  # type: ignore[override]
         self, request: pb.WatchFreezeEventsRequest, principal: Principal, context: Context
     ) -> AsyncIterator[bytes]:
@@ -437,7 +328,7 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
         ):
             yield frame
 
-    @stream("WatchGovernanceEvents")
+    @stream
     async def WatchGovernanceEvents(  # type: ignore[override]
         self, request: pb.WatchGovernanceEventsRequest, principal: Principal, context: Context
     ) -> AsyncIterator[bytes]:
@@ -462,3 +353,52 @@ def _freeze_heartbeat(sequence: int, now: datetime) -> bytes:
 def _governance_heartbeat(sequence: int, now: datetime) -> bytes:
     message = pb.WatchGovernanceEventsResponse(heartbeat=_heartbeat(sequence, now))
     return message.SerializeToString()
+
+
+def _proposal_to_pb(plan: Plan, advance: AutoAdvance | None) -> pb.ProposePlanResponse:
+    response = pb.ProposePlanResponse(plan=convert.plan_to_pb(plan))
+    if advance is not None:
+        response.auto_advance.CopyFrom(
+            pb.AutoAdvanceOutcome(
+                steps_taken=advance.steps,
+                stopped_at=convert.plan_state_to_pb(advance.plan.state),
+                stop_reason=advance.stop_reason,
+            )
+        )
+    return response
+
+
+def _activation_to_pb(result: Activation) -> pb.ActivatePlanResponse:
+    response = pb.ActivatePlanResponse(plan=convert.plan_to_pb(result.plan))
+    if result.superseded is not None:
+        response.superseded_plan.CopyFrom(convert.plan_to_pb(result.superseded))
+    return response
+
+
+def _published_to_pb(view: PolicyView) -> pb.PublishSignalsResponse:
+    assert view.signals is not None
+    return pb.PublishSignalsResponse(
+        signals=convert.signals_to_pb(view.signals),
+        policy=convert.policy_to_pb(view.policy),
+        freshness=convert.freshness_to_pb(view.freshness),
+        phase=convert.phase_to_pb(view.phase),
+    )
+
+
+def _audit_to_pb(stored: StoredAuditRecord) -> audit_pb2.AuditRecord:
+    record = stored.record
+    return audit_pb2.AuditRecord(
+        sequence=stored.sequence,
+        time=convert.timestamp(record.at),
+        principal=record.principal,
+        principal_kind=record.principal_kind,
+        governance_mode=record.mode,
+        rpc=record.rpc,
+        resource=record.resource,
+        etag_before=record.etag_before or "",
+        etag_after=record.etag_after or "",
+        reason=record.reason,
+        content=stored.content,
+        previous_hash=stored.previous_hash,
+        hash=stored.hash,
+    )

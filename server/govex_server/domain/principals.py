@@ -26,6 +26,8 @@ class Role(enum.Enum):
     OPERATOR = "operator"
     ADMIN = "admin"
     SIGNAL_PUBLISHER = "signal_publisher"
+    # Reads the audit log (ListAuditRecords) and nothing else.
+    AUDITOR = "auditor"
 
 
 @dataclass(frozen=True)
