@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -20,29 +22,36 @@ from govex_server.api.auth import Authenticator
 from govex_server.api.event_codec import encode_event
 from govex_server.api.execution import ExecutionServicer
 from govex_server.api.governance import GovernanceServicer
+from govex_server.api.interceptor import GovexInterceptor
 from govex_server.api.registration import register
+from govex_server.api.stream_limits import StreamLimits
 from govex_server.api.streams import EventStreams, event_frame
-from govex_server.config import ConfigError, Settings, load_principals
+from govex_server.config import ConfigError, Settings, is_loopback, load_principals
 from govex_server.domain.clock import Clock, SystemClock
 from govex_server.domain.events import EventKind
 from govex_server.domain.execution.safety import Level, Limits
+from govex_server.domain.principals import Principal
 from govex_server.exchanges.base import ExchangeRegistry
 from govex_server.exchanges.paper import PaperConfig, PaperExchange
 from govex_server.exchanges.paper_book import PaperBook
 from govex_server.exchanges.rate_limit import OrderRateLimiter
 from govex_server.services.accounts import AccountService
+from govex_server.services.audit import AuditLog
 from govex_server.services.bounds import PolicyBounds
 from govex_server.services.engine import ExecutionEngine
 from govex_server.services.event_bus import EventBus
 from govex_server.services.expiry import FreezeExpirer
 from govex_server.services.freezes import FREEZE_KINDS_STORED, FreezeService
 from govex_server.services.governance import GovernanceService
+from govex_server.services.idempotency import IdempotencyKeys
 from govex_server.services.planning import ExecutionPlanner
 from govex_server.services.policy import PolicyService
 from govex_server.services.policy_timer import PolicyTimer
+from govex_server.services.principals_reload import PrincipalsReloader
+from govex_server.services.recorder import Recorder
 from govex_server.services.retention import EventRetention
 from govex_server.store.database import Store
-from govex_server.store.migrate import migrate
+from govex_server.store.migrate import at_head, migrate
 
 if TYPE_CHECKING:
     from govex_server.store.listener import ChangeListener
@@ -90,6 +99,10 @@ class Running:
     policy: PolicyService
     engine: ExecutionEngine
     exchanges: ExchangeRegistry
+    auth: Authenticator
+    principals: PrincipalsReloader
+    limits: StreamLimits
+    audit: AuditLog
 
     async def stop(self, grace: float) -> None:
         """NOT_SERVING first (load balancers drain), streams told to resume
@@ -125,22 +138,30 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     principals = load_principals(settings.principals_file)
     store = Store(settings.database_url, encode_event)
     tasks: list[asyncio.Task[None]] = []
+    retention_of_ids = timedelta(hours=settings.request_id_retention_hours)
+    recorder = Recorder(retention_of_ids)
+    credentials = server_credentials(settings)
     try:
         await migrate(store)
+        audit = AuditLog(store)
+        await audit.check_tail()
         policy = PolicyService(
             store,
             clock,
             replace(settings.policy, min_trade_usd=settings.min_trade_usd),
             settings.phase,
             timedelta(seconds=settings.signals_future_skew_seconds),
+            recorder=recorder,
         )
         governance = GovernanceService(
             store,
             clock,
             timedelta(hours=settings.cooldown_hours),
             PolicyBounds(policy, clock),
+            recorder=recorder,
         )
-        freezes = FreezeService(store, clock)
+        freezes = FreezeService(store, clock, recorder=recorder)
+        keys = IdempotencyKeys(store, clock, retention_of_ids)
         bus = EventBus(
             store,
             event_frame,
@@ -186,28 +207,48 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             ("freeze-expiry", expirer.run()),
             ("event-retention", retention.run()),
             ("policy-timer", policy_timer.run()),
+            ("request-id-retention", keys.run(timedelta(minutes=10))),
             *((("pg-listen", listener.run()),) if listener else ()),
         ):
             tasks.append(asyncio.create_task(body, name=name))
         streams = EventStreams(bus, clock.now)
         exchanges, planner, engine, accounts = _execution(
-            settings, clock, store, governance, policy, freezes
+            settings, clock, store, governance, policy, freezes, recorder
         )
         store.on_change(engine.on_freeze_created, frozenset({EventKind.FREEZE_CREATED.value}))
         await accounts.load()
         # Open orders are reconciled before any new execution is accepted.
         await engine.start()
         auth = Authenticator(principals)
-        server = grpc.aio.server(options=SERVER_OPTIONS)
+        reloader = PrincipalsReloader(
+            store,
+            clock,
+            recorder,
+            lambda: _reload_principals(settings.principals_file),
+            auth.replace,
+            principals,
+        )
+        if settings.principals_reload_seconds:
+            tasks.append(
+                asyncio.create_task(
+                    reloader.run(settings.principals_reload_seconds), name="principals-reload"
+                )
+            )
+        limits = StreamLimits(
+            settings.max_streams_per_connection, settings.max_streams_per_principal
+        )
+        server = grpc.aio.server(
+            options=SERVER_OPTIONS, interceptors=[GovexInterceptor(auth, keys, limits)]
+        )
         register(
             server,
-            GovernanceServicer(auth, governance, freezes, streams, policy, engine),
+            GovernanceServicer(governance, freezes, streams, policy, engine, audit),
             GOVERNANCE,
             PRESERIALIZED,
         )
         register(
             server,
-            ExecutionServicer(auth, planner, exchanges, engine, governance, streams, accounts),
+            ExecutionServicer(planner, exchanges, engine, governance, streams, accounts),
             EXECUTION,
             frozenset({"WatchOrders"}),
         )
@@ -216,7 +257,10 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        port = server.add_insecure_port(settings.listen)
+        if credentials is None:
+            port = server.add_insecure_port(settings.listen)
+        else:
+            port = server.add_secure_port(settings.listen, credentials)
         if port == 0:
             raise OSError(f"cannot listen on {settings.listen}")
         await server.start()
@@ -228,7 +272,14 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     for name in ("", *SERVICE_NAMES):
         await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.SERVING)
     host = settings.listen.rpartition(":")[0]
-    log.info("govex serving on %s:%d (database %s)", host, port, store.dialect)
+    transport = "mTLS" if settings.tls_client_ca_file else "TLS" if settings.tls else "plaintext"
+    if not settings.tls and not is_loopback(host):
+        log.warning(
+            "serving WITHOUT TLS on %s (allow_insecure): bearer tokens and exchange secrets "
+            "cross the network in clear text",
+            host,
+        )
+    log.info("govex serving on %s:%d (%s, database %s)", host, port, transport, store.dialect)
     return Running(
         server,
         health_servicer,
@@ -243,7 +294,41 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         policy,
         engine,
         exchanges,
+        auth,
+        reloader,
+        limits,
+        audit,
     )
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the settings' PEM files (None: plaintext)."""
+    if not settings.tls:
+        return None
+
+    def read(name: str, path: str) -> bytes:
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+
+    cert = read("tls_cert_file", settings.tls_cert_file)
+    key = read("tls_key_file", settings.tls_key_file)
+    ca = (
+        read("tls_client_ca_file", settings.tls_client_ca_file)
+        if settings.tls_client_ca_file
+        else None
+    )
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+    )
+
+
+def _reload_principals(path: str) -> dict[str, Principal]:
+    try:
+        return load_principals(path)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _execution(
@@ -253,6 +338,7 @@ def _execution(
     governance: GovernanceService,
     policy: PolicyService,
     freezes: FreezeService,
+    recorder: Recorder,
 ) -> tuple[ExchangeRegistry, ExecutionPlanner, ExecutionEngine, AccountService]:
     """The exchange accounts, the planner, the engine and ConnectExchange."""
     try:
@@ -283,7 +369,7 @@ def _execution(
         for e in exchanges.all()
     }
     engine = ExecutionEngine(
-        store, clock, governance, planner, freezes, exchanges, limiters, limits
+        store, clock, governance, planner, freezes, exchanges, limiters, limits, recorder
     )
     accounts = AccountService(
         store,
@@ -294,6 +380,7 @@ def _execution(
         settings.live_trading_enabled,
         settings.max_orders_per_window,
         window,
+        recorder,
     )
     return exchanges, planner, engine, accounts
 
@@ -317,6 +404,14 @@ async def serve(settings: Settings, clock: Clock | None = None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def reload_principals() -> None:
+        task = loop.create_task(running.principals.reload("SIGHUP"))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload_principals)
     await stop.wait()
     log.info("shutting down (grace %.1fs)", settings.shutdown_grace_seconds)
     await running.stop(settings.shutdown_grace_seconds)
@@ -330,3 +425,24 @@ async def migrate_only(settings: Settings) -> None:
         await migrate(store)
     finally:
         await store.close()
+
+
+async def verify_audit(settings: Settings, out: Callable[[str], None]) -> int:
+    """Walks the whole audit chain: 0 and its count and head hash when
+    intact, 1 and the first broken link otherwise; changes nothing."""
+    store = Store(settings.database_url)
+    try:
+        if not await at_head(store):
+            out("the database is not migrated to this version: run govex-server migrate first")
+            return 2
+        verdict = await AuditLog(store).verify(
+            lambda n: out(f"... {n} records verified") if n % 100_000 == 0 else None
+        )
+    finally:
+        await store.close()
+    if verdict.intact:
+        out(f"audit chain intact: {verdict.count} records, head hash {verdict.head_hash}")
+        return 0
+    out(f"audit chain BROKEN at record {verdict.broken_at}: {verdict.problem}")
+    out(f"({verdict.count} records before it verified)")
+    return 1

@@ -57,6 +57,23 @@ class Settings:
     credentials_key: str = ""
     # Live (non-sandbox) trading must be switched on explicitly.
     live_trading_enabled: bool = False
+    # Idempotency keys (request_id) are honoured this long (AIP-155).
+    request_id_retention_hours: float = 72.0
+    # TLS: the server's certificate chain and key (PEM). With
+    # tls_client_ca_file, clients must present a certificate signed by it
+    # (mTLS); its subject CN or a SAN may name a principal.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    # Listening on a non-loopback address without TLS is refused unless set.
+    allow_insecure: bool = False
+    # Open streams per connection and per principal; more are refused with
+    # RESOURCE_EXHAUSTED.
+    max_streams_per_connection: int = 100
+    max_streams_per_principal: int = 500
+    # Re-read the principals file this often (it is also re-read on SIGHUP);
+    # 0: only on SIGHUP.
+    principals_reload_seconds: float = 0.0
     # Every threshold of POLICY.md, from the [policy] table of the config
     # file (durations as <name>_minutes). Not an environment variable.
     policy: PolicySettings = field(default_factory=PolicySettings)
@@ -99,12 +116,51 @@ class Settings:
             raise ConfigError("safety_level: STRICT, MODERATE or PERMISSIVE")
         if min(self.max_order_notional, self.daily_notional_limit, self.price_collar_bps) <= 0:
             raise ConfigError("max_order_notional, daily_notional_limit, price_collar_bps: > 0")
+        if not 1 <= self.request_id_retention_hours <= 8760:
+            raise ConfigError("request_id_retention_hours: must be between 1 and 8760")
+        self._validate_transport(host)
         _validate_policy(self.policy)
         if self.phase.streak_needed < 1 or self.phase.min_span < timedelta(0):
             raise ConfigError("phase: streak_needed >= 1, min_span_minutes >= 0")
         if self.phase.freshness_horizon_minutes <= 0:
             raise ConfigError("phase: freshness_horizon_minutes > 0")
         return self
+
+    def _validate_transport(self, host: str) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ConfigError("tls_cert_file and tls_key_file: give both or neither")
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ConfigError("tls_client_ca_file: needs tls_cert_file and tls_key_file")
+        if not self.tls and not is_loopback(host) and not self.allow_insecure:
+            raise ConfigError(
+                f"listen: {self.listen} is not a loopback address and TLS is off: set "
+                "tls_cert_file and tls_key_file, or allow_insecure = true to send bearer "
+                "tokens and exchange secrets in clear text on purpose"
+            )
+        if not 1 <= self.max_streams_per_connection <= 100_000:
+            raise ConfigError("max_streams_per_connection: must be between 1 and 100000")
+        if not 1 <= self.max_streams_per_principal <= 1_000_000:
+            raise ConfigError("max_streams_per_principal: must be between 1 and 1000000")
+        if self.principals_reload_seconds != 0 and not 1 <= self.principals_reload_seconds <= 86400:
+            raise ConfigError("principals_reload_seconds: 0 (off) or between 1 and 86400")
+
+    @property
+    def tls(self) -> bool:
+        """True when the server listens with TLS."""
+        return bool(self.tls_cert_file)
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach."""
+    import ipaddress
+
+    name = host.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _validate_policy(p: PolicySettings) -> None:

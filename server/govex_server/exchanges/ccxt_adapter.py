@@ -14,6 +14,7 @@ from typing import Any
 import ccxt.async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 
+from govex_server.domain.errors import failed_precondition
 from govex_server.domain.execution.safety import Market
 from govex_server.exchanges.base import Balance, ExchangeOrder
 from govex_server.exchanges.errors import (
@@ -86,6 +87,13 @@ class CcxtExchange:
         # None until a call was made; then whether the last one reached it.
         self.reachable: bool | None = None
         if sandbox:
+            # ccxt fails with a TypeError for an exchange without test URLs.
+            if not self._x.urls.get("test"):
+                raise failed_precondition(
+                    "SANDBOX_UNSUPPORTED",
+                    f"exchanges/{account}",
+                    f"{ccxt_id} has no sandbox (testnet) in ccxt; connect it with sandbox=false",
+                )
             self._x.set_sandbox_mode(True)
 
     async def close(self) -> None:
