@@ -140,9 +140,19 @@ class AccountService:
             )
             self._recorder.record(uow, call, audit, (), exchange)
 
-        await self._store.write(unit)
-        self._exchanges.put(exchange)
+        # The limiter is in place while the unit runs: the response stored for
+        # a repeat of this request shows the same rate budget as the first.
+        previous = self._limiters.get(account)
         self._limiters[account] = OrderRateLimiter(self._clock, max_orders, self._window)
+        try:
+            await self._store.write(unit)
+        except BaseException:
+            if previous is None:
+                del self._limiters[account]
+            else:
+                self._limiters[account] = previous
+            raise
+        self._exchanges.put(exchange)
         return exchange
 
     async def load(self) -> None:

@@ -279,7 +279,7 @@ class ExecutionEngine:
             # Audited, and replayed by its request_id; nothing else is stored.
             await self._store.write(
                 lambda uow: self._recorder.record(
-                    uow, call, self._audit(actor, execution, plan.etag, orders), (), dry
+                    uow, call, self._audit(actor, execution, plan.etag, orders, call), (), dry
                 )
             )
             return dry
@@ -303,7 +303,7 @@ class ExecutionEngine:
                 self._event(uow, order, execution.state)
             view = ExecutionView(execution, orders)
             self._recorder.record(
-                uow, call, self._audit(actor, execution, plan.etag, orders), (), view
+                uow, call, self._audit(actor, execution, plan.etag, orders, call), (), view
             )
 
         await self._store.write(unit)
@@ -316,6 +316,7 @@ class ExecutionEngine:
         execution: ExecutionRecord,
         plan_etag: str,
         orders: Sequence[OrderRecord],
+        call: Call | None,
     ) -> AuditRecord:
         dry = " (dry run)" if execution.dry_run else ""
         return AuditRecord(
@@ -323,7 +324,8 @@ class ExecutionEngine:
             principal=actor.name,
             principal_kind=actor.kind.value,
             mode="",
-            rpc="ExecutePlan",
+            # Either service's ExecutePlan, as the caller called it.
+            rpc=call.rpc if call is not None else "ExecutePlan",
             resource=execution.name,
             etag_before=plan_etag,
             etag_after=None,
