@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PROTO_FILES := $(shell find protos/govex -name '*.proto' | sort)
 GOVEX_LISTEN ?= 127.0.0.1:50051
 
-.PHONY: run test lint generate protoset bench system-deps venv clean format
+.PHONY: run test lint generate protoset bench fuzz system-deps venv clean format
 
 # The virtualenv is rebuilt whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -66,6 +66,10 @@ protoset: $(STAMP)
 bench: $(STAMP)
 	@command -v h2load >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null; }
 	$(BIN)/python -m tests.bench.run_all
+
+# 100,000 fuzzed calls over every RPC (not part of `make test`, which runs 2,000).
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache

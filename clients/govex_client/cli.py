@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", default=os.environ.get("GOVEX_TARGET", "127.0.0.1:50051"))
     parser.add_argument("--token", default=os.environ.get("GOVEX_TOKEN", ""))
     parser.add_argument("--timeout", type=float, default=10.0)
+    env = os.environ.get
+    parser.add_argument("--ca-file", default=env("GOVEX_CA_FILE", ""), help="TLS: server CA (PEM)")
+    parser.add_argument("--cert-file", default=env("GOVEX_CERT_FILE", ""), help="mTLS: client cert")
+    parser.add_argument("--key-file", default=env("GOVEX_KEY_FILE", ""), help="mTLS: client key")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("state", help="the governance state")
     commands.add_parser("cooldown", help="when the next plan may be published")
@@ -57,7 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def run(args: argparse.Namespace) -> Message:
     """Performs the command and returns the message to print."""
-    config = ClientConfig(target=args.target, token=args.token, timeout_seconds=args.timeout)
+    config = ClientConfig(
+        target=args.target,
+        token=args.token,
+        timeout_seconds=args.timeout,
+        ca_file=args.ca_file,
+        cert_file=args.cert_file,
+        key_file=args.key_file,
+    )
     async with GovexClient(config) as client:
         if args.command == "state":
             return await client.governance_state()

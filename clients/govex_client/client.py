@@ -33,6 +33,32 @@ class ClientConfig:
     timeout_seconds: float = 10.0
     retries: int = 3
     retry_backoff_seconds: float = 0.2
+    # TLS: the CA that signed the server's certificate (empty: plaintext),
+    # and for mTLS this client's certificate and key (the certificate may
+    # name the principal instead of a token).
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+    def channel(self) -> grpc.aio.Channel:
+        """A channel to ``target``: TLS when ``ca_file`` is set."""
+        if not self.ca_file:
+            if self.cert_file or self.key_file:
+                raise ValueError("a client certificate needs ca_file (TLS) too")
+            return grpc.aio.insecure_channel(self.target)
+
+        def read(path: str) -> bytes | None:
+            if not path:
+                return None
+            with open(path, "rb") as file:
+                return file.read()
+
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("cert_file and key_file go together")
+        credentials = grpc.ssl_channel_credentials(
+            read(self.ca_file), read(self.key_file), read(self.cert_file)
+        )
+        return grpc.aio.secure_channel(self.target, credentials)
 
 
 class GovexClient:
@@ -41,7 +67,7 @@ class GovexClient:
 
     def __init__(self, config: ClientConfig, channel: grpc.aio.Channel | None = None) -> None:
         self.config = config
-        self.channel = channel or grpc.aio.insecure_channel(config.target)
+        self.channel = channel or config.channel()
         self.governance = governance_service_pb2_grpc.GovernanceServiceStub(self.channel)
         self.execution = execution_service_pb2_grpc.ExecutionServiceStub(self.channel)
 
@@ -57,7 +83,10 @@ class GovexClient:
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        """The call metadata carrying the bearer token."""
+        """The call metadata carrying the bearer token (none without one: a
+        client certificate then says who is calling)."""
+        if not self.config.token:
+            return ()
         return (("authorization", f"Bearer {self.config.token}"),)
 
     async def call(

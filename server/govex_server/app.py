@@ -134,6 +134,7 @@ async def _set_health(
 
 async def start(settings: Settings, clock: Clock | None = None) -> Running:
     """Migrates the database, builds everything and starts serving."""
+    settings.validate()  # also when embedded without load_settings
     clock = clock or SystemClock()
     principals = load_principals(settings.principals_file)
     store = Store(settings.database_url, encode_event)
