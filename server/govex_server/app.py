@@ -103,6 +103,7 @@ class Running:
     principals: PrincipalsReloader
     limits: StreamLimits
     audit: AuditLog
+    keys: IdempotencyKeys
 
     async def stop(self, grace: float) -> None:
         """NOT_SERVING first (load balancers drain), streams told to resume
@@ -299,6 +300,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         reloader,
         limits,
         audit,
+        keys,
     )
 
 

@@ -150,6 +150,7 @@ class BodyMaker:
         if field.type == FD.TYPE_BOOL:
             return rng.random() < 0.5
         if field.type == FD.TYPE_ENUM:
+            assert field.enum_type is not None
             known = [v.number for v in field.enum_type.values]
             return rng.choice([*known, 99, -1])
         if field.type in (FD.TYPE_DOUBLE, FD.TYPE_FLOAT):

@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
@@ -26,14 +27,14 @@ async def _one(channel: grpc.aio.Channel, call: Call) -> str:
     metadata = _metadata(call.identity)
     try:
         if call.method.server_streaming:
-            stream = channel.unary_stream(call.path)(
-                call.body, metadata=metadata, timeout=STREAM_DEADLINE
-            )
+            open_stream: Any = channel.unary_stream(call.path)
+            stream = open_stream(call.body, metadata=metadata, timeout=STREAM_DEADLINE)
             async for _ in stream:
                 break
             stream.cancel()
             return "OK (stream)"
-        await channel.unary_unary(call.path)(call.body, metadata=metadata, timeout=UNARY_DEADLINE)
+        unary: Any = channel.unary_unary(call.path)
+        await unary(call.body, metadata=metadata, timeout=UNARY_DEADLINE)
         return "OK"
     except grpc.aio.AioRpcError as error:
         return error.code().name

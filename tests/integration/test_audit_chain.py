@@ -12,6 +12,7 @@ import logging
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -134,7 +135,7 @@ async def test_list_audit_records_pages_filters_and_can_be_verified_outside(
         await propose(h, "alice")
     h.clock.advance(timedelta(minutes=1))
     frozen = await freeze(h, freeze_pb2.FREEZE_TYPE_S3_ALERT_FREEZE, who="carol")
-    records = []
+    records: list[Any] = []
     token = ""
     while True:
         page = await h.gov.ListAuditRecords(

@@ -1,0 +1,83 @@
+"""`kill -HUP` makes the running server re-read its principals file, and
+the reload is in the audit log (verify-audit still passes)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+from govex.governance.v1 import governance_service_pb2 as gov
+from govex.governance.v1 import governance_service_pb2_grpc
+from tests.integration.test_front_door import _principal, append, copy_principals
+from tests.postgres import free_port
+
+BIN = Path(sys.executable).parent
+
+
+def _answers(address: str, token: str) -> grpc.StatusCode:
+    with grpc.insecure_channel(address) as channel:
+        stub = governance_service_pb2_grpc.GovernanceServiceStub(channel)
+        try:
+            stub.GetGovernanceState(
+                gov.GetGovernanceStateRequest(),
+                metadata=(("authorization", f"Bearer {token}"),),
+                timeout=2,
+            )
+            return grpc.StatusCode.OK
+        except grpc.RpcError as error:
+            return error.code()
+
+
+def _until(condition: object, within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
+
+
+def test_sighup_reloads_the_principals(tmp_path: Path) -> None:
+    principals = copy_principals(tmp_path)
+    address = f"127.0.0.1:{free_port()}"
+    url = f"sqlite:///{tmp_path}/govex.db"
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [
+                str(BIN / "govex-server"),
+                "serve",
+                "--listen",
+                address,
+                "--database-url",
+                url,
+                "--principals-file",
+                str(principals),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={"GOVEX_PAPER_BOOK_FILE": str(tmp_path / "book.db"), "PATH": "/usr/bin:/bin"},
+        )
+    try:
+        _until(lambda: _answers(address, "dev-victor-token") == grpc.StatusCode.OK)
+        assert _answers(address, "yuri-token") == grpc.StatusCode.UNAUTHENTICATED
+        append(principals, _principal("yuri", '"viewer"', "yuri-token"))
+        server.send_signal(signal.SIGHUP)
+        _until(lambda: _answers(address, "yuri-token") == grpc.StatusCode.OK)
+        assert "principals reloaded (SIGHUP)" in log.read_text()
+    finally:
+        server.terminate()
+        assert server.wait(timeout=30) == 0, log.read_text()
+    verified = subprocess.run(
+        [str(BIN / "govex-server"), "verify-audit", "--database-url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout
+    assert "audit chain intact: 1 records" in verified.stdout
