@@ -2,6 +2,9 @@
 both loaded by h2load in the same run; start-up time and idle and peak RSS;
 then fan-out and execution.
 
+Then ProposePlan before and after the server interceptor (issue 9: the
+ratio to echo drops by no more than 5%).
+
 Targets (issue 8): GetGovernanceState >= 0.9x echo; ProposePlan (a durable
 write: plan, audit record and event) >= 0.5x echo; idle RSS <= 100 MiB;
 start-up to SERVING <= 1 s. Printed, never asserted: these machines are
@@ -24,7 +27,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from govex.governance.v1 import governance_service_pb2 as gov
-from tests.bench import execution_bench, fanout, h2load, peer_fastapi, requests_with_ids
+from tests.bench import (
+    execution_bench,
+    fanout,
+    h2load,
+    interceptor_cost,
+    peer_fastapi,
+    requests_with_ids,
+)
 from tests.postgres import free_port
 
 BIN = Path(sys.executable).parent
@@ -123,6 +133,23 @@ def server_side_failures(log: Path) -> int:
         if " refused: " in message or "failed unexpectedly" in message:
             count += 1
     return count
+
+
+def interceptor_only() -> int:
+    """``--interceptor``: only the before/after comparison of ProposePlan."""
+    tmp = Path(tempfile.mkdtemp(prefix="govex-bench-"))
+    echo_port = free_port()
+    echo = subprocess.Popen(
+        [sys.executable, "-m", "tests.bench.echo_server", str(echo_port)],
+        stdout=subprocess.PIPE,
+    )
+    assert echo.stdout is not None
+    echo.stdout.readline()
+    try:
+        return 0 if interceptor_cost.run(echo_port, tmp, proposal(), "dev-alice-token") else 1
+    finally:
+        echo.terminate()
+        echo.wait(timeout=30)
 
 
 def main() -> int:
@@ -230,6 +257,9 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
+    try:
+        ok = interceptor_cost.run(echo_port, tmp, proposal(), "dev-alice-token") and ok
+    finally:
         echo.terminate()
         echo.wait(timeout=30)
     ok = execution_bench.main() and ok
@@ -237,4 +267,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interceptor_only() if "--interceptor" in sys.argv else main())
