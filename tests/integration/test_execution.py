@@ -269,7 +269,9 @@ async def test_dry_run_sends_nothing_and_changes_nothing(harness: Harness) -> No
         k: v for k, v in before.items() if k not in audit_trail
     }
     records = await h.store.read(lambda uow: uow.audit.for_resource(dry.name))
-    assert [(r.rpc, r.details["dry_run"]) for r in records] == [("ExecutionService.ExecutePlan", True)]
+    assert [(r.rpc, r.details["dry_run"]) for r in records] == [
+        ("ExecutionService.ExecutePlan", True)
+    ]
     assert await paper(h).orders("gx") == []
 
 

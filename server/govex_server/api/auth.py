@@ -4,7 +4,7 @@ subject CN or a SAN names a principal of the principals file."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from govex_server.domain.errors import Category, GovexError
 from govex_server.domain.principals import Principal
@@ -38,9 +38,15 @@ class Authenticator:
         """Every known principal."""
         return list(self._tables[1].values())
 
-    def authenticate(self, metadata: Metadata, peer: AuthContext | None = None) -> Principal:
+    def authenticate(
+        self,
+        metadata: Metadata,
+        peer: AuthContext | Callable[[], AuthContext | None] | None = None,
+    ) -> Principal:
         """The caller, or UNAUTHENTICATED. A bearer token wins over a client
-        certificate; a certificate counts only if it names a principal."""
+        certificate; a certificate counts only if it names a principal.
+        ``peer`` may be a function: the certificate is then read only for a
+        call without a token (most calls never pay for it)."""
         by_hash, by_name = self._tables
         header = ""
         for key, value in metadata or ():
@@ -48,6 +54,8 @@ class Authenticator:
                 header = value.decode() if isinstance(value, bytes) else value
                 break
         if not header:
+            if callable(peer):
+                peer = peer()
             for name in _certificate_names(peer):
                 if name in by_name:
                     return by_name[name]

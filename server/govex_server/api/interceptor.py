@@ -153,7 +153,7 @@ class GovexInterceptor(grpc.aio.ServerInterceptor):
         context: Context,
     ) -> tuple[Call, Message]:
         """Who is calling, may they, and what did they send."""
-        principal = self._auth.authenticate(context.invocation_metadata(), _peer(context))
+        principal = self._auth.authenticate(context.invocation_metadata(), lambda: _peer(context))
         authorize(principal, name, spec)
         try:
             request: Message = parse(raw)
