@@ -22,7 +22,7 @@ from tests.postgres import free_port
 BIN = Path(sys.executable).parent
 # The last commit of main before the interceptor, the Recorder and the chain.
 BEFORE = "4c44be2"
-ROUNDS = 3
+ROUNDS = 5
 REQUESTS = 5_000
 WARMUP = 500
 CLIENTS, STREAMS = 4, 16
