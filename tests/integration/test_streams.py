@@ -283,7 +283,25 @@ async def test_streams_resuming_together_share_their_replay_reads(harness: Harne
         await freeze(h, reason=f"history {i}")
     stored = [s for s, _ in await stored_events(h, FREEZE_KINDS)]
     assert h.running is not None
-    reads_before = h.running.bus.replay_pages.reads
+    pages = h.running.bus.replay_pages
+    reads_before = pages.reads
+    # "Together" made exact on a loaded machine too: the store's reads wait
+    # until all 40 streams have asked for the page.
+    asked: list[object] = []
+    all_asked = asyncio.Event()
+    ask, read = pages.get, pages._read
+
+    async def counted(key: Any) -> Any:
+        asked.append(key)
+        if len(asked) == 40:
+            all_asked.set()
+        return await ask(key)
+
+    async def held(key: Any) -> Any:
+        await asyncio.wait_for(all_asked.wait(), 60)
+        return await read(key)
+
+    pages.get, pages._read = counted, held  # type: ignore[method-assign]
     calls = [
         h.gov.WatchFreezeEvents(
             gov.WatchFreezeEventsRequest(after_sequence=stored[0]), metadata=md("victor")
@@ -293,7 +311,8 @@ async def test_streams_resuming_together_share_their_replay_reads(harness: Harne
     received = await asyncio.gather(*(read_events(call, 4) for call in calls))
     # Every stream gets exactly the history after its resume point...
     assert all([e.sequence for e in events] == stored[1:] for events in received)
-    # ...from far fewer reads than streams (those opening together share one).
-    assert h.running.bus.replay_pages.reads - reads_before < 30
+    # ...from at most two reads: the one the first stream started, and the
+    # next one, which every stream that came while it ran shares.
+    assert 1 <= pages.reads - reads_before <= 2
     for call in calls:
         call.cancel()
