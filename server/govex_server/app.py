@@ -8,7 +8,6 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -26,6 +25,7 @@ from govex_server.api.interceptor import GovexInterceptor
 from govex_server.api.registration import register
 from govex_server.api.stream_limits import StreamLimits
 from govex_server.api.streams import EventStreams, event_frame
+from govex_server.api.transport import SERVER_OPTIONS, server_credentials
 from govex_server.config import ConfigError, Settings, is_loopback, load_principals
 from govex_server.domain.clock import Clock, SystemClock
 from govex_server.domain.events import EventKind
@@ -64,22 +64,6 @@ SERVICE_NAMES = (GOVERNANCE.full_name, EXECUTION.full_name)
 # Methods that hand gRPC bytes already serialized (one encoding shared by
 # every subscriber or every caller).
 PRESERIALIZED = frozenset({"WatchFreezeEvents", "WatchGovernanceEvents", "GetGovernanceState"})
-
-# Keepalive: detect dead peers of long streams, and tolerate clients that
-# ping every 10 s. Pending-request limits are raised so that thousands of
-# concurrent stream subscriptions are accepted instead of being cancelled by
-# gRPC core before Python sees them (defaults 1,000 and 3,000).
-SERVER_OPTIONS: list[tuple[str, int]] = [
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-    ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.server.max_pending_requests", 20_000),
-    ("grpc.server.max_pending_requests_hard_limit", 40_000),
-    ("grpc.max_concurrent_streams", 20_000),
-    ("grpc.so_reuseport", 0),
-]
 
 
 @dataclass
@@ -301,29 +285,6 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         limits,
         audit,
         keys,
-    )
-
-
-def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
-    """TLS credentials from the settings' PEM files (None: plaintext)."""
-    if not settings.tls:
-        return None
-
-    def read(name: str, path: str) -> bytes:
-        try:
-            return Path(path).read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"{name}: {exc}") from None
-
-    cert = read("tls_cert_file", settings.tls_cert_file)
-    key = read("tls_key_file", settings.tls_key_file)
-    ca = (
-        read("tls_client_ca_file", settings.tls_client_ca_file)
-        if settings.tls_client_ca_file
-        else None
-    )
-    return grpc.ssl_server_credentials(
-        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
     )
 
 

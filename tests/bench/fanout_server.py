@@ -17,7 +17,7 @@ from google.protobuf import timestamp_pb2
 
 from govex.governance.v1 import events_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
-from govex_server.app import SERVER_OPTIONS
+from govex_server.api.transport import SERVER_OPTIONS
 
 SERVICE = "govex.governance.v1.GovernanceService"
 subscribers: set[asyncio.Queue[bytes]] = set()

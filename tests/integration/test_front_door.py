@@ -23,6 +23,7 @@ from govex.governance.v1 import freeze_pb2, plan_pb2, signals_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
 from govex_client.errors import GovexRpcError
 from govex_server.api.auth import token_sha256
+from govex_server.api.transport import MAX_REQUEST_BYTES
 from tests.conftest import Harness, HarnessFactory
 from tests.integration.freeze_helpers import wait_for
 from tests.integration.helpers import refused
@@ -49,6 +50,11 @@ async def test_the_body_of_an_unauthenticated_call_is_never_parsed(harness: Harn
     # With a token the same body is parsed, and refused as what it is.
     known = await raw_call(h, "ProposePlan", junk, md("alice"))
     assert (known.code, known.reason) == (C.INVALID_ARGUMENT, "UNDECODABLE_REQUEST")
+
+
+async def test_a_request_over_4_mib_is_refused(harness: Harness) -> None:
+    error = await raw_call(harness, "ProposePlan", b"\x00" * (MAX_REQUEST_BYTES + 1), md("alice"))
+    assert error.code == C.RESOURCE_EXHAUSTED
 
 
 def _duration(seconds: int, nanos: int) -> duration_pb2.Duration:
