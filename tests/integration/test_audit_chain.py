@@ -11,6 +11,8 @@ import hashlib
 import logging
 import subprocess
 import sys
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,12 +22,15 @@ from sqlalchemy import delete, update
 
 from govex.governance.v1 import freeze_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
+from govex_server.services.audit import AuditLog
 from govex_server.store import tables as t
 from govex_server.store.audit_repositories import AuditRecord
 from govex_server.store.database import Store, UnitOfWork
+from govex_server.store.migrate import migrate
 from tests.conftest import Harness
 from tests.integration.freeze_helpers import freeze
 from tests.integration.helpers import propose, refused
+from tests.postgres import create_database
 from tests.support import md
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -188,3 +193,68 @@ async def test_list_audit_records_is_for_admins_and_auditors(harness: Harness) -
         h.gov.ListAuditRecords(gov.ListAuditRecordsRequest(page_token="x"), metadata=md("audrey"))
     )
     assert bad.code == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in bad.fields
+
+
+def appending(n: int) -> Callable[[UnitOfWork], int]:
+    return lambda uow: uow.audit.append(record(n))
+
+
+async def test_a_rolled_back_append_leaves_the_chain_whole(store: Store) -> None:
+    await chain_of(store, 3)
+
+    def changes_its_mind(uow: UnitOfWork) -> None:
+        uow.audit.append(record(4))
+        raise ValueError("rolled back after the append")
+
+    with pytest.raises(ValueError):
+        await store.write(changes_its_mind)
+    # The process's guess of the head is now ahead of the database's.
+    await store.write(lambda uow: uow.audit.append(record(5)))
+    verdict = await AuditLog(store).verify()
+    assert (verdict.intact, verdict.count) == (True, 4), verdict
+
+
+@pytest.mark.postgres
+async def test_two_replicas_appending_at_once_keep_one_chain(pg_base_url: str) -> None:
+    url = create_database(pg_base_url, f"t_{uuid.uuid4().hex[:16]}")
+    first, second = Store(url), Store(url)
+    await migrate(first)
+    try:
+
+        async def appends(store: Store, offset: int) -> None:
+            for n in range(40):
+                await store.write(appending(offset + n))
+
+        await asyncio.gather(appends(first, 0), appends(second, 1000), appends(first, 2000))
+        verdict = await AuditLog(second).verify()
+        assert (verdict.intact, verdict.count) == (True, 120), verdict
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest.mark.postgres
+async def test_a_replica_whose_guess_was_rolled_back_chains_onto_the_real_head(
+    pg_base_url: str,
+) -> None:
+    url = create_database(pg_base_url, f"t_{uuid.uuid4().hex[:16]}")
+    first, second = Store(url), Store(url)
+    await migrate(first)
+    try:
+        await first.write(appending(1))
+
+        def changes_its_mind(uow: UnitOfWork) -> None:
+            uow.audit.append(record(2))
+            raise ValueError("rolled back after the append")
+
+        with pytest.raises(ValueError):
+            await first.write(changes_its_mind)
+        # The other replica writes record 2 for real: same sequence as the
+        # first replica's guess, another hash.
+        await second.write(appending(3))
+        await first.write(appending(4))
+        verdict = await AuditLog(first).verify()
+        assert (verdict.intact, verdict.count) == (True, 3), verdict
+    finally:
+        await first.close()
+        await second.close()

@@ -13,14 +13,17 @@ from sqlalchemy.engine import Connection, RowMapping
 from govex_server.domain import audit_chain
 from govex_server.store import tables as t
 
-_HEAD_ADVANCE = (
-    update(t.audit_head)
-    .where(t.audit_head.c.id == 1)
-    .values(sequence=t.audit_head.c.sequence + 1)
-    .returning(t.audit_head.c.sequence, t.audit_head.c.hash)
-)
-_HEAD_SET_HASH = update(t.audit_head).where(t.audit_head.c.id == 1).values(hash=bindparam("b_hash"))
+# The head moves only from the state the new record was hashed against: a
+# stale guess of the head matches no row (rowcount 0) and is read again.
+# Plain SQL for the driver: this runs for every change inside the writer.
+_HEAD_MOVE_SQL = {
+    "qmark": "UPDATE audit_head SET sequence = ?, hash = ? "
+    "WHERE id = 1 AND sequence = ? AND hash = ?",
+    "numeric_dollar": "UPDATE audit_head SET sequence = $1, hash = $2 "
+    "WHERE id = 1 AND sequence = $3 AND hash = $4",
+}
 _HEAD = select(t.audit_head.c.sequence, t.audit_head.c.hash).where(t.audit_head.c.id == 1)
+_HEAD_LOCKED = _HEAD.with_for_update()  # FOR UPDATE on PostgreSQL; SQLite has one writer
 _AUDIT_INSERT = insert(t.audit_log)
 _IDEMPOTENCY_GET = select(t.idempotency_keys.c.fingerprint, t.idempotency_keys.c.response).where(
     t.idempotency_keys.c.principal == bindparam("b_principal"),
@@ -82,25 +85,49 @@ def _stored(row: RowMapping) -> StoredAuditRecord:
     return StoredAuditRecord(row["sequence"], record, row["previous_hash"], row["hash"])
 
 
+class HeadGuess:
+    """The chain's head as this process last wrote it (one per Store). It
+    saves reading the head before each append; it may be stale (another
+    replica wrote, or the transaction that wrote it rolled back), which the
+    conditional head UPDATE detects."""
+
+    def __init__(self) -> None:
+        self.value: tuple[int, str] | None = None
+
+
 class AuditRepository:
     """The audit log. Append-only: there is no update or delete here."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, guess: HeadGuess | None = None) -> None:
         self._conn = conn
+        self._guess = guess or HeadGuess()
 
     def append(self, record: AuditRecord) -> int:
         """Adds one record at the chain's head, in the caller's transaction;
-        returns its sequence. Advancing the head row first locks it, so
-        concurrent transactions (other replicas) chain one after another."""
-        sequence, previous = self._conn.execute(_HEAD_ADVANCE).one()
+        returns its sequence. Moving the head row locks it, so concurrent
+        transactions (other replicas) chain one after another."""
         fields = record.__dict__
-        digest = audit_chain.link(previous, audit_chain.content(sequence, fields))
+        head = self._guess.value
+        for _ in range(2):
+            if head is None:
+                row = self._conn.execute(_HEAD_LOCKED).one()
+                head = (int(row[0]), str(row[1]))
+            sequence = head[0] + 1
+            digest = audit_chain.link(head[1], audit_chain.content(sequence, fields))
+            moved = self._conn.exec_driver_sql(
+                _HEAD_MOVE_SQL[self._conn.dialect.paramstyle], (sequence, digest, *head)
+            )
+            if moved.rowcount == 1:
+                break
+            head = None  # the guess was stale: read the head under its lock
+        else:
+            raise RuntimeError("the audit head moved while it was locked")
         self._conn.execute(
             _AUDIT_INSERT,
-            {**fields, "sequence": sequence, "previous_hash": previous, "hash": digest},
+            {**fields, "sequence": sequence, "previous_hash": head[1], "hash": digest},
         )
-        self._conn.execute(_HEAD_SET_HASH, {"b_hash": digest})
-        return int(sequence)
+        self._guess.value = (sequence, digest)
+        return sequence
 
     def head(self) -> tuple[int, str]:
         """``(sequence, hash)`` of the newest record (0 and GENESIS if none)."""

@@ -32,7 +32,11 @@ from sqlalchemy.exc import IntegrityError
 
 from govex_server.domain.errors import Category, GovexError
 from govex_server.domain.events import DomainEvent
-from govex_server.store.audit_repositories import AuditRepository, IdempotencyRepository
+from govex_server.store.audit_repositories import (
+    AuditRepository,
+    HeadGuess,
+    IdempotencyRepository,
+)
 from govex_server.store.execution_repositories import (
     DailyNotionalRepository,
     ExecutionRepository,
@@ -128,11 +132,13 @@ def create_engine(url: str) -> AsyncEngine:
 class UnitOfWork:
     """One transaction and the repositories that work inside it."""
 
-    def __init__(self, conn: Connection, encode_event: EventEncoder) -> None:
+    def __init__(
+        self, conn: Connection, encode_event: EventEncoder, audit_head: HeadGuess | None = None
+    ) -> None:
         self.conn = conn
         self.plans = PlanRepository(conn)
         self.modes = ModeRepository(conn)
-        self.audit = AuditRepository(conn)
+        self.audit = AuditRepository(conn, audit_head)
         self.idempotency = IdempotencyRepository(conn)
         self.freezes = FreezeRepository(conn)
         self.events = EventRepository(conn, encode_event)
@@ -164,6 +170,7 @@ class Store:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self._encode_event = encode_event
+        self._audit_head = HeadGuess()
         self._change_listeners: list[tuple[frozenset[str] | None, Callable[[], None]]] = []
         self._event_listeners: list[Callable[[list[StoredEvent]], None]] = []
         self.engine: AsyncEngine | None = None
@@ -221,7 +228,7 @@ class Store:
 
     def _bind(self, unit: Unit[T]) -> Callable[[Connection], tuple[T, list[StoredEvent]]]:
         def run(conn: Connection) -> tuple[T, list[StoredEvent]]:
-            uow = UnitOfWork(conn, self._encode_event)
+            uow = UnitOfWork(conn, self._encode_event, self._audit_head)
             try:
                 result = unit(uow)
             except IntegrityError as exc:
