@@ -310,3 +310,28 @@ async def _until_logged(caplog: pytest.LogCaptureFixture, text: str, within: flo
         return text in caplog.text
 
     await _until(logged, within)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_client_pinging_too_often_loses_its_connection(harness: Harness) -> None:
+    # Keepalive enforcement: pings every 100 ms against the 10 s the server
+    # tolerates; after two strikes the server sends GOAWAY too_many_pings.
+    options = [
+        ("grpc.keepalive_time_ms", 100),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.use_local_subchannel_pool", 1),
+    ]
+    async with grpc.aio.insecure_channel(harness.target, options=options) as channel:
+        watch: Any = channel.unary_stream(f"{GOV}/WatchFreezeEvents")
+        stream = watch(gov.WatchFreezeEventsRequest().SerializeToString(), metadata=md("victor"))
+        await stream.read()  # the first heartbeat: the stream is open
+
+        async def until_it_ends() -> None:
+            while await stream.read() is not grpc.aio.EOF:
+                pass  # heartbeats
+
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await asyncio.wait_for(until_it_ends(), 30)
+        assert ended.value.code() == C.UNAVAILABLE
+        assert "ping" in (ended.value.details() or "").lower()
