@@ -126,15 +126,11 @@ class AccountService:
             statement = insert(t.exchange_accounts).values(**row)
             update = {k: v for k, v in row.items() if k != "id"}
             uow.conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=update))
-            audit = AuditRecord(
+            audit = AuditRecord.by(
+                actor,
                 at=now,
-                principal=actor.name,
-                principal_kind=actor.kind.value,
-                mode="",
                 rpc="ConnectExchange",
                 resource=f"exchanges/{account}",
-                etag_before=None,
-                etag_after=None,
                 reason=f"{request.ccxt_id} sandbox={request.sandbox}",
                 details={"ccxt_id": request.ccxt_id, "sandbox": request.sandbox},
             )

@@ -319,16 +319,13 @@ class ExecutionEngine:
         call: Call | None,
     ) -> AuditRecord:
         dry = " (dry run)" if execution.dry_run else ""
-        return AuditRecord(
+        return AuditRecord.by(
+            actor,
             at=execution.create_time,
-            principal=actor.name,
-            principal_kind=actor.kind.value,
-            mode="",
             # Either service's ExecutePlan, as the caller called it.
             rpc=call.rpc if call is not None else "ExecutePlan",
             resource=execution.name,
             etag_before=plan_etag,
-            etag_after=None,
             reason=f"{len(orders)} orders on exchanges/{execution.exchange}{dry}",
             details={
                 "plan": f"plans/{execution.plan_id}",
@@ -354,15 +351,11 @@ class ExecutionEngine:
                     "EXECUTION_STATE", name, f"{name} already ended ({execution.state.value})"
                 )
             view = ExecutionView(execution, uow.orders.for_execution(execution_id))
-            audit = AuditRecord(
+            audit = AuditRecord.by(
+                actor,
                 at=self._clock.now(),
-                principal=actor.name,
-                principal_kind=actor.kind.value,
-                mode="",
                 rpc="CancelExecution",
                 resource=name,
-                etag_before=None,
-                etag_after=None,
                 reason=reason,
                 details={"state": execution.state.value},
             )

@@ -145,15 +145,11 @@ class FreezeService:
                 self._recorder.record(
                     uow,
                     call,
-                    AuditRecord(
+                    AuditRecord.by(
+                        actor,
                         at=now,
-                        principal=actor.name,
-                        principal_kind=actor.kind.value,
-                        mode="",
                         rpc="Unfreeze",
                         resource="freezes",
-                        etag_before=None,
-                        etag_after=None,
                         reason=reason,
                         details={"lifted": 0},
                     ),
@@ -185,15 +181,11 @@ class FreezeService:
                     self._recorder.record(
                         uow,
                         None,
-                        AuditRecord(
+                        AuditRecord.by(
+                            None,
                             at=now,
-                            principal="govex",
-                            principal_kind="system",
-                            mode="",
                             rpc="FreezeExpiry",
                             resource=ended.name,
-                            etag_before=None,
-                            etag_after=None,
                             reason="expired",
                             details={"expire_time": ended.expire_time.isoformat()},
                         ),
@@ -269,15 +261,11 @@ class FreezeService:
         self._recorder.record(
             uow,
             call,
-            AuditRecord(
+            AuditRecord.by(
+                actor,
                 at=now,
-                principal=actor.name,
-                principal_kind=actor.kind.value,
-                mode="",
                 rpc=rpc,
                 resource=freeze.name,
-                etag_before=None,
-                etag_after=None,
                 reason=reason,
                 details={"type": freeze.type.value, "expire_time": freeze.expire_time.isoformat()},
             ),

@@ -680,10 +680,9 @@ class GovernanceService:
         """The audit record and the event of one change (and, for the call's
         own change, its idempotency record), in its transaction."""
         now = self._clock.now()
-        audit = AuditRecord(
+        audit = AuditRecord.by(
+            actor,
             at=now,
-            principal=actor.name,
-            principal_kind=actor.kind.value,
             mode=mode.mode.value,
             rpc=rpc,
             resource=resource,

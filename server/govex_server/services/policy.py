@@ -96,15 +96,11 @@ class PolicyService:
                 )
             self._save(uow, version, derivation.state, new_phase)
             view = PolicyView(stored, derivation.policy, derivation.state.freshness, new_phase, now)
-            audit = AuditRecord(
+            audit = AuditRecord.by(
+                actor,
                 at=now,
-                principal=actor.name,
-                principal_kind=actor.kind.value,
-                mode="",
                 rpc="PublishSignals",
                 resource="signals",
-                etag_before=None,
-                etag_after=None,
                 reason=stored.source,
                 details={"as_of": stored.as_of.isoformat(), "mode": derivation.policy.mode.name},
             )

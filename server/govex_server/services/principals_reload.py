@@ -60,15 +60,11 @@ class PrincipalsReloader:
                 "changed": changed,
             }
             now = self._clock.now()
-            audit = AuditRecord(
+            audit = AuditRecord.by(
+                None,
                 at=now,
-                principal="govex",
-                principal_kind="system",
-                mode="",
                 rpc="PrincipalsReload",
                 resource="principals",
-                etag_before=None,
-                etag_after=None,
                 reason=why,
                 details=details,
             )

@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from govex_server.domain import audit_chain
+from govex_server.domain.principals import Principal
 from govex_server.store import tables as t
 
 # The head moves only from the state the new record was hashed against: a
@@ -32,6 +33,8 @@ _IDEMPOTENCY_GET = select(t.idempotency_keys.c.fingerprint, t.idempotency_keys.c
     t.idempotency_keys.c.created_at >= bindparam("b_since"),
 )
 _IDEMPOTENCY_INSERT = insert(t.idempotency_keys)
+# Who the audit log names for changes nobody asked for.
+SERVER = ("govex", "system")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,25 @@ class AuditRecord:
     etag_after: str | None
     reason: str
     details: dict[str, Any]
+
+    @classmethod
+    def by(
+        cls,
+        actor: Principal | None,
+        *,
+        at: datetime,
+        rpc: str,
+        resource: str,
+        reason: str,
+        details: dict[str, Any],
+        mode: str = "",
+        etag_before: str | None = None,
+        etag_after: str | None = None,
+    ) -> AuditRecord:
+        """The record of what ``actor`` did; ``None`` for what the server did
+        on its own (an expiry, a principals reload)."""
+        name, kind = (actor.name, actor.kind.value) if actor is not None else SERVER
+        return cls(at, name, kind, mode, rpc, resource, etag_before, etag_after, reason, details)
 
 
 @dataclass(frozen=True)
