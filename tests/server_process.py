@@ -18,8 +18,12 @@ BIN = Path(sys.executable).parent
 class ServerProcess:
     """One server whose state (database, paper book) lives in ``tmp``."""
 
-    def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, tmp: Path, env: dict[str, str] | None = None, principals_file: str = PRINCIPALS_FILE
+    ) -> None:
         self.tmp = tmp
+        self.principals_file = principals_file
+        self.database_url = f"sqlite:///{tmp}/govex.db"
         self.address = f"127.0.0.1:{free_port()}"
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
@@ -36,9 +40,9 @@ class ServerProcess:
                     "--listen",
                     self.address,
                     "--database-url",
-                    f"sqlite:///{self.tmp}/govex.db",
+                    self.database_url,
                     "--principals-file",
-                    PRINCIPALS_FILE,
+                    self.principals_file,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -14,7 +15,7 @@ import grpc
 from govex.governance.v1 import governance_service_pb2 as gov
 from govex.governance.v1 import governance_service_pb2_grpc
 from tests.integration.test_front_door import _principal, append, copy_principals
-from tests.postgres import free_port
+from tests.server_process import ServerProcess
 
 BIN = Path(sys.executable).parent
 
@@ -33,9 +34,9 @@ def _answers(address: str, token: str) -> grpc.StatusCode:
             return error.code()
 
 
-def _until(condition: object, within: float = 30) -> None:
+def _until(condition: Callable[[], bool], within: float = 30) -> None:
     deadline = time.monotonic() + within
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.1)
@@ -43,37 +44,25 @@ def _until(condition: object, within: float = 30) -> None:
 
 def test_sighup_reloads_the_principals(tmp_path: Path) -> None:
     principals = copy_principals(tmp_path)
-    address = f"127.0.0.1:{free_port()}"
-    url = f"sqlite:///{tmp_path}/govex.db"
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [
-                str(BIN / "govex-server"),
-                "serve",
-                "--listen",
-                address,
-                "--database-url",
-                url,
-                "--principals-file",
-                str(principals),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={"GOVEX_PAPER_BOOK_FILE": str(tmp_path / "book.db"), "PATH": "/usr/bin:/bin"},
-        )
+    server = ServerProcess(
+        tmp_path,
+        {"GOVEX_PAPER_BOOK_FILE": str(tmp_path / "book.db")},
+        principals_file=str(principals),
+    )
+    server.start()
     try:
-        _until(lambda: _answers(address, "dev-victor-token") == grpc.StatusCode.OK)
-        assert _answers(address, "yuri-token") == grpc.StatusCode.UNAUTHENTICATED
+        _until(lambda: _answers(server.address, "dev-victor-token") == grpc.StatusCode.OK)
+        assert _answers(server.address, "yuri-token") == grpc.StatusCode.UNAUTHENTICATED
         append(principals, _principal("yuri", '"viewer"', "yuri-token"))
-        server.send_signal(signal.SIGHUP)
-        _until(lambda: _answers(address, "yuri-token") == grpc.StatusCode.OK)
-        assert "principals reloaded (SIGHUP)" in log.read_text()
+        assert server.process is not None
+        server.process.send_signal(signal.SIGHUP)
+        _until(lambda: _answers(server.address, "yuri-token") == grpc.StatusCode.OK)
+        assert "principals reloaded (SIGHUP)" in (tmp_path / "server-1.log").read_text()
     finally:
-        server.terminate()
-        assert server.wait(timeout=30) == 0, log.read_text()
+        server.stop()
+    assert server.process is not None and server.process.returncode == 0
     verified = subprocess.run(
-        [str(BIN / "govex-server"), "verify-audit", "--database-url", url],
+        [str(BIN / "govex-server"), "verify-audit", "--database-url", server.database_url],
         capture_output=True,
         text=True,
         timeout=60,

@@ -17,7 +17,6 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.message import Message
 from sqlalchemy import func, select
 
-from govex.execution.v1 import exchange_pb2
 from govex.execution.v1 import execution_service_pb2 as exe
 from govex.governance.v1 import freeze_pb2, plan_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
@@ -27,6 +26,7 @@ from govex_server.store import tables as t
 from tests.conftest import Harness, HarnessFactory
 from tests.integration.freeze_helpers import freeze, ttl
 from tests.integration.helpers import approve, propose, refused, review
+from tests.integration.test_connect_exchange import request as connect_request
 from tests.integration.test_execution import BIG, active, execute
 from tests.integration.test_policy_api import signal_set
 from tests.support import md
@@ -139,15 +139,7 @@ async def _cancel_execution(h: Harness) -> Prepared:
 
 
 async def _connect(h: Harness) -> Prepared:
-    request = exe.ConnectExchangeRequest(
-        name="exchanges/binance-test",
-        kind=exchange_pb2.EXCHANGE_KIND_CCXT,
-        ccxt_id="binance",
-        sandbox=True,
-        credentials=exchange_pb2.ExchangeCredentials(api_key="key", secret="secret"),
-        max_orders_per_window=20,
-    )
-    return _pair(request, max_orders_per_window=30)
+    return _pair(connect_request(), max_orders_per_window=30)
 
 
 SCENARIOS: dict[str, Scenario] = {

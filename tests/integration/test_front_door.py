@@ -17,8 +17,6 @@ import pytest
 from cryptography.fernet import Fernet
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from govex.execution.v1 import exchange_pb2
-from govex.execution.v1 import execution_service_pb2 as exe
 from govex.governance.v1 import freeze_pb2, plan_pb2, signals_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
 from govex_client.errors import GovexRpcError
@@ -27,6 +25,7 @@ from govex_server.api.transport import MAX_REQUEST_BYTES
 from tests.conftest import Harness, HarnessFactory
 from tests.integration.freeze_helpers import wait_for
 from tests.integration.helpers import refused
+from tests.integration.test_connect_exchange import request as connect_request
 from tests.support import PRINCIPALS_FILE, md, snapshot
 
 C = grpc.StatusCode
@@ -207,13 +206,7 @@ async def _holds(h: Harness, who: str, count: int) -> bool:
 
 async def test_sandbox_on_an_exchange_without_a_testnet(harness_factory: HarnessFactory) -> None:
     h = await harness_factory(credentials_key=Fernet.generate_key().decode())
-    request = exe.ConnectExchangeRequest(
-        name="exchanges/kraken-test",
-        kind=exchange_pb2.EXCHANGE_KIND_CCXT,
-        ccxt_id="kraken",
-        sandbox=True,
-        credentials=exchange_pb2.ExchangeCredentials(api_key="key", secret="secret"),
-    )
+    request = connect_request(name="exchanges/kraken-test", ccxt_id="kraken")
     error = await refused(h.exe.ConnectExchange(request, metadata=md("carol")))
     assert (error.code, error.reason) == (C.FAILED_PRECONDITION, "SANDBOX_UNSUPPORTED")
     assert "kraken" in error.message
@@ -286,30 +279,19 @@ async def test_principals_reload_by_poll_is_audited(
         except grpc.RpcError:
             return False
 
-    await _until(zoe_works)
+    await wait_for(zoe_works, within=10)
     records = await h.store.read(lambda uow: uow.audit.for_resource("principals"))
     assert [(r.rpc, r.details["added"]) for r in records] == [("PrincipalsReload", ["zoe"])]
     # A broken file is refused; the principals in force stay.
     with caplog.at_level(logging.ERROR, logger="govex.principals"):
         append(principals, "\n[[principal]]\nname = 3\n")
-        await _until_logged(caplog, "principals file not reloaded")
+        await wait_for(lambda: _logged(caplog, "principals file not reloaded"), within=10)
     assert await zoe_works()
     assert await h.store.read(lambda uow: len(uow.audit.for_resource("principals"))) == 1
 
 
-async def _until(condition: Any, within: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
-async def _until_logged(caplog: pytest.LogCaptureFixture, text: str, within: float = 10) -> None:
-    async def logged() -> bool:
-        return text in caplog.text
-
-    await _until(logged, within)
+async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    return text in caplog.text
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
