@@ -53,8 +53,21 @@ def mutation(
         @functools.wraps(fn)
         async def handler(self: H, request: Req, context: Context) -> Any:
             call = current_call()
-            call.respond = lambda result: respond(self, result).SerializeToString()
-            return respond(self, await fn(self, request, call))
+            # The response stored for replays (built in the unit of work) is
+            # the one sent: built once, and a repeat gets exactly it.
+            stored: list[tuple[Any, Message]] = []
+
+            def serialize(result: Any) -> bytes:
+                message = respond(self, result)
+                stored.append((result, message))
+                return message.SerializeToString()
+
+            call.respond = serialize
+            result = await fn(self, request, call)
+            for recorded, message in reversed(stored):
+                if recorded is result:
+                    return message
+            return respond(self, result)
 
         return handler
 
