@@ -53,14 +53,17 @@ generate: $(STAMP)
 	  --python_out=generated --grpc_python_out=generated \
 	  --mypy_out=generated --mypy_grpc_out=generated \
 	  $(PROTO_FILES)
+	# The descriptor set with comments, served by reflection and printed by
+	# `govex-server protoset`.
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --include_imports --include_source_info \
+	  --descriptor_set_out=generated/govex/govex.protoset $(PROTO_FILES) \
+	  protos/google/rpc/error_details.proto protos/google/rpc/status.proto
 
-# A descriptor set with comments, for `grpcurl -protoset build/govex.protoset`
-# (server reflection drops comments).
+# The descriptor set with comments, for `grpcurl -protoset build/govex.protoset`
+# (the server's reflection serves the same comments).
 protoset: $(STAMP)
 	mkdir -p build
-	$(BIN)/python -m grpc_tools.protoc -Iprotos --include_imports --include_source_info \
-	  --descriptor_set_out=build/govex.protoset $(PROTO_FILES) \
-	  protos/google/rpc/error_details.proto protos/google/rpc/status.proto
+	$(BIN)/govex-server protoset > build/govex.protoset
 	@echo "wrote build/govex.protoset"
 
 bench: $(STAMP)

@@ -52,7 +52,7 @@ async def watch(target: str, token: str, execution: str) -> int:
                     side = execution_pb2.OrderSide.Name(order.side).removeprefix("ORDER_SIDE_")
                     print(
                         f"seq={event.sequence} {order.client_order_id} {side} {order.symbol} "
-                        f"{order.filled_quantity:g}/{order.quantity:g} {state}",
+                        f"{order.filled_quantity.value}/{order.quantity.value} {state}",
                         flush=True,
                     )
                     if execution and event.execution_state not in RUNNING:

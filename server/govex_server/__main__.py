@@ -31,12 +31,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify_cmd.add_argument("--database-url", help="SQLAlchemy URL (GOVEX_DATABASE_URL)")
     verify_cmd.add_argument("--config", help="settings TOML file (GOVEX_CONFIG_FILE)")
+    commands.add_parser(
+        "protoset",
+        help="write the contract's descriptor set, with its comments, to stdout "
+        "(for grpcurl -protoset or buf curl --schema)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``govex-server`` console script."""
     args = build_parser().parse_args(argv)
+    if args.command == "protoset":
+        # Needs no settings: it is the contract, not the server's state.
+        from govex_server.api.reflection import protoset_bytes
+
+        sys.stdout.buffer.write(protoset_bytes())
+        sys.stdout.buffer.flush()
+        return 0
     overrides = {
         "listen": getattr(args, "listen", None),
         "database_url": getattr(args, "database_url", None),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from sqlalchemy.engine import make_url
 
 from govex.execution.v1 import execution_service_pb2
@@ -22,11 +22,13 @@ from govex_server.api.event_codec import encode_event
 from govex_server.api.execution import ExecutionServicer
 from govex_server.api.governance import GovernanceServicer
 from govex_server.api.interceptor import GovexInterceptor
+from govex_server.api.reflection import DocumentedReflection, documented_files, protoset_bytes
 from govex_server.api.registration import register
 from govex_server.api.stream_limits import StreamLimits
 from govex_server.api.streams import EventStreams, event_frame
 from govex_server.api.transport import SERVER_OPTIONS, server_credentials
 from govex_server.config import ConfigError, Settings, is_loopback, load_principals
+from govex_server.domain import money
 from govex_server.domain.clock import Clock, SystemClock
 from govex_server.domain.events import EventKind
 from govex_server.domain.execution.safety import Level, Limits
@@ -240,8 +242,12 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         )
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            DocumentedReflection(
+                (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),
+                documented_files(protoset_bytes()),
+            ),
+            server,
         )
         if credentials is None:
             port = server.add_insecure_port(settings.listen)
@@ -317,8 +323,8 @@ def _execution(
         [PaperExchange("paper", paper, PaperBook(paper_book_path(settings), paper.balances))]
     )
     limits = Limits(
-        max_order_notional=settings.max_order_notional,
-        daily_notional_limit=settings.daily_notional_limit,
+        max_order_notional=money.exact(settings.max_order_notional),
+        daily_notional_limit=money.exact(settings.daily_notional_limit),
         price_collar_bps=settings.price_collar_bps,
         allowed_symbols=None,
         live_trading_enabled=settings.live_trading_enabled,

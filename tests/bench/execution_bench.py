@@ -15,6 +15,7 @@ import asyncio
 import tempfile
 import time
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from govex_server.api.event_codec import encode_event
@@ -56,12 +57,14 @@ async def run(latency_ms: float) -> tuple[float, float]:
     governance = GovernanceService(store, clock, timedelta(hours=24), PolicyBounds(policy, clock))
     freezes = FreezeService(store, clock)
     config = PaperConfig(
-        balances={"USDT": 10_000_000.0}, prices={"BTC": 50_000.0}, latency_ms=latency_ms
+        balances={"USDT": Decimal(10_000_000)},
+        prices={"BTC": Decimal(50_000)},
+        latency_ms=latency_ms,
     )
     exchanges = ExchangeRegistry(
         [PaperExchange("paper", config, PaperBook(str(tmp / "book.db"), config.balances))]
     )
-    limits = Limits(1e9, 1e12, 600, None, False, config.fee_rate)
+    limits = Limits(Decimal("1e9"), Decimal("1e12"), 600, None, False, config.fee_rate)
     planner = ExecutionPlanner(
         governance, policy, freezes, exchanges, limits, Level.MODERATE, clock
     )
@@ -88,13 +91,13 @@ async def run(latency_ms: float) -> tuple[float, float]:
                 "requires": ["PURCHASE", "REBALANCING"],
                 "current_percent": 0,
                 "target_percent": 10,
-                "notional": 1e6,
-                "quantity": 20,
+                "notional": "1000000",
+                "quantity": "20",
                 "skip_reason": "",
             },
         ),
         policy={"cap_daily": 0.5, "slippage_limit_bps": 30},
-        portfolio_value=10_000_000.0,
+        portfolio_value=Decimal(10_000_000),
         create_time=now,
     )
 
@@ -108,9 +111,9 @@ async def run(latency_ms: float) -> tuple[float, float]:
                     client_order_id=client_order_id(execution.id, 0, i, 0),
                     symbol="BTC/USDT",
                     side="BUY",
-                    quantity=0.01,
-                    price=50_150.0,
-                    reference_price=50_000.0,
+                    quantity=Decimal("0.01"),
+                    price=Decimal(50_150),
+                    reference_price=Decimal(50_000),
                     leg_index=0,
                     slice_index=i,
                     attempt=0,

@@ -22,8 +22,9 @@ from typing import Any
 import grpc
 from google.protobuf import duration_pb2
 
-from govex.governance.v1 import freeze_pb2, governance_service_pb2_grpc
+from govex.controls.v1 import freeze_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
+from govex.governance.v1 import governance_service_pb2_grpc
 from tests.postgres import free_port
 
 SUBSCRIBERS = 10_000

@@ -117,6 +117,48 @@ def test_grpcurl_describes_a_message(server: Server) -> None:
     result = server.grpcurl("describe", "govex.governance.v1.ProposePlanRequest")
     assert result.returncode == 0, result.stderr
     assert "repeated .govex.governance.v1.TargetWeight targets = 1" in result.stdout
+    # Reflection carries the contract's comments (the message's and a field's).
+    assert "// Request of ProposePlan." in result.stdout
+    assert "// Why the plan is proposed. At most 1000 characters." in result.stdout
+    order = server.grpcurl("describe", "govex.execution.v1.Order")
+    assert "// One order sent (or to be sent) to an exchange." in order.stdout, order.stdout
+    service = server.grpcurl("describe", "govex.execution.v1.ExecutionService")
+    assert "// Returns one exchange account with its balances and markets" in service.stdout
+
+
+def test_the_protoset_command_prints_the_documented_contract(tmp_path: Path) -> None:
+    from google.protobuf import descriptor_pb2
+
+    out = subprocess.run(
+        [str(BIN / "govex-server"), "protoset"], capture_output=True, timeout=60, check=True
+    ).stdout
+    files = {f.name: f for f in descriptor_pb2.FileDescriptorSet.FromString(out).file}
+    assert "govex/execution/v1/execution.proto" in files
+    assert "google/type/decimal.proto" in files  # imports included: usable on its own
+    comments = [
+        loc.leading_comments
+        for loc in files["govex/execution/v1/execution.proto"].source_code_info.location
+    ]
+    assert (
+        " One order sent (or to be sent) to an exchange. Every field is set by the\n server.\n"
+        in comments
+    )
+    protoset = tmp_path / "govex.protoset"
+    protoset.write_bytes(out)
+    described = subprocess.run(
+        [
+            str(BIN / "grpcurl"),
+            "-protoset",
+            str(protoset),
+            "describe",
+            "govex.execution.v1.Balance",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "// What an account holds of one asset" in described.stdout
 
 
 def test_grpcurl_checks_health_per_service(server: Server) -> None:

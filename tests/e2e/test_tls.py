@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from govex.governance.v1 import freeze_pb2
+from govex.controls.v1 import freeze_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
 from govex_client.client import ClientConfig, GovexClient
 from govex_client.errors import GovexRpcError

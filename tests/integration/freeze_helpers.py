@@ -8,7 +8,8 @@ from typing import Any
 
 from google.protobuf import duration_pb2
 
-from govex.governance.v1 import events_pb2, freeze_pb2
+from govex.controls.v1 import freeze_pb2
+from govex.governance.v1 import events_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
 from tests.conftest import Harness
 from tests.support import md

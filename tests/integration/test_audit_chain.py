@@ -20,7 +20,7 @@ import grpc
 import pytest
 from sqlalchemy import delete, update
 
-from govex.governance.v1 import freeze_pb2
+from govex.controls.v1 import freeze_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
 from govex_server.services.audit import AuditLog
 from govex_server.store import tables as t

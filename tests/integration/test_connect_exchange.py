@@ -39,7 +39,8 @@ async def test_connect_lists_and_survives_a_restart(harness_factory: HarnessFact
     assert response.exchange.rate_budget.max_orders == 20
     assert SECRET not in str(response)
     listed = await h.exe.ListExchanges(exe.ListExchangesRequest(), metadata=md("victor"))
-    assert [e.name for e in listed.exchanges] == ["exchanges/paper", "exchanges/binance-test"]
+    # Sorted by name (the order pages follow).
+    assert [e.name for e in listed.exchanges] == ["exchanges/binance-test", "exchanges/paper"]
     assert SECRET not in str(listed)
     stored = await h.store.read(
         lambda uow: uow.conn.execute(select(t.exchange_accounts.c.credentials)).scalar_one()

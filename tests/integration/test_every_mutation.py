@@ -17,9 +17,10 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.message import Message
 from sqlalchemy import func, select
 
+from govex.controls.v1 import freeze_pb2
 from govex.execution.v1 import execution_service_pb2 as exe
-from govex.governance.v1 import freeze_pb2, plan_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
+from govex.governance.v1 import plan_pb2
 from govex_server.app import EXECUTION, GOVERNANCE
 from govex_server.domain.rpcs import RPCS, short_name
 from govex_server.store import tables as t
@@ -67,9 +68,14 @@ async def _propose(h: Harness) -> Prepared:
 
 async def _update(h: Harness) -> Prepared:
     plan = await propose(h)
-    request = gov.UpdatePlanRequest(name=plan.name, etag=plan.etag, targets=plan.targets)
-    request.reason = "same weights, new reason"
-    return _pair(request, reason="yet another")
+    request = gov.UpdatePlanRequest()
+    request.plan.CopyFrom(plan)
+    request.plan.reason = "same weights, new reason"
+    request.update_mask.paths[:] = ["targets", "reason"]
+    other = gov.UpdatePlanRequest()
+    other.CopyFrom(request)
+    other.plan.reason = "yet another"
+    return request, other
 
 
 async def _review(h: Harness) -> Prepared:
@@ -98,7 +104,7 @@ async def _activate(h: Harness) -> Prepared:
 
 async def _execute_via_governance(h: Harness) -> Prepared:
     plan = await active(h, BIG)
-    return _pair(gov.ExecutePlanRequest(name=plan.name, etag=plan.etag), dry_run=True)
+    return _pair(gov.ExecutePlanRequest(plan=plan.name, etag=plan.etag), dry_run=True)
 
 
 async def _cancel_plan(h: Harness) -> Prepared:

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from govex.governance.v1 import freeze_pb2
+from govex.controls.v1 import freeze_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
 from tests.conftest import Harness
 from tests.integration.freeze_helpers import (

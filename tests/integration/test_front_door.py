@@ -17,8 +17,9 @@ import pytest
 from cryptography.fernet import Fernet
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from govex.governance.v1 import freeze_pb2, plan_pb2, signals_pb2
+from govex.controls.v1 import freeze_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
+from govex.governance.v1 import plan_pb2, signals_pb2
 from govex_client.errors import GovexRpcError
 from govex_server.api.auth import token_sha256
 from govex_server.api.transport import MAX_REQUEST_BYTES

@@ -86,9 +86,15 @@ async def test_reject_cancels_and_records_who_and_why(harness: Harness) -> None:
 async def test_update_replaces_draft_targets_only_for_the_proposer(harness: Harness) -> None:
     h = harness
     draft = await propose(h, "alice")
-    request = gov.UpdatePlanRequest(name=draft.name, etag=draft.etag, reason="smaller BTC")
-    request.targets.add(asset="BTC", weight_percent=40)
-    request.targets.add(asset="USDT", weight_percent=60)
+    request = gov.UpdatePlanRequest()
+    request.plan.name, request.plan.etag, request.plan.reason = (
+        draft.name,
+        draft.etag,
+        "smaller BTC",
+    )
+    request.plan.targets.add(asset="BTC", weight_percent=40)
+    request.plan.targets.add(asset="USDT", weight_percent=60)
+    request.update_mask.paths[:] = ["targets", "reason"]
     error = await refused(h.gov.UpdatePlan(request, metadata=md("carol")))
     assert (error.code, error.reason) == (grpc.StatusCode.PERMISSION_DENIED, "NOT_PROPOSER")
     updated = (await h.gov.UpdatePlan(request, metadata=md("alice"))).plan
@@ -96,7 +102,7 @@ async def test_update_replaces_draft_targets_only_for_the_proposer(harness: Harn
     assert updated.reason == "smaller BTC"
     assert updated.version == 2
     reviewed = await review(h, updated)
-    request.etag = reviewed.etag
+    request.plan.etag = reviewed.etag
     error = await refused(h.gov.UpdatePlan(request, metadata=md("alice")))
     assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "PLAN_STATE")
 
@@ -271,3 +277,44 @@ async def test_governance_state_follows_every_write(harness: Harness) -> None:
         await h.gov.GetGovernanceState(gov.GetGovernanceStateRequest(), metadata=md("victor"))
     ).state
     assert changed.etag != first.etag
+
+
+async def test_update_changes_only_what_the_mask_names(harness: Harness) -> None:
+    h = harness
+    draft = await propose(h, "alice")
+    request = gov.UpdatePlanRequest()
+    request.plan.CopyFrom(draft)
+    request.plan.reason = "only the reason"
+    del request.plan.targets[:]
+    request.plan.targets.add(asset="ETH", weight_percent=100)  # not in the mask: ignored
+    request.update_mask.paths[:] = ["reason"]
+    updated = (await h.gov.UpdatePlan(request, metadata=md("alice"))).plan
+    assert updated.reason == "only the reason"
+    assert list(updated.targets) == list(draft.targets)
+    # No mask: every updatable field that is set (here only the reason).
+    implied = gov.UpdatePlanRequest()
+    implied.plan.name, implied.plan.etag, implied.plan.reason = (
+        updated.name,
+        updated.etag,
+        "implied",
+    )
+    again = (await h.gov.UpdatePlan(implied, metadata=md("alice"))).plan
+    assert (again.reason, list(again.targets)) == ("implied", list(draft.targets))
+    for paths, field in (
+        (["state"], "update_mask.paths[0]"),
+        (["reason", "targetz"], "update_mask.paths[1]"),
+    ):
+        bad = gov.UpdatePlanRequest()
+        bad.CopyFrom(implied)
+        bad.plan.etag = again.etag
+        bad.update_mask.paths[:] = paths
+        error = await refused(h.gov.UpdatePlan(bad, metadata=md("alice")))
+        assert (error.code, error.fields) == (grpc.StatusCode.INVALID_ARGUMENT, [field])
+    # "*" with no targets: every updatable field, and targets are required.
+    star = gov.UpdatePlanRequest()
+    star.CopyFrom(implied)
+    star.plan.etag = again.etag
+    star.update_mask.paths[:] = ["*"]
+    error = await refused(h.gov.UpdatePlan(star, metadata=md("alice")))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.fields[0].startswith("plan.targets"), error.fields

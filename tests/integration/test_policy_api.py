@@ -11,8 +11,10 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
+from google.type.decimal_pb2 import Decimal as DecimalPb
 
-from govex.governance.v1 import events_pb2, freeze_pb2, plan_pb2, signals_pb2
+from govex.controls.v1 import freeze_pb2, policy_pb2
+from govex.governance.v1 import events_pb2, plan_pb2, signals_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
 from tests.conftest import Harness
 from tests.integration.freeze_helpers import event_of, freeze
@@ -53,7 +55,7 @@ async def test_publish_returns_the_policy_and_state_shows_it(harness: Harness) -
     h = harness
     before = await state(h)
     assert before.signals_freshness == SP.SIGNAL_FRESHNESS_NONE
-    assert before.policy.mode == SP.POLICY_MODE_SLOW
+    assert before.policy.mode == policy_pb2.POLICY_MODE_SLOW
     assert list(before.policy.explanation) == [
         "no signals: SLOW, cap 3%, ramp 48h",
         "no volatility given: 0.15 assumed",
@@ -64,7 +66,7 @@ async def test_publish_returns_the_policy_and_state_shows_it(harness: Harness) -
             h, volatility={"BTC": 0.5, "ETH": 0.7}, phase_inputs={"rs_eth_7d": 1.2}, **CONFIDENT
         ),
     )
-    assert response.policy.mode == SP.POLICY_MODE_AGGRESSIVE
+    assert response.policy.mode == policy_pb2.POLICY_MODE_AGGRESSIVE
     assert response.policy.cap_daily_percent == pytest.approx(8.8)  # smoothed from 8% to 12%
     assert response.freshness == SP.SIGNAL_FRESHNESS_FRESH
     assert response.phase.current == SP.PHASE_ETH
@@ -191,13 +193,13 @@ async def test_a_freeze_moves_the_policy_without_a_request(harness: Harness) -> 
     await freeze(h, freeze_pb2.FREEZE_TYPE_S3_ALERT_FREEZE, minutes=30)
     await h.settle()
     frozen = (await state(h)).policy
-    assert frozen.mode == SP.POLICY_MODE_FREEZE
+    assert frozen.mode == policy_pb2.POLICY_MODE_FREEZE
     assert frozen.cap_daily_percent <= 3
     assert frozen.ramp_hours <= 6
     h.clock.advance(timedelta(minutes=31))  # the freeze expires
     await asyncio.sleep(0.3)
     await h.settle()
-    assert (await state(h)).policy.mode != SP.POLICY_MODE_FREEZE
+    assert (await state(h)).policy.mode != policy_pb2.POLICY_MODE_FREEZE
 
 
 async def ai_proposal(h: Harness, weights: dict[str, float]) -> gov.ProposePlanResponse:
@@ -264,7 +266,7 @@ async def test_auto_advance_is_refused_outside_full_ai(harness: Harness) -> None
 
 async def test_validate_allocation(harness: Harness) -> None:
     h = harness
-    request = gov.ValidateAllocationRequest(portfolio_value_usd=1_000_000)
+    request = gov.ValidateAllocationRequest(portfolio_value_usd=DecimalPb(value="1000000"))
     for asset, weight in (("BTC", 50), ("USDT", 50)):
         request.current.add(asset=asset, weight_percent=weight)
     for asset, weight in (("BTC", 70), ("USDT", 30)):
@@ -273,11 +275,17 @@ async def test_validate_allocation(harness: Harness) -> None:
     assert response.recommendation == 3  # REVIEW: 20% at the no-signal cap of 3%
     assert response.days_at_cap == 7
     assert response.turnover_percent == pytest.approx(20)
-    assert response.estimated_cost_usd == pytest.approx(
-        1_000_000 * response.estimated_cost_bps / 1e4
-    )
+    # 6 bps of 1,000,000, in exact money rounded to the cent.
+    assert response.estimated_cost_bps == pytest.approx(6)
+    assert response.estimated_cost_usd.value == "600.00"
     assert [c.asset for c in response.changes] == ["BTC", "USDT"]
     assert response.reasons
+    for bad in ("abc", "1e400", "NaN", "", "-5"):
+        request.portfolio_value_usd.value = bad
+        error = await refused(h.gov.ValidateAllocation(request, metadata=md("victor")))
+        field = "portfolio_value_usd" if bad == "-5" else "portfolio_value_usd.value"
+        assert (error.code, error.fields) == (grpc.StatusCode.INVALID_ARGUMENT, [field]), bad
+    request.portfolio_value_usd.value = "1000000"
     request.target[0].weight_percent = 60
     error = await refused(h.gov.ValidateAllocation(request, metadata=md("victor")))
     assert (error.code, error.fields) == (grpc.StatusCode.INVALID_ARGUMENT, ["target"])

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import grpc
 
-from govex.governance.v1 import freeze_pb2, governance_service_pb2_grpc
+from govex.controls.v1 import freeze_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
+from govex.governance.v1 import governance_service_pb2_grpc
 from tests.integration.freeze_helpers import ttl
 from tests.server_process import ServerProcess
 from tests.support import md

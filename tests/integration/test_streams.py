@@ -10,7 +10,8 @@ from typing import Any
 import grpc
 import pytest
 
-from govex.governance.v1 import events_pb2, freeze_pb2, governance_service_pb2_grpc
+from govex.controls.v1 import freeze_pb2
+from govex.governance.v1 import events_pb2, governance_service_pb2_grpc
 from govex.governance.v1 import governance_service_pb2 as gov
 from tests.conftest import Harness, HarnessFactory
 from tests.integration.freeze_helpers import (

@@ -3,14 +3,15 @@ the dry verdict of the whole pipeline, sending nothing, writing nothing."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import grpc
 import pytest
 
+from govex.controls.v1 import freeze_pb2
 from govex.execution.v1 import exchange_pb2, execution_pb2
 from govex.execution.v1 import execution_service_pb2 as exe
-from govex.governance.v1 import freeze_pb2
 from tests.conftest import Harness, HarnessFactory
 from tests.integration.freeze_helpers import freeze
 from tests.integration.helpers import activate, approve, propose, refused, review
@@ -52,16 +53,17 @@ async def test_validate_an_active_plan(harness: Harness) -> None:
     legs = {leg.asset: leg for leg in v.legs}
     # BTC 50,000 -> 35,000 (sell 15,000); ETH 25,000 -> 35,000; SOL 0 -> 17,500.
     assert legs["BTC"].side == execution_pb2.ORDER_SIDE_SELL
-    assert legs["BTC"].notional == pytest.approx(15_000)
+    assert legs["BTC"].notional.value == "15000"  # exact, on the wire as on the books
     assert legs["BTC"].operation == freeze_pb2.OPERATION_SELL_TO_STABLES
     assert legs["SOL"].operation == freeze_pb2.OPERATION_PURCHASE
     assert v.legs[0].side == execution_pb2.ORDER_SIDE_SELL  # sells first
     # No signals: SLOW, cap 3% of 175,000 = 5,250 a day, ramp 48h.
     assert v.policy.cap_daily_percent == pytest.approx(3)
-    per_day: dict[int, float] = {}
+    per_day: dict[int, Decimal] = {}
     for s in v.schedule:
-        per_day[s.day] = per_day.get(s.day, 0) + s.notional
-    assert max(per_day.values()) <= 5_250 + 1e-6
+        per_day[s.day] = per_day.get(s.day, Decimal(0)) + Decimal(s.notional.value)
+    assert max(per_day.values()) <= 5_250
+    assert sum(per_day.values()) == 42_500  # the slices add up to the legs exactly
     assert v.days == len(per_day) == 9  # 42,500 to trade
     assert len(v.orders) == len(v.schedule)
     assert all(o.safety.passed and o.safety.score >= 70 for o in v.orders)

@@ -4,6 +4,7 @@ error class mapped to ours."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -137,7 +138,7 @@ class FakeBinance:
                 "price": params["price"],
                 "origQty": params["quantity"],
                 "executedQty": params["quantity"],
-                "quoteQty": str(float(params["quantity"]) * float(params["price"])),
+                "quoteQty": str(Decimal(params["quantity"]) * Decimal(params["price"])),
                 "status": "FILLED",
             }
             self.orders[cid] = o
@@ -170,24 +171,30 @@ async def test_markets_balances_and_prices(binance: Any) -> None:
     exchange, _ = binance
     markets = await exchange.markets()
     btc = markets["BTC/USDT"]
+    # Parsed from the exchange's own text, exactly (ccxt's number type is str).
     assert (btc.amount_step, btc.price_step, btc.min_notional, btc.min_amount) == (
-        0.00001,
-        0.01,
-        5.0,
-        0.00001,
+        Decimal("0.00001"),
+        Decimal("0.01"),
+        Decimal("5"),
+        Decimal("0.00001"),
     )
     balances = await exchange.balances()
-    assert (balances["BTC"].free, balances["BTC"].total) == (1.5, 2.0)
-    assert (await exchange.prices(["BTC"])) == {"BTC": 50000.5}
+    assert (balances["BTC"].free, balances["BTC"].total) == (Decimal("1.5"), Decimal("2.0"))
+    assert (await exchange.prices(["BTC"])) == {"BTC": Decimal("50000.5")}
 
 
 async def test_create_fetch_cancel_by_client_order_id(binance: Any) -> None:
     exchange, fake = binance
     await exchange.markets()
-    order = await exchange.create_order("gxABC", "BTC/USDT", "BUY", 0.01, 50_000.0)
-    assert (order.client_id, order.status, order.filled) == ("gxABC", "closed", 0.01)
+    order = await exchange.create_order(
+        "gxABC", "BTC/USDT", "BUY", Decimal("0.30001"), Decimal("49999.99")
+    )
+    assert (order.client_id, order.status) == ("gxABC", "closed")
+    assert (order.filled, order.price) == (Decimal("0.30001"), Decimal("49999.99"))
     method, path, params = exchange._x.session.requests[-1]
     assert (method, path, params["newClientOrderId"]) == ("POST", "/api/v3/order", "gxABC")
+    # The request body carries our decimal strings, not binary fractions.
+    assert (params["quantity"], params["price"]) == ("0.30001", "49999.99")
     assert "signature" in params  # ccxt signed it
     assert (await exchange.fetch_order("gxABC", "BTC/USDT")).exchange_id == "1"
     fake.orders["gxABC"]["status"] = "NEW"
@@ -215,7 +222,7 @@ async def test_create_errors_are_mapped(binance: Any, reply: Any, error: type) -
     await exchange.markets()
     fake.next_error = reply
     with pytest.raises(error) as caught:
-        await exchange.create_order("gxERR", "BTC/USDT", "BUY", 0.01, 50_000.0)
+        await exchange.create_order("gxERR", "BTC/USDT", "BUY", Decimal("0.01"), Decimal("50000"))
     if isinstance(caught.value, RateLimited):
         assert caught.value.retry_after == 7
 
@@ -228,7 +235,7 @@ async def test_network_errors_on_create_mean_outcome_unknown(
     await exchange.markets()
     fake.raise_next = failure
     with pytest.raises(OutcomeUnknown):
-        await exchange.create_order("gxNET", "BTC/USDT", "BUY", 0.01, 50_000.0)
+        await exchange.create_order("gxNET", "BTC/USDT", "BUY", Decimal("0.01"), Decimal("50000"))
 
 
 async def test_lookup_errors_are_mapped(binance: Any) -> None:

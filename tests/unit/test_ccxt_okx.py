@@ -3,6 +3,7 @@ exchange with another API shape: JSON bodies, errors inside HTTP 200)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -123,13 +124,18 @@ async def okx() -> Any:
 async def test_okx_markets_balance_and_order_round_trip(okx: Any) -> None:
     exchange, _ = okx
     markets = await exchange.markets()
-    assert (markets["BTC/USDT"].price_step, markets["BTC/USDT"].min_amount) == (0.1, 0.00001)
+    assert (markets["BTC/USDT"].price_step, markets["BTC/USDT"].min_amount) == (
+        Decimal("0.1"),
+        Decimal("0.00001"),
+    )
     balances = await exchange.balances()
-    assert (balances["BTC"].free, balances["BTC"].total) == (1.5, 2.0)
-    created = await exchange.create_order("gxOKX1", "BTC/USDT", "BUY", 0.01, 50_000.0)
+    assert (balances["BTC"].free, balances["BTC"].total) == (Decimal("1.5"), Decimal("2"))
+    created = await exchange.create_order(
+        "gxOKX1", "BTC/USDT", "BUY", Decimal("0.01"), Decimal("50000")
+    )
     assert created.client_id == "gxOKX1"
     fetched = await exchange.fetch_order("gxOKX1", "BTC/USDT")
-    assert (fetched.status, fetched.filled) == ("closed", 0.01)
+    assert (fetched.status, fetched.filled) == ("closed", Decimal("0.01"))
     _, path, params = exchange._x.session.requests[-1]
     assert (path, params["clOrdId"]) == ("/api/v5/trade/order", "gxOKX1")
     await exchange.cancel_order("gxOKX1", "BTC/USDT")
@@ -155,9 +161,9 @@ async def test_okx_errors_are_mapped(okx: Any) -> None:
         {},
     )
     with pytest.raises(InsufficientFunds):
-        await exchange.create_order("gxF", "BTC/USDT", "BUY", 0.01, 50_000.0)
+        await exchange.create_order("gxF", "BTC/USDT", "BUY", Decimal("0.01"), Decimal("50000"))
     with pytest.raises(OrderNotFound):
         await exchange.fetch_order("gxMISSING", "BTC/USDT")
     fake.next_reply = (429, {"code": "50011", "msg": "Too Many Requests"}, {"Retry-After": "3"})
     with pytest.raises(RateLimited):
-        await exchange.create_order("gxR", "BTC/USDT", "BUY", 0.01, 50_000.0)
+        await exchange.create_order("gxR", "BTC/USDT", "BUY", Decimal("0.01"), Decimal("50000"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -41,6 +42,7 @@ from govex_server.domain.execution.schedule import days_needed, schedule
 from govex_server.domain.freezes import Freeze, FreezeType, Operation
 from govex_server.domain.plans import Target
 
+D = Decimal
 OS = OrderState
 EXEC = "01HZZZZZZZZZZZ0123456789AB"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -92,27 +94,28 @@ def test_client_order_ids_are_deterministic_short_and_parseable() -> None:
 
 
 def test_fills_only_grow_and_never_exceed_the_quantity() -> None:
-    assert next_fill("o", 0.5, 0.7, 1.0) == 0.7
+    assert next_fill("o", D("0.5"), D("0.7"), D(1)) == D("0.7")
+    assert next_fill("o", D("0.5"), D(1), D(1)) == D(1)
     with pytest.raises(GovexError):
-        next_fill("o", 0.7, 0.5, 1.0)
+        next_fill("o", D("0.7"), D("0.69999999"), D(1))
     with pytest.raises(GovexError):
-        next_fill("o", 0.5, 1.5, 1.0)
+        next_fill("o", D("0.5"), D("1.00000001"), D(1))
 
 
 # -------------------------------------------------------------------- legs
 
-PRICES = {"BTC": 50_000.0, "ETH": 2_500.0, "SOL": 100.0}
+PRICES = {"BTC": D(50_000), "ETH": D(2_500), "SOL": D(100)}
 
 
 def rebalancing() -> LegPlan:
     """100k: BTC 60k (60%), USDT 40k; target BTC 40, ETH 30, USDT 30."""
     return compute_legs(
         [Target("BTC", 40), Target("ETH", 30), Target("USDT", 30)],
-        {"BTC": 1.2, "USDT": 40_000},
+        {"BTC": D("1.2"), "USDT": D(40_000)},
         PRICES,
         "USDT",
         1.0,
-        100.0,
+        D(100),
     )
 
 
@@ -120,25 +123,26 @@ def test_rebalancing_sells_first_and_buys_are_purchases() -> None:
     # 100k: BTC 60k (60%), USDT 40k; target BTC 40, ETH 30, USDT 30.
     plan = rebalancing()
     assert plan.kind is ExecutionKind.REBALANCING
-    assert plan.portfolio_value == pytest.approx(100_000)
+    assert plan.portfolio_value == D(100_000)
     assert [(leg.asset, leg.side) for leg in plan.legs] == [("BTC", Side.SELL), ("ETH", Side.BUY)]
     btc, eth = plan.legs
-    assert btc.notional == pytest.approx(20_000)
-    assert btc.quantity == pytest.approx(0.4)
+    # Exact: no binary fraction anywhere between the holdings and the legs.
+    assert btc.notional == D(20_000)
+    assert btc.quantity == D("0.4")
     assert btc.operation is Operation.SELL_TO_STABLES
     assert eth.operation is Operation.PURCHASE
     assert eth.requires == {Operation.PURCHASE, Operation.REBALANCING}
-    assert eth.quantity == pytest.approx(12)
+    assert eth.quantity == D(12)
 
 
 def test_rotation_keeps_the_stable_share() -> None:
     plan = compute_legs(
         [Target("ETH", 50), Target("USDT", 50)],
-        {"BTC": 1.0, "USDT": 50_000},
+        {"BTC": D(1), "USDT": D(50_000)},
         PRICES,
         "USDT",
         1.0,
-        100.0,
+        D(100),
     )
     assert plan.kind is ExecutionKind.ROTATION
     assert {leg.operation for leg in plan.legs} == {Operation.ROTATION}
@@ -147,11 +151,11 @@ def test_rotation_keeps_the_stable_share() -> None:
 def test_de_risk_only_sells_to_stables() -> None:
     plan = compute_legs(
         [Target("BTC", 20), Target("USDT", 80)],
-        {"BTC": 1.0, "USDT": 50_000},
+        {"BTC": D(1), "USDT": D(50_000)},
         PRICES,
         "USDT",
         1.0,
-        100.0,
+        D(100),
     )
     assert plan.kind is ExecutionKind.DE_RISK
     assert [leg.operation for leg in plan.legs] == [Operation.SELL_TO_STABLES]
@@ -160,11 +164,11 @@ def test_de_risk_only_sells_to_stables() -> None:
 def test_no_trade_zone_and_min_trade_skip_with_a_reason() -> None:
     plan = compute_legs(
         [Target("BTC", 49.5), Target("SOL", 0.05), Target("USDT", 50.45)],
-        {"BTC": 1.0, "USDT": 50_000},
+        {"BTC": D(1), "USDT": D(50_000)},
         PRICES,
         "USDT",
         1.0,
-        100.0,
+        D(100),
     )
     reasons = {leg.asset: leg.skip_reason for leg in plan.legs}
     assert "no-trade zone" in reasons["BTC"]
@@ -172,21 +176,21 @@ def test_no_trade_zone_and_min_trade_skip_with_a_reason() -> None:
     assert plan.kind is ExecutionKind.NOTHING
     big_min = compute_legs(
         [Target("BTC", 45), Target("USDT", 55)],
-        {"BTC": 1.0, "USDT": 50_000},
+        {"BTC": D(1), "USDT": D(50_000)},
         PRICES,
         "USDT",
         1.0,
-        10_000.0,
+        D(10_000),
     )
     assert "minimum trade" in big_min.legs[0].skip_reason
 
 
 def test_missing_price_or_empty_account_is_refused() -> None:
     with pytest.raises(GovexError) as caught:
-        compute_legs([Target("DOGE", 100)], {"USDT": 10}, PRICES, "USDT", 1, 10)
+        compute_legs([Target("DOGE", 100)], {"USDT": D(10)}, PRICES, "USDT", 1, D(10))
     assert caught.value.reason == "NO_PRICE"
     with pytest.raises(GovexError) as caught:
-        compute_legs([Target("BTC", 100)], {}, PRICES, "USDT", 1, 10)
+        compute_legs([Target("BTC", 100)], {}, PRICES, "USDT", 1, D(10))
     assert caught.value.reason == "EMPTY_PORTFOLIO"
 
 
@@ -208,13 +212,16 @@ def test_freezes_block_legs_by_what_they_require() -> None:
 # ------------------------------------------------------------------ safety
 
 LIMITS = Limits(
-    max_order_notional=10_000,
-    daily_notional_limit=50_000,
+    max_order_notional=D(10_000),
+    daily_notional_limit=D(50_000),
     price_collar_bps=100,
     allowed_symbols=frozenset({"BTC/USDT", "ETH/USDT"}),
     live_trading_enabled=False,
 )
-MARKET = Market(amount_step=0.0001, price_step=0.01, min_notional=10)
+MARKET = Market(amount_step=D("0.0001"), price_step=D("0.01"), min_notional=D(10))
+
+
+NOTHING, FREE_QUOTE, FREE_BASE = D(0), D(100_000), D(10)
 
 
 def order(**changes: object) -> ProposedOrder:
@@ -222,9 +229,9 @@ def order(**changes: object) -> ProposedOrder:
         "client_order_id": "gxA",
         "symbol": "BTC/USDT",
         "side": "BUY",
-        "quantity": 0.1,
-        "price": 50_000.0,
-        "reference_price": 50_000.0,
+        "quantity": D("0.1"),
+        "price": D(50_000),
+        "reference_price": D(50_000),
         "sandbox": True,
     }
     base.update(changes)
@@ -234,9 +241,9 @@ def order(**changes: object) -> ProposedOrder:
 def check(
     o: ProposedOrder,
     level: Level = Level.MODERATE,
-    daily_used: float = 0.0,
-    free_quote: float = 100_000.0,
-    free_base: float = 10.0,
+    daily_used: Decimal = NOTHING,
+    free_quote: Decimal = FREE_QUOTE,
+    free_base: Decimal = FREE_BASE,
     known: frozenset[str] = frozenset(),
 ) -> Verdict:
     return validate(o, LIMITS, MARKET, daily_used, free_quote, free_base, known, level)
@@ -254,14 +261,16 @@ def test_a_clean_order_passes_with_100() -> None:
 @pytest.mark.parametrize(
     ("changes", "context", "rule"),
     [
-        ({"quantity": 0.3}, {}, "MAX_ORDER_NOTIONAL"),
-        ({}, {"daily_used": 46_000.0}, "DAILY_NOTIONAL"),
-        ({}, {"free_quote": 1_000.0}, "BALANCE"),
-        ({"side": "SELL", "quantity": 0.1}, {"free_base": 0.05}, "BALANCE"),
-        ({"quantity": 0.00015}, {}, "PRECISION"),
-        ({"price": 50_000.005}, {}, "PRECISION"),
-        ({"quantity": 0.0001, "price": 50.0, "reference_price": 50.0}, {}, "MIN_NOTIONAL"),
-        ({"price": 51_000.0}, {}, "PRICE_COLLAR"),
+        ({"quantity": D("0.3")}, {}, "MAX_ORDER_NOTIONAL"),
+        ({}, {"daily_used": D(46_000)}, "DAILY_NOTIONAL"),
+        ({}, {"free_quote": D(1_000)}, "BALANCE"),
+        # One unit of the last decimal short is short: no tolerance.
+        ({}, {"free_quote": D("5004.99999999")}, "BALANCE"),
+        ({"side": "SELL", "quantity": D("0.1")}, {"free_base": D("0.05")}, "BALANCE"),
+        ({"quantity": D("0.00015")}, {}, "PRECISION"),
+        ({"price": D("50000.005")}, {}, "PRECISION"),
+        ({"quantity": D("0.0001"), "price": D(50), "reference_price": D(50)}, {}, "MIN_NOTIONAL"),
+        ({"price": D(51_000)}, {}, "PRICE_COLLAR"),
         ({"symbol": "SOL/USDT"}, {}, "ALLOWED_SYMBOL"),
         ({}, {"known": frozenset({"gxA"})}, "DUPLICATE"),
         ({"sandbox": False}, {}, "LIVE_TRADING"),
@@ -277,19 +286,19 @@ def test_each_rule_fails_the_order(
 
 
 def test_levels_and_score() -> None:
-    near_limit = order(quantity=0.17)  # 8,500: over 80% of the per-order maximum
+    near_limit = order(quantity=D("0.17"))  # 8,500: over 80% of the per-order maximum
     moderate = check(near_limit, Level.MODERATE)
     assert rules(moderate) == {"MAX_ORDER_NOTIONAL": "WARNING"}
     assert (moderate.passed, moderate.score) == (True, 90)
     strict = check(near_limit, Level.STRICT)
     assert (strict.passed, strict.score) == (False, 90)
-    permissive = check(order(quantity=0.3, symbol="SOL/USDT"), Level.PERMISSIVE)
+    permissive = check(order(quantity=D("0.3"), symbol="SOL/USDT"), Level.PERMISSIVE)
     assert permissive.passed  # the soft rules are not run
     hard = check(order(sandbox=False), Level.PERMISSIVE)
     assert not hard.passed
     many = check(
-        order(quantity=0.3, symbol="SOL/USDT", price=52_000.0, sandbox=False),
-        free_quote=10.0,
+        order(quantity=D("0.3"), symbol="SOL/USDT", price=D(52_000), sandbox=False),
+        free_quote=D(10),
         known=frozenset({"gxA"}),
     )
     assert many.score == 0
@@ -302,13 +311,13 @@ def test_levels_and_score() -> None:
 def test_multi_day_execution_under_a_5_percent_cap() -> None:
     plan = rebalancing()
     # 50k to trade at 5k a day: 10 days; sells (BTC 20k) fill the first 4.
-    slices = schedule(plan.legs, plan.portfolio_value, 0.05, 6, 100.0, NOW)
+    slices = schedule(plan.legs, plan.portfolio_value, 0.05, 6, D(100), NOW)
     assert days_needed(slices) == 10
-    per_day: dict[int, float] = {}
+    per_day: dict[int, Decimal] = {}
     for s in slices:
-        per_day[s.day] = per_day.get(s.day, 0) + s.notional
-    assert all(v <= 5_000 + 1e-6 for v in per_day.values())
-    assert sum(per_day.values()) == pytest.approx(50_000)
+        per_day[s.day] = per_day.get(s.day, D(0)) + s.notional
+    assert all(v <= 5_000 for v in per_day.values())
+    assert sum(per_day.values()) == D(50_000)  # the slices add up exactly
     first_buy_day = min(s.day for s in slices if s.leg_index == 1)
     last_sell_day = max(s.day for s in slices if s.leg_index == 0)
     assert last_sell_day <= first_buy_day
@@ -321,37 +330,42 @@ def test_multi_day_execution_under_a_5_percent_cap() -> None:
 def test_ramp_spreads_slices_and_used_today_counts() -> None:
     plan = compute_legs(
         [Target("BTC", 45), Target("USDT", 55)],
-        {"BTC": 1.0, "USDT": 50_000},
+        {"BTC": D(1), "USDT": D(50_000)},
         PRICES,
         "USDT",
         1,
-        100,
+        D(100),
     )
-    slices = schedule(plan.legs, plan.portfolio_value, 0.5, 4, 100.0, NOW)
+    slices = schedule(plan.legs, plan.portfolio_value, 0.5, 4, D(100), NOW)
     assert len(slices) == 4
     assert [s.scheduled_time for s in slices] == [NOW + timedelta(hours=h) for h in range(4)]
-    assert sum(s.notional for s in slices) == pytest.approx(5_000)
-    tight = schedule(plan.legs, plan.portfolio_value, 0.5, 4, 100.0, NOW, used_today=49_000)
-    assert sum(s.notional for s in tight if s.day == 0) == pytest.approx(1_000)
+    assert sum(s.notional for s in slices) == D(5_000)
+    tight = schedule(plan.legs, plan.portfolio_value, 0.5, 4, D(100), NOW, used_today=D(49_000))
+    assert sum(s.notional for s in tight if s.day == 0) == D(1_000)
 
 
 def test_no_sliver_under_the_minimum_trade_is_scheduled() -> None:
     plan = rebalancing()
     # 20,050 a day: the sells take 20,000, leaving a 50 sliver for the buys.
-    slices = schedule(plan.legs, plan.portfolio_value, 0.2005, 1, 100.0, NOW)
-    assert all(s.notional >= 100 - 1e-9 for s in slices)
-    assert sum(s.notional for s in slices) == pytest.approx(50_000)
+    slices = schedule(plan.legs, plan.portfolio_value, 0.2005, 1, D(100), NOW)
+    assert all(s.notional >= 100 for s in slices)
+    assert sum(s.notional for s in slices) == D(50_000)
 
 
 def test_limit_orders_never_allow_more_slippage_than_the_limit() -> None:
     from govex_server.domain.execution.pricing import limit_order
 
-    market = Market(amount_step=0.001, price_step=0.5, min_notional=10)
-    quantity, price = limit_order(Side.BUY, 1_000.0, 100.3, 50, market)
-    assert price == 100.5  # 100.8015 rounded down, towards the reference
-    assert quantity == 9.97  # 9.9700... rounded down onto the amount step
-    quantity, price = limit_order(Side.SELL, 1_000.0, 100.3, 50, market)
-    assert price == 100.0  # 99.7985 rounded up, towards the reference
-    quantity, price = limit_order(Side.BUY, 1_000.0, 100.0, 10, Market(0, 0, 0))
-    assert quantity == 10.0
-    assert price == pytest.approx(100.1)  # no step: as computed
+    market = Market(amount_step=D("0.001"), price_step=D("0.5"), min_notional=D(10))
+    quantity, price = limit_order(Side.BUY, D(1_000), D("100.3"), 50, market)
+    assert str(price) == "100.5"  # 100.8015 rounded down, towards the reference
+    assert str(quantity) == "9.97"  # 9.9700... cut down onto the amount step
+    quantity, price = limit_order(Side.SELL, D(1_000), D("100.3"), 50, market)
+    assert str(price) == "100"  # 99.7985 rounded up, towards the reference
+    quantity, price = limit_order(Side.BUY, D(1_000), D(100), 10, Market(D(0), D(0), D(0)))
+    assert quantity == D(10)
+    assert price == D("100.1")  # no step: exactly as computed
+    # Values exactly on their steps stay there: in binary floats 0.3 / 0.1 is
+    # 2.9999999999999996, which rounds down to 0.2 (and 0.9 / 0.3 to 2.9).
+    tenths = Market(D("0.1"), D("0.1"), D(0))
+    quantity, price = limit_order(Side.BUY, D("0.9"), D("0.3"), 0, tenths)
+    assert (str(quantity), str(price)) == ("3", "0.3")

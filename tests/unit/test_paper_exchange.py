@@ -3,6 +3,8 @@ persisted book, and every injectable fault."""
 
 from __future__ import annotations
 
+import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -18,11 +20,12 @@ from govex_server.exchanges.errors import (
 from govex_server.exchanges.paper import PaperConfig, PaperExchange
 from govex_server.exchanges.paper_book import PaperBook
 
+D = Decimal
 CONFIG = PaperConfig(
-    balances={"USDT": 100_000.0, "BTC": 1.0},
-    prices={"BTC": 50_000.0},
+    balances={"USDT": D(100_000), "BTC": D(1)},
+    prices={"BTC": D(50_000)},
     slippage_bps=10,
-    fee_rate=0.001,
+    fee_rate=D("0.001"),
 )
 
 
@@ -32,45 +35,46 @@ def trading(path: Path, config: PaperConfig = CONFIG) -> PaperExchange:
 
 async def test_buy_fills_at_the_slipped_reference_with_fees(tmp_path: Path) -> None:
     t = trading(tmp_path)
-    order = await t.create_order("gxA1", "BTC/USDT", "BUY", 0.1, 50_100.0)
+    order = await t.create_order("gxA1", "BTC/USDT", "BUY", D("0.1"), D("50100.0"))
     assert order.status == "closed"
-    assert order.filled == pytest.approx(0.1)
-    assert order.average_price == pytest.approx(50_050.0)  # 50,000 + 10 bps
-    assert order.fee == pytest.approx(5.005)
+    assert order.filled == D("0.1")
+    assert order.average_price == D(50_050)  # 50,000 + 10 bps
+    assert order.fee == D("5.005")
     balances = await t.balances()
-    assert balances["BTC"].total == pytest.approx(1.1)
-    assert balances["USDT"].free == pytest.approx(100_000 - 5_005 - 5.005)
+    # Exact to the last unit: the book keeps decimal text, not floats.
+    assert balances["BTC"].total == D("1.1")
+    assert balances["USDT"].free == D("94989.995")
     assert balances["USDT"].total == balances["USDT"].free  # nothing left locked
 
 
 async def test_sell_credits_the_quote_minus_fee(tmp_path: Path) -> None:
     t = trading(tmp_path)
-    order = await t.create_order("gxS1", "BTC/USDT", "SELL", 0.5, 49_900.0)
+    order = await t.create_order("gxS1", "BTC/USDT", "SELL", D("0.5"), D("49900.0"))
     assert order.status == "closed"
     balances = await t.balances()
-    assert balances["BTC"].total == pytest.approx(0.5)
-    assert balances["USDT"].total == pytest.approx(100_000 + 0.5 * 49_950 * 0.999)
+    assert balances["BTC"].total == D("0.5")
+    assert balances["USDT"].total == D(100_000) + D("0.5") * D(49_950) * D("0.999")
 
 
 async def test_a_limit_that_does_not_cross_rests_until_cancelled(tmp_path: Path) -> None:
     t = trading(tmp_path)
-    order = await t.create_order("gxR1", "BTC/USDT", "BUY", 0.1, 49_000.0)
-    assert (order.status, order.filled) == ("open", 0)
+    order = await t.create_order("gxR1", "BTC/USDT", "BUY", D("0.1"), D("49000.0"))
+    assert (order.status, order.filled) == ("open", D(0))
     locked = await t.balances()
-    assert locked["USDT"].free == pytest.approx(100_000 - 0.1 * 49_000 * 1.001)
+    assert locked["USDT"].free == D(100_000) - D("0.1") * D(49_000) * D("1.001")
     assert [o.client_id for o in await t.orders("gx", open_only=True)] == ["gxR1"]
     cancelled = await t.cancel_order("gxR1")
     assert cancelled.status == "canceled"
-    assert (await t.balances())["USDT"].free == pytest.approx(100_000)
+    assert (await t.balances())["USDT"].free == D(100_000)
     assert (await t.cancel_order("gxR1")).status == "canceled"  # idempotent
 
 
 async def test_client_order_ids_are_remembered(tmp_path: Path) -> None:
     t = trading(tmp_path)
-    await t.create_order("gxD1", "BTC/USDT", "BUY", 0.01, 50_100.0)
+    await t.create_order("gxD1", "BTC/USDT", "BUY", D("0.01"), D("50100.0"))
     with pytest.raises(OrderRejected, match="Duplicate"):
-        await t.create_order("gxD1", "BTC/USDT", "BUY", 0.01, 50_100.0)
-    assert (await t.fetch_order("gxD1")).filled == pytest.approx(0.01)
+        await t.create_order("gxD1", "BTC/USDT", "BUY", D("0.01"), D("50100.0"))
+    assert (await t.fetch_order("gxD1")).filled == D("0.01")
     with pytest.raises(OrderNotFound):
         await t.fetch_order("gxNOPE")
     assert [o.client_id for o in await t.orders("gxD")] == ["gxD1"]
@@ -80,18 +84,18 @@ async def test_client_order_ids_are_remembered(tmp_path: Path) -> None:
 async def test_insufficient_funds_places_nothing(tmp_path: Path) -> None:
     t = trading(tmp_path)
     with pytest.raises(InsufficientFunds):
-        await t.create_order("gxI1", "BTC/USDT", "SELL", 2.0, 49_000.0)
+        await t.create_order("gxI1", "BTC/USDT", "SELL", D("2.0"), D("49000.0"))
     with pytest.raises(OrderNotFound):
         await t.fetch_order("gxI1")
-    assert (await t.balances())["BTC"].free == pytest.approx(1.0)
+    assert (await t.balances())["BTC"].free == D(1)
 
 
 async def test_the_book_survives_a_restart_of_the_exchange(tmp_path: Path) -> None:
     t = trading(tmp_path)
-    await t.create_order("gxP1", "BTC/USDT", "BUY", 0.1, 50_100.0)
+    await t.create_order("gxP1", "BTC/USDT", "BUY", D("0.1"), D("50100.0"))
     again = trading(tmp_path)  # same file: not seeded again
     assert (await again.fetch_order("gxP1")).status == "closed"
-    assert (await again.balances())["BTC"].total == pytest.approx(1.1)
+    assert (await again.balances())["BTC"].total == D("1.1")
 
 
 @pytest.mark.parametrize(
@@ -108,20 +112,22 @@ async def test_faults_that_place_nothing(tmp_path: Path, fault: str, error: type
     t = trading(tmp_path)
     t.inject(fault)
     with pytest.raises(error) as caught:
-        await t.create_order("gxF1", "BTC/USDT", "BUY", 0.1, 50_100.0)
+        await t.create_order("gxF1", "BTC/USDT", "BUY", D("0.1"), D("50100.0"))
     if isinstance(caught.value, RateLimited):
         assert caught.value.retry_after == 2.0
     with pytest.raises(OrderNotFound):
         await t.fetch_order("gxF1")
     # The fault was used up: the same order now goes through.
-    assert (await t.create_order("gxF1", "BTC/USDT", "BUY", 0.1, 50_100.0)).status == "closed"
+    assert (
+        await t.create_order("gxF1", "BTC/USDT", "BUY", D("0.1"), D("50100.0"))
+    ).status == "closed"
 
 
 async def test_timeout_after_accepting_leaves_the_order_to_be_found(tmp_path: Path) -> None:
     t = trading(tmp_path)
     t.inject("timeout_after")
     with pytest.raises(OutcomeUnknown):
-        await t.create_order("gxT1", "BTC/USDT", "BUY", 0.1, 50_100.0)
+        await t.create_order("gxT1", "BTC/USDT", "BUY", D("0.1"), D("50100.0"))
     found = await t.fetch_order("gxT1")  # resolved by lookup, never by resending
     assert found.status == "closed"
 
@@ -129,25 +135,51 @@ async def test_timeout_after_accepting_leaves_the_order_to_be_found(tmp_path: Pa
 async def test_partial_fill_then_the_rest(tmp_path: Path) -> None:
     t = trading(tmp_path)
     t.inject("partial_fill")
-    order = await t.create_order("gxH1", "BTC/USDT", "BUY", 0.2, 50_100.0)
+    order = await t.create_order("gxH1", "BTC/USDT", "BUY", D("0.2"), D("50100.0"))
     assert order.status == "open"
-    assert order.filled == pytest.approx(0.1)
+    assert order.filled == D("0.1")
     await t.fill_resting()
     done = await t.fetch_order("gxH1")
     assert done.status == "closed"
-    assert done.filled == pytest.approx(0.2)
+    assert done.filled == D("0.2")
 
 
 async def test_a_fill_can_win_the_race_against_a_cancel(tmp_path: Path) -> None:
     t = trading(tmp_path)
     t.inject("partial_fill")
-    await t.create_order("gxC1", "BTC/USDT", "BUY", 0.2, 50_100.0)
+    await t.create_order("gxC1", "BTC/USDT", "BUY", D("0.2"), D("50100.0"))
     t.inject("fill_races_cancel")
     ended = await t.cancel_order("gxC1")
     assert ended.status == "closed"
-    assert ended.filled == pytest.approx(0.2)
+    assert ended.filled == D("0.2")
 
 
 def test_unknown_fault_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         trading(tmp_path).inject("gremlins")
+
+
+async def test_a_book_of_floats_is_upgraded_to_exact_text(tmp_path: Path) -> None:
+    # A version-1 book (REAL columns) from before amounts were exact.
+    path = tmp_path / "book.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE balances (asset TEXT PRIMARY KEY, free REAL NOT NULL, locked REAL NOT NULL);"
+        "CREATE TABLE orders (client_id TEXT PRIMARY KEY, exchange_id TEXT NOT NULL,"
+        " symbol TEXT NOT NULL, side TEXT NOT NULL, quantity REAL NOT NULL, price REAL NOT NULL,"
+        " filled REAL NOT NULL, average_price REAL NOT NULL, fee REAL NOT NULL,"
+        " status TEXT NOT NULL, seq INTEGER NOT NULL);"
+        "INSERT INTO balances VALUES ('USDT', 94989.995, 0.0), ('BTC', 1.1, 0.0);"
+        "INSERT INTO orders VALUES ('gxOLD', 'P1', 'BTC/USDT', 'BUY', 0.1, 50100.0, 0.1,"
+        " 50050.0, 5.005, 'closed', 1);"
+    )
+    db.commit()
+    db.close()
+    t = trading(tmp_path)
+    balances = await t.balances()
+    assert (str(balances["USDT"].free), str(balances["BTC"].total)) == ("94989.995", "1.1")
+    old = await t.fetch_order("gxOLD")
+    assert (str(old.quantity), str(old.fee)) == ("0.1", "5.005")
+    # And it trades exactly from there.
+    await t.create_order("gxNEW", "BTC/USDT", "SELL", D("0.1"), D(49_000))
+    assert (await t.balances())["BTC"].total == D("1.0")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -132,11 +133,13 @@ def test_allocation_no_action_inside_the_zone() -> None:
 
 
 def test_allocation_approve_review_and_reject() -> None:
-    small = evaluate(targets(BTC=50, USDT=50), targets(BTC=53, USDT=47), 1_000_000, POLICY)
+    value = Decimal(1_000_000)
+    small = evaluate(targets(BTC=50, USDT=50), targets(BTC=53, USDT=47), value, POLICY)
     assert small.recommendation is Recommendation.APPROVE
     assert small.turnover_percent == pytest.approx(3)
     assert small.days_at_cap == 1
-    assert small.estimated_cost_usd == pytest.approx(1_000_000 * small.estimated_cost_bps / 1e4)
+    # 3% traded at 30 bps is 0.9 bps of 1,000,000: exactly 90.00, to the cent.
+    assert str(small.estimated_cost_usd) == "90.00"
     big = evaluate(targets(BTC=50, USDT=50), targets(BTC=70, USDT=30), None, POLICY)
     assert big.recommendation is Recommendation.REVIEW
     assert big.days_at_cap == 7  # 20% at 3% a day
@@ -156,7 +159,7 @@ def test_allocation_refuses_bad_weights() -> None:
         evaluate(targets(BTC=50, USDT=40), targets(BTC=100), None, POLICY)
     assert caught.value.field_violations[0].field == "current"
     with pytest.raises(GovexError) as caught:
-        evaluate(targets(BTC=100), targets(BTC=100), -5, POLICY)
+        evaluate(targets(BTC=100), targets(BTC=100), Decimal(-5), POLICY)
     assert caught.value.field_violations[0].field == "portfolio_value_usd"
 
 

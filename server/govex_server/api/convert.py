@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
+from google.type import decimal_pb2
 
-from govex.governance.v1 import events_pb2, freeze_pb2, governance_state_pb2, plan_pb2, signals_pb2
+from govex.controls.v1 import freeze_pb2, policy_pb2
+from govex.governance.v1 import events_pb2, governance_state_pb2, plan_pb2, signals_pb2
+from govex_server.domain import money
 from govex_server.domain.errors import invalid_field
 from govex_server.domain.events import EventKind
 from govex_server.domain.freezes import Freeze, FreezeType, Operation, Verdict
@@ -35,6 +39,20 @@ def optional_time(message: Message, field: str) -> datetime | None:
         return None
     value: timestamp_pb2.Timestamp = getattr(message, field)
     return value.ToDatetime(tzinfo=UTC)
+
+
+def decimal(value: Decimal) -> decimal_pb2.Decimal:
+    """An exact amount as a google.type.Decimal (plain notation)."""
+    return decimal_pb2.Decimal(value=money.text(value))
+
+
+def optional_decimal(message: Message, field: str) -> Decimal | None:
+    """An optional google.type.Decimal field as a Decimal, or None when unset;
+    INVALID_ARGUMENT naming ``field`` when it is not a decimal."""
+    if not message.HasField(field):
+        return None
+    value: decimal_pb2.Decimal = getattr(message, field)
+    return money.parse(value.value, f"{field}.value")
 
 
 def duration(value: timedelta) -> duration_pb2.Duration:
@@ -231,7 +249,10 @@ def signals_from_pb(message: signals_pb2.SignalSet, field: str = "signals") -> S
 def signals_to_pb(signals: SignalSet) -> signals_pb2.SignalSet:
     """The proto SignalSet."""
     out = signals_pb2.SignalSet(
-        as_of=timestamp(signals.as_of), source=signals.source, publisher=signals.publisher
+        as_of=timestamp(signals.as_of),
+        source=signals.source,
+        publisher=signals.publisher,
+        name=f"signalSets/{signals.id}" if signals.id else "",
     )
     for name in SCALARS:
         value = getattr(signals, name)
@@ -250,13 +271,13 @@ def signals_to_pb(signals: SignalSet) -> signals_pb2.SignalSet:
     return out
 
 
-def policy_to_pb(policy: Policy) -> signals_pb2.ExecutionPolicy:
+def policy_to_pb(policy: Policy) -> policy_pb2.ExecutionPolicy:
     """The proto ExecutionPolicy (fractions become percents)."""
-    return signals_pb2.ExecutionPolicy(
-        mode=signals_pb2.PolicyMode.Value(f"POLICY_MODE_{policy.mode.name}"),
+    return policy_pb2.ExecutionPolicy(
+        mode=policy_pb2.PolicyMode.Value(f"POLICY_MODE_{policy.mode.name}"),
         cap_daily_percent=round(policy.cap_daily * 100, 8),
         ramp_hours=policy.ramp_hours,
-        min_trade_usd=policy.min_trade_usd,
+        min_trade_usd=decimal(policy.min_trade_usd),
         slippage_limit_bps=policy.slippage_limit_bps,
         no_trade_threshold_percent=round(policy.no_trade_threshold * 100, 8),
         estimated_cost_bps=policy.estimated_cost_bps,

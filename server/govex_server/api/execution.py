@@ -5,13 +5,14 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from govex.execution.v1 import exchange_pb2, execution_pb2
 from govex.execution.v1 import execution_service_pb2 as pb
 from govex.execution.v1 import execution_service_pb2_grpc as pb_grpc
 from govex_server.api import convert
 from govex_server.api.execution_convert import (
+    details_to_pb,
     exchange_to_pb,
     execution_record_to_pb,
     level_from_pb,
@@ -29,6 +30,7 @@ from govex_server.domain.principals import Principal
 from govex_server.exchanges.base import ExchangeRegistry
 from govex_server.services.accounts import AccountRequest, AccountService
 from govex_server.services.engine import ExecuteRequest, ExecutionEngine, ExecutionView
+from govex_server.services.exchange_views import ExchangeViews
 from govex_server.services.governance import GovernanceService
 from govex_server.services.planning import ExecutionPlanner
 from govex_server.services.recorder import Call
@@ -59,6 +61,47 @@ def _enum_list(values: list[int], wrapper: Any, prefix: str, kind: type[E], fiel
     ]
 
 
+class ExecutePlanFields(Protocol):
+    """The fields of both ExecutePlan requests (ExecutionService's and
+    GovernanceService's have the same numbers, names and types)."""
+
+    @property
+    def plan(self) -> str: ...
+
+    @property
+    def etag(self) -> str: ...
+
+    @property
+    def dry_run(self) -> bool: ...
+
+    @property
+    def strategy(self) -> int: ...
+
+    @property
+    def max_parallel(self) -> int: ...
+
+    @property
+    def exchange(self) -> str: ...
+
+    @property
+    def safety_level(self) -> int: ...
+
+
+def execute_request(request: ExecutePlanFields) -> ExecuteRequest:
+    """Either ExecutePlan request as the engine's ExecuteRequest: one
+    operation behind both services."""
+    parse_name(request.plan, "plans", "plan")
+    return ExecuteRequest(
+        plan=request.plan,
+        etag=request.etag,
+        dry_run=request.dry_run,
+        strategy=strategy_from_pb(request.strategy),
+        max_parallel=request.max_parallel,
+        exchange=request.exchange,
+        level=level_from_pb(request.safety_level),
+    )
+
+
 def view_to_pb(view: ExecutionView) -> execution_pb2.Execution:
     """The proto Execution of a view."""
     return execution_record_to_pb(view.execution, view.orders)
@@ -77,6 +120,7 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
         accounts: AccountService,
     ) -> None:
         self._accounts = accounts
+        self._views = ExchangeViews(exchanges)
         self._planner = planner
         self._exchanges = exchanges
         self._engine = engine
@@ -85,17 +129,7 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
 
     @mutation(lambda self, view: pb.ExecutePlanResponse(execution=view_to_pb(view)))
     async def ExecutePlan(self, request: pb.ExecutePlanRequest, call: Call) -> ExecutionView:
-        parse_name(request.plan, "plans", "plan")
-        execute = ExecuteRequest(
-            plan=request.plan,
-            etag=request.etag,
-            dry_run=request.dry_run,
-            strategy=strategy_from_pb(request.strategy),
-            max_parallel=request.max_parallel,
-            exchange=request.exchange,
-            level=level_from_pb(request.safety_level),
-        )
-        return await self._engine.execute(call.principal, execute, call)
+        return await self._engine.execute(call.principal, execute_request(request), call)
 
     @unary
     async def ValidatePlan(
@@ -130,7 +164,7 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
             "states",
         )
         views, token = await self._engine.list_executions(
-            states, request.plan, request.page_size, request.page_token
+            states, request.plan, request.page_size, request.page_token, request.filter
         )
         return pb.ListExecutionsResponse(
             executions=[view_to_pb(v) for v in views], next_page_token=token
@@ -144,20 +178,27 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
             list(request.states), execution_pb2.OrderState, "ORDER_STATE_", OrderState, "states"
         )
         orders, token = await self._engine.list_orders(
-            request.parent, states, request.page_size, request.page_token
+            request.parent, states, request.page_size, request.page_token, request.filter
         )
         return pb.ListOrdersResponse(
             orders=[order_record_to_pb(o) for o in orders], next_page_token=token
         )
 
     @unary
+    async def GetExchange(
+        self, request: pb.GetExchangeRequest, principal: Principal
+    ) -> pb.GetExchangeResponse:
+        details = await self._views.details(request.name)
+        return details_to_pb(details, self._engine.budget(details.exchange.account))
+
+    @unary
     async def ListExchanges(
         self, request: pb.ListExchangesRequest, principal: Principal
     ) -> pb.ListExchangesResponse:
+        exchanges, token = self._views.list(request.page_size, request.page_token, request.filter)
         return pb.ListExchangesResponse(
-            exchanges=[
-                exchange_to_pb(e, self._engine.budget(e.account)) for e in self._exchanges.all()
-            ]
+            exchanges=[exchange_to_pb(e, self._engine.budget(e.account)) for e in exchanges],
+            next_page_token=token,
         )
 
     @mutation(

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from govex.controls.v1 import freeze_pb2
 from govex.execution.v1 import exchange_pb2, execution_pb2
 from govex.execution.v1 import execution_service_pb2 as pb
-from govex.governance.v1 import freeze_pb2
-from govex_server.api.convert import operation_to_pb, policy_to_pb, timestamp, verdict_to_pb
+from govex_server.api.convert import (
+    decimal,
+    operation_to_pb,
+    policy_to_pb,
+    timestamp,
+    verdict_to_pb,
+)
+from govex_server.domain import money
 from govex_server.domain.errors import invalid_field
 from govex_server.domain.execution.legs import Leg, Side
 from govex_server.domain.execution.orders import OrderState
@@ -18,6 +26,7 @@ from govex_server.domain.execution.schedule import Slice
 from govex_server.domain.policy import Policy
 from govex_server.exchanges.base import Exchange
 from govex_server.exchanges.rate_limit import Budget
+from govex_server.services.exchange_views import ExchangeDetails
 from govex_server.services.planning import PlannedOrder, PlanValidation
 
 
@@ -62,8 +71,8 @@ def leg_to_pb(leg: Leg, slice_count: int) -> execution_pb2.Leg:
         operation=operation_to_pb(leg.operation),
         current_percent=leg.current_percent,
         target_percent=leg.target_percent,
-        notional=leg.notional,
-        quantity=leg.quantity,
+        notional=decimal(leg.notional),
+        quantity=decimal(leg.quantity),
         skipped=leg.skipped,
         skip_reason=leg.skip_reason,
         slice_count=slice_count,
@@ -77,9 +86,9 @@ def order_to_pb(order: PlannedOrder) -> pb.PlannedOrder:
         slice_index=order.slice_index,
         symbol=order.symbol,
         side=side_to_pb(order.side),
-        quantity=order.quantity,
-        price=order.price,
-        notional=order.notional,
+        quantity=decimal(order.quantity),
+        price=decimal(order.price),
+        notional=decimal(order.notional),
         safety=safety_to_pb(order.safety),
     )
 
@@ -90,7 +99,7 @@ def slice_to_pb(s: Slice) -> execution_pb2.ScheduledSlice:
         leg_index=s.leg_index,
         slice_index=s.slice_index,
         scheduled_time=timestamp(s.scheduled_time),
-        notional=s.notional,
+        notional=decimal(s.notional),
         day=s.day,
     )
 
@@ -146,6 +155,23 @@ def exchange_to_pb(exchange: Exchange, budget: Budget | None) -> exchange_pb2.Ex
     return out
 
 
+def details_to_pb(details: ExchangeDetails, budget: Budget | None) -> pb.GetExchangeResponse:
+    """The proto GetExchangeResponse: the account, its balances by asset and
+    its markets by symbol."""
+    out = pb.GetExchangeResponse(exchange=exchange_to_pb(details.exchange, budget))
+    for asset, balance in sorted(details.balances.items()):
+        out.balances.add(asset=asset, free=decimal(balance.free), total=decimal(balance.total))
+    for symbol, market in sorted(details.markets.items()):
+        out.markets.add(
+            symbol=symbol,
+            amount_step=decimal(market.amount_step),
+            price_step=decimal(market.price_step),
+            min_notional=decimal(market.min_notional),
+            min_amount=decimal(market.min_amount),
+        )
+    return out
+
+
 def order_state_to_pb(state: OrderState) -> execution_pb2.OrderState.ValueType:
     """OrderState.FILLED -> ORDER_STATE_FILLED."""
     return execution_pb2.OrderState.Value(f"ORDER_STATE_{state.value}")
@@ -164,12 +190,12 @@ def order_record_to_pb(o: OrderRecord) -> execution_pb2.Order:
         exchange_order_id=o.exchange_order_id,
         symbol=o.symbol,
         side=execution_pb2.OrderSide.Value(f"ORDER_SIDE_{o.side}"),
-        type="limit",
-        quantity=o.quantity,
-        price=o.price,
-        filled_quantity=o.filled,
-        average_price=o.average_price,
-        fee=o.fee,
+        type=execution_pb2.ORDER_TYPE_LIMIT,
+        quantity=decimal(o.quantity),
+        price=decimal(o.price),
+        filled_quantity=decimal(o.filled),
+        average_price=decimal(o.average_price),
+        fee=decimal(o.fee),
         state=order_state_to_pb(o.state),
         state_reason=o.state_reason,
         leg_index=o.leg_index,
@@ -215,20 +241,24 @@ def execution_record_to_pb(
         state_reason=e.state_reason,
         actor=e.actor,
         create_time=timestamp(e.create_time),
-        portfolio_value=e.portfolio_value,
+        portfolio_value=decimal(e.portfolio_value),
     )
     if e.end_time is not None:
         out.end_time.CopyFrom(timestamp(e.end_time))
     if e.policy:
         out.policy.CopyFrom(policy_to_pb(Policy.from_json(e.policy)))
-    filled_by_leg: dict[int, float] = {}
+    filled_by_leg: dict[int, Decimal] = {}
     count_by_leg: dict[int, int] = {}
+    by_state: dict[OrderState, int] = {}
     for o in orders:
-        filled_by_leg[o.leg_index] = filled_by_leg.get(o.leg_index, 0.0) + o.filled * (
-            o.average_price or o.price
+        filled_by_leg[o.leg_index] = filled_by_leg.get(o.leg_index, money.ZERO) + money.mul(
+            o.filled, o.average_price or o.price
         )
         count_by_leg[o.leg_index] = count_by_leg.get(o.leg_index, 0) + 1
-        out.order_counts[o.state.value] = out.order_counts.get(o.state.value, 0) + 1
+        by_state[o.state] = by_state.get(o.state, 0) + 1
+    for state in OrderState:
+        if state in by_state:
+            out.order_counts.add(state=order_state_to_pb(state), count=by_state[state])
     for leg in e.legs:
         out.legs.add(
             index=leg["index"],
@@ -238,9 +268,9 @@ def execution_record_to_pb(
             operation=freeze_pb2.Operation.Value(f"OPERATION_{leg['operation']}"),
             current_percent=leg["current_percent"],
             target_percent=leg["target_percent"],
-            notional=leg["notional"],
-            quantity=leg["quantity"],
-            filled_notional=filled_by_leg.get(leg["index"], 0.0),
+            notional=decimal(money.exact(leg["notional"])),
+            quantity=decimal(money.exact(leg["quantity"])),
+            filled_notional=decimal(filled_by_leg.get(leg["index"], money.ZERO)),
             skipped=bool(leg["skip_reason"]),
             skip_reason=leg["skip_reason"],
             slice_count=count_by_leg.get(leg["index"], 0),

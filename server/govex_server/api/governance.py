@@ -6,9 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from govex.governance.v1 import (
-    audit_pb2,
     events_pb2,
-    governance_state_pb2,
 )
 from govex.governance.v1 import (
     governance_service_pb2 as pb,
@@ -17,28 +15,28 @@ from govex.governance.v1 import (
     governance_service_pb2_grpc as pb_grpc,
 )
 from govex_server.api import convert
+from govex_server.api.execution import execute_request, view_to_pb
+from govex_server.api.governance_signals import SignalAndAuditRpcs
 from govex_server.api.rpc import Context, mutation, stream, unary
 from govex_server.api.state_frame import GovernanceStateFrames
 from govex_server.api.streams import EventStreams
-from govex_server.domain.allocation import evaluate
-from govex_server.domain.errors import failed_precondition, invalid_field
+from govex_server.domain import update_mask
+from govex_server.domain.errors import failed_precondition
 from govex_server.domain.events import FREEZE_KINDS, GOVERNANCE_KINDS
-from govex_server.domain.execution.records import Strategy
 from govex_server.domain.freezes import Freeze as FreezeRecord
 from govex_server.domain.governance import GovernanceMode, ModeSetting
 from govex_server.domain.plans import Plan
 from govex_server.domain.principals import Principal
 from govex_server.domain.rpcs import may_call
 from govex_server.services.audit import AuditLog
-from govex_server.services.engine import ExecuteRequest, ExecutionEngine, ExecutionView
+from govex_server.services.engine import ExecutionEngine, ExecutionView
 from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import Activation, AutoAdvance, GovernanceService
-from govex_server.services.policy import PolicyService, PolicyView
+from govex_server.services.policy import PolicyService
 from govex_server.services.recorder import Call
-from govex_server.store.audit_repositories import AuditQuery, StoredAuditRecord
 
 
-class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
+class GovernanceServicer(SignalAndAuditRpcs, pb_grpc.GovernanceServiceServicer):
     """govex.governance.v1.GovernanceService."""
 
     def __init__(
@@ -128,7 +126,9 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             convert.plan_state_from_pb(value, f"states[{i}]")
             for i, value in enumerate(request.states)
         ]
-        page = await self._gov.list_plans(states, request.page_size, request.page_token)
+        page = await self._gov.list_plans(
+            states, request.page_size, request.page_token, request.filter
+        )
         return pb.ListPlansResponse(
             plans=[convert.plan_to_pb(p) for p in page.plans],
             next_page_token=page.next_page_token,
@@ -136,11 +136,14 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
 
     @mutation(lambda self, plan: pb.UpdatePlanResponse(plan=convert.plan_to_pb(plan)))
     async def UpdatePlan(self, request: pb.UpdatePlanRequest, call: Call) -> Plan:
-        targets = convert.targets_from_pb(list(request.targets))
-        reason = request.reason if request.HasField("reason") else None
-        return await self._gov.update(
-            call.principal, request.name, request.etag, targets, reason, call
-        )
+        plan = request.plan
+        present = {"targets"} if plan.targets else set()
+        if plan.reason:
+            present.add("reason")
+        fields = update_mask.resolve(request.update_mask.paths, ("targets", "reason"), present)
+        targets = convert.targets_from_pb(list(plan.targets)) if "targets" in fields else None
+        reason = plan.reason if "reason" in fields else None
+        return await self._gov.update(call.principal, plan.name, plan.etag, targets, reason, call)
 
     @mutation(lambda self, plan: pb.ReviewPlanResponse(plan=convert.plan_to_pb(plan)))
     async def ReviewPlan(self, request: pb.ReviewPlanRequest, call: Call) -> Plan:
@@ -177,83 +180,11 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             call.principal, request.name, request.etag, request.reason, call
         )
 
-    @mutation(
-        lambda self, result: pb.ExecutePlanResponse(
-            execution=result[0].execution.name, plan=convert.plan_to_pb(result[1])
-        )
-    )
-    async def ExecutePlan(
-        self, request: pb.ExecutePlanRequest, call: Call
-    ) -> tuple[ExecutionView, Plan]:
-        # The governed entry: the same code path as ExecutionService.ExecutePlan,
-        # with the server's defaults for strategy and safety level.
-        execute = ExecuteRequest(
-            plan=request.name,
-            etag=request.etag,
-            dry_run=request.dry_run,
-            strategy=Strategy.SEQUENTIAL,
-            max_parallel=0,
-            exchange=request.exchange,
-            level=None,
-        )
-        plan = await self._gov.get_plan(request.name)
-        # The engine stores the response in its transaction from the view alone.
-        call.respond = lambda view: pb.ExecutePlanResponse(
-            execution=view.execution.name, plan=convert.plan_to_pb(plan)
-        ).SerializeToString()
-        return await self._engine.execute(call.principal, execute, call), plan
-
-    @unary
-    async def GetSignals(
-        self, request: pb.GetSignalsRequest, principal: Principal
-    ) -> pb.GetSignalsResponse:
-        view = await self._policy.view()
-        response = pb.GetSignalsResponse(freshness=convert.freshness_to_pb(view.freshness))
-        if view.signals is not None and view.age is not None:
-            response.signals.CopyFrom(convert.signals_to_pb(view.signals))
-            response.age.CopyFrom(convert.duration(view.age))
-        return response
-
-    @mutation(lambda self, view: _published_to_pb(view))
-    async def PublishSignals(self, request: pb.PublishSignalsRequest, call: Call) -> PolicyView:
-        if not request.HasField("signals"):
-            raise invalid_field("signals", "required")
-        signals = convert.signals_from_pb(request.signals)
-        return await self._policy.publish(call.principal, signals, call)
-
-    @unary
-    async def ValidateAllocation(
-        self, request: pb.ValidateAllocationRequest, principal: Principal
-    ) -> pb.ValidateAllocationResponse:
-        view = await self._policy.view()
-        value = request.portfolio_value_usd if request.HasField("portfolio_value_usd") else None
-        verdict = evaluate(
-            convert.targets_from_pb(list(request.current)),
-            convert.targets_from_pb(list(request.target)),
-            value,
-            view.policy,
-        )
-        response = pb.ValidateAllocationResponse(
-            turnover_percent=verdict.turnover_percent,
-            estimated_cost_bps=verdict.estimated_cost_bps,
-            days_at_cap=verdict.days_at_cap,
-            recommendation=governance_state_pb2.AllocationRecommendation.Value(
-                f"ALLOCATION_RECOMMENDATION_{verdict.recommendation.value}"
-            ),
-            reasons=list(verdict.reasons),
-            policy=convert.policy_to_pb(view.policy),
-        )
-        if verdict.estimated_cost_usd is not None:
-            response.estimated_cost_usd = verdict.estimated_cost_usd
-        for change in verdict.changes:
-            response.changes.add(
-                asset=change.asset,
-                current_percent=change.current,
-                target_percent=change.target,
-                delta_percent=change.delta,
-                inside_no_trade_zone=change.inside_no_trade_zone,
-            )
-        return response
+    @mutation(lambda self, view: pb.ExecutePlanResponse(execution=view_to_pb(view)))
+    async def ExecutePlan(self, request: pb.ExecutePlanRequest, call: Call) -> ExecutionView:
+        # The same operation as ExecutionService.ExecutePlan: same fields, same
+        # engine call, same idempotency (each service keeps its own keys).
+        return await self._engine.execute(call.principal, execute_request(request), call)
 
     @mutation(lambda self, freeze: pb.FreezeResponse(freeze=convert.freeze_to_pb(freeze)))
     async def Freeze(self, request: pb.FreezeRequest, call: Call) -> FreezeRecord:
@@ -274,6 +205,13 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
         )
 
     @unary
+    async def GetFreeze(
+        self, request: pb.GetFreezeRequest, principal: Principal
+    ) -> pb.GetFreezeResponse:
+        freeze = await self._freezes.get(request.name)
+        return pb.GetFreezeResponse(freeze=convert.freeze_to_pb(freeze))
+
+    @unary
     async def ListFreezes(
         self, request: pb.ListFreezesRequest, principal: Principal
     ) -> pb.ListFreezesResponse:
@@ -282,7 +220,7 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             for i, value in enumerate(request.types)
         ]
         page = await self._freezes.list(
-            request.include_ended, types, request.page_size, request.page_token
+            request.include_ended, types, request.page_size, request.page_token, request.filter
         )
         return pb.ListFreezesResponse(
             freezes=[convert.freeze_to_pb(f) for f in page.freezes],
@@ -296,27 +234,6 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
         operation = convert.operation_from_pb(request.operation)
         verdict = await self._freezes.check(operation)
         return pb.CheckOperationResponse(verdict=convert.verdict_to_pb(verdict))
-
-    @unary
-    async def ListAuditRecords(
-        self, request: pb.ListAuditRecordsRequest, principal: Principal
-    ) -> pb.ListAuditRecordsResponse:
-        query = AuditQuery(
-            resource=request.resource,
-            principal=request.principal,
-            since=convert.optional_time(request, "start_time"),
-            until=convert.optional_time(request, "end_time"),
-        )
-        page = await self._audit.list(query, request.page_size, request.page_token)
-        return pb.ListAuditRecordsResponse(
-            audit_records=[_audit_to_pb(r) for r in page.records],
-            next_page_token=page.next_page_token,
-            head_sequence=page.head_sequence,
-            head_hash=page.head_hash,
-        )
-
-    # Streams yield pre-serialized frames (see api/streams.py and
-    # api/registration.py), hence bytes instead of the response messages.
 
     @stream
     async def WatchFreezeEvents(  # type: ignore[override]
@@ -373,32 +290,3 @@ def _activation_to_pb(result: Activation) -> pb.ActivatePlanResponse:
     if result.superseded is not None:
         response.superseded_plan.CopyFrom(convert.plan_to_pb(result.superseded))
     return response
-
-
-def _published_to_pb(view: PolicyView) -> pb.PublishSignalsResponse:
-    assert view.signals is not None
-    return pb.PublishSignalsResponse(
-        signals=convert.signals_to_pb(view.signals),
-        policy=convert.policy_to_pb(view.policy),
-        freshness=convert.freshness_to_pb(view.freshness),
-        phase=convert.phase_to_pb(view.phase),
-    )
-
-
-def _audit_to_pb(stored: StoredAuditRecord) -> audit_pb2.AuditRecord:
-    record = stored.record
-    return audit_pb2.AuditRecord(
-        sequence=stored.sequence,
-        time=convert.timestamp(record.at),
-        principal=record.principal,
-        principal_kind=record.principal_kind,
-        governance_mode=record.mode,
-        rpc=record.rpc,
-        resource=record.resource,
-        etag_before=record.etag_before or "",
-        etag_after=record.etag_after or "",
-        reason=record.reason,
-        content=stored.content,
-        previous_hash=stored.previous_hash,
-        hash=stored.hash,
-    )

@@ -6,7 +6,9 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
+from govex_server.domain import money
 from govex_server.domain.errors import invalid_field
 from govex_server.domain.plans import Target
 from govex_server.domain.policy import Policy
@@ -42,7 +44,7 @@ class AllocationVerdict:
     changes: tuple[AssetChange, ...]
     turnover_percent: float
     estimated_cost_bps: float
-    estimated_cost_usd: float | None
+    estimated_cost_usd: Decimal | None
     days_at_cap: int
     recommendation: Recommendation
     reasons: tuple[str, ...]
@@ -61,16 +63,14 @@ def turnover_percent(current: Sequence[Target], target: Sequence[Target]) -> flo
 def evaluate(
     current: Sequence[Target],
     target: Sequence[Target],
-    portfolio_value_usd: float | None,
+    portfolio_value_usd: Decimal | None,
     policy: Policy,
 ) -> AllocationVerdict:
     """Per-asset changes, turnover, cost, days at the daily cap, and a
     recommendation with its reasons."""
     validate_targets(current, "current")
     validate_targets(target, "target")
-    if portfolio_value_usd is not None and (
-        not math.isfinite(portfolio_value_usd) or portfolio_value_usd <= 0
-    ):
+    if portfolio_value_usd is not None and portfolio_value_usd <= 0:
         raise invalid_field("portfolio_value_usd", "must be a positive number")
     now = {t.asset: t.weight_percent for t in current}
     then = {t.asset: t.weight_percent for t in target}
@@ -84,7 +84,15 @@ def evaluate(
     turnover = math.fsum(abs(c.delta) for c in changes) / 2
     traded = math.fsum(abs(c.delta) for c in changes if not c.inside_no_trade_zone) / 2
     cost_bps = traded / 100 * policy.estimated_cost_bps
-    cost_usd = None if portfolio_value_usd is None else portfolio_value_usd * cost_bps / 10_000
+    # Money from a ratio: the cost in bps enters as its shortest repr, the
+    # result is rounded half even to the cent (an estimate, shown to people).
+    cost_usd = (
+        None
+        if portfolio_value_usd is None
+        else money.cents(
+            money.div(money.mul(portfolio_value_usd, money.from_ratio(cost_bps)), Decimal(10_000))
+        )
+    )
     cap_percent = policy.cap_daily * 100
     days = math.ceil(traded / cap_percent - 1e-9) if traded > 0 else 0
     reasons = [

@@ -10,8 +10,10 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+from govex_server.domain import money
 from govex_server.domain.freezes import Freeze, FreezeType
 from govex_server.domain.signals import SignalSet
 
@@ -62,7 +64,8 @@ class Policy:
     mode: PolicyMode
     cap_daily: float
     ramp_hours: float
-    min_trade_usd: float
+    # Money (in the quote currency), so exact; the rest are ratios.
+    min_trade_usd: Decimal
     slippage_limit_bps: int
     no_trade_threshold: float
     estimated_cost_bps: int
@@ -95,7 +98,7 @@ class Policy:
             "mode": self.mode.name,
             "cap_daily": self.cap_daily,
             "ramp_hours": self.ramp_hours,
-            "min_trade_usd": self.min_trade_usd,
+            "min_trade_usd": money.text(self.min_trade_usd),
             "slippage_limit_bps": self.slippage_limit_bps,
             "no_trade_threshold": self.no_trade_threshold,
             "estimated_cost_bps": self.estimated_cost_bps,
@@ -110,7 +113,7 @@ class Policy:
             PolicyMode[data["mode"]],
             data["cap_daily"],
             data["ramp_hours"],
-            data["min_trade_usd"],
+            money.exact(data["min_trade_usd"]),
             data["slippage_limit_bps"],
             data["no_trade_threshold"],
             data["estimated_cost_bps"],
@@ -326,7 +329,7 @@ def derive(
         PolicyMode.FREEZE: 20,
     }[mode]
     slippage = round(_clamp(base + 50 * v, 1, 500))
-    min_trade = max(10.0, settings.min_trade_usd)
+    min_trade = max(Decimal(10), money.exact(settings.min_trade_usd))
     # Step 11: every value within its declared range.
     final_cap = _clamp(cap, 0.01, 0.50)
     if final_cap != cap:

@@ -37,6 +37,7 @@ def _writes(*roles: Role) -> RpcSpec:
 RPCS: dict[str, RpcSpec] = {
     f"{GOVERNANCE}/GetGovernanceState": _reads(),
     f"{GOVERNANCE}/GetSignals": _reads(),
+    f"{GOVERNANCE}/ListSignals": _reads(),
     f"{GOVERNANCE}/PublishSignals": _writes(Role.SIGNAL_PUBLISHER),
     f"{GOVERNANCE}/ProposePlan": _writes(Role.PROPOSER),
     f"{GOVERNANCE}/GetPlan": _reads(),
@@ -50,6 +51,7 @@ RPCS: dict[str, RpcSpec] = {
     f"{GOVERNANCE}/CancelPlan": _writes(Role.PROPOSER, Role.APPROVER, Role.OPERATOR, Role.ADMIN),
     f"{GOVERNANCE}/Freeze": _writes(Role.OPERATOR),
     f"{GOVERNANCE}/Unfreeze": _writes(Role.OPERATOR),
+    f"{GOVERNANCE}/GetFreeze": _reads(),
     f"{GOVERNANCE}/ListFreezes": _reads(),
     f"{GOVERNANCE}/CheckOperation": _reads(),
     f"{GOVERNANCE}/SetGovernanceMode": _writes(Role.ADMIN),
@@ -64,6 +66,7 @@ RPCS: dict[str, RpcSpec] = {
     f"{EXECUTION}/GetExecution": _reads(),
     f"{EXECUTION}/ListExecutions": _reads(),
     f"{EXECUTION}/ListOrders": _reads(),
+    f"{EXECUTION}/GetExchange": _reads(),
     f"{EXECUTION}/ListExchanges": _reads(),
     f"{EXECUTION}/ConnectExchange": _writes(Role.OPERATOR, Role.ADMIN),
     f"{EXECUTION}/WatchOrders": _reads(),

@@ -82,6 +82,9 @@ class SignalSet:
     phase_inputs: dict[str, float] = field(default_factory=dict)
     publisher: str = ""
     receive_time: datetime | None = None
+    # The stored set's id ("signalSets/{id}"); empty before it is stored.
+    # Not part of the stored payload: the row's key is.
+    id: str = ""
 
     @property
     def mean_volatility(self) -> float | None:

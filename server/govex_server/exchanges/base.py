@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Protocol
 
 from govex_server.domain.errors import invalid_field, not_found
@@ -17,8 +18,8 @@ _ACCOUNT_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 class Balance:
     """What an account holds of one asset."""
 
-    free: float
-    total: float
+    free: Decimal
+    total: Decimal
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,11 @@ class ExchangeOrder:
     exchange_id: str
     symbol: str
     side: str  # "BUY" / "SELL"
-    quantity: float
-    price: float
-    filled: float
-    average_price: float
-    fee: float
+    quantity: Decimal
+    price: Decimal
+    filled: Decimal
+    average_price: Decimal
+    fee: Decimal
     status: str  # "open", "closed" (filled), "canceled", "rejected"
 
 
@@ -53,14 +54,15 @@ class Exchange(Protocol):
         """Holdings per asset."""
         ...
 
-    async def prices(self, assets: Iterable[str]) -> dict[str, float]:
+    async def prices(self, assets: Iterable[str]) -> dict[str, Decimal]:
         """Reference (last) prices of ``assets`` in the quote currency."""
         ...
 
     async def create_order(
-        self, client_id: str, symbol: str, side: str, quantity: float, price: float
+        self, client_id: str, symbol: str, side: str, quantity: Decimal, price: Decimal
     ) -> ExchangeOrder:
-        """A limit order under our client order id (errors: exchanges.errors)."""
+        """A limit order under our client order id (errors: exchanges.errors);
+        the exchange receives the exact decimal strings."""
         ...
 
     async def fetch_order(self, client_id: str, symbol: str) -> ExchangeOrder:

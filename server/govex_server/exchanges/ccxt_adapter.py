@@ -9,11 +9,13 @@ order id up, never by sending again under a new id."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import ccxt.async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 
+from govex_server.domain import money
 from govex_server.domain.errors import failed_precondition
 from govex_server.domain.execution.safety import Market
 from govex_server.exchanges.base import Balance, ExchangeOrder
@@ -35,6 +37,22 @@ _STATUS = {
     "expired": "canceled",
     "rejected": "rejected",
 }
+
+
+def _amount(value: Any) -> Decimal:
+    """A number from ccxt, exactly: ccxt parses with ``number = str``, so this
+    is the exchange's own decimal text (0 when it sent nothing)."""
+    if value is None or value == "":
+        return money.ZERO
+    if isinstance(value, float):  # a value ccxt computed itself
+        return money.exact(value)
+    try:
+        parsed = Decimal(str(value))
+    except InvalidOperation:
+        raise ExchangeError(f"the exchange sent {str(value)[:40]!r} for a number") from None
+    if not parsed.is_finite():
+        raise ExchangeError(f"the exchange sent {str(value)[:40]!r} for a number")
+    return parsed
 
 
 def _retry_after(exchange: Any) -> float:
@@ -84,6 +102,9 @@ class CcxtExchange:
         self.sandbox = sandbox
         self.quote = quote
         self._x: Any = getattr(ccxt_async, ccxt_id)(config)
+        # Parse every number the exchange sends as its decimal text, never
+        # through a binary float.
+        self._x.number = str
         # None until a call was made; then whether the last one reached it.
         self.reachable: bool | None = None
         if sandbox:
@@ -132,10 +153,10 @@ class CcxtExchange:
                 continue
             limits, precision = m.get("limits", {}), m.get("precision", {})
             out[symbol] = Market(
-                amount_step=float(precision.get("amount") or 0),
-                price_step=float(precision.get("price") or 0),
-                min_notional=float((limits.get("cost") or {}).get("min") or 0),
-                min_amount=float((limits.get("amount") or {}).get("min") or 0),
+                amount_step=_amount(precision.get("amount")),
+                price_step=_amount(precision.get("price")),
+                min_notional=_amount((limits.get("cost") or {}).get("min")),
+                min_amount=_amount((limits.get("amount") or {}).get("min")),
             )
         return out
 
@@ -144,31 +165,33 @@ class CcxtExchange:
         raw = await self._call("fetch_balance")
         out = {}
         for asset, total in (raw.get("total") or {}).items():
-            if total:
-                out[asset] = Balance(float(raw["free"].get(asset) or 0), float(total))
+            held = _amount(total)
+            if held:
+                out[asset] = Balance(_amount((raw.get("free") or {}).get(asset)), held)
         return out
 
-    async def prices(self, assets: Iterable[str]) -> dict[str, float]:
+    async def prices(self, assets: Iterable[str]) -> dict[str, Decimal]:
         """Last prices against the quote currency."""
         symbols = [f"{a}/{self.quote}" for a in assets if a != self.quote]
         tickers = await self._call("fetch_tickers", symbols)
         return {
-            symbol.split("/")[0]: float(t["last"])
+            symbol.split("/")[0]: _amount(t["last"])
             for symbol, t in tickers.items()
             if t.get("last") is not None
         }
 
     async def create_order(
-        self, client_id: str, symbol: str, side: str, quantity: float, price: float
+        self, client_id: str, symbol: str, side: str, quantity: Decimal, price: Decimal
     ) -> ExchangeOrder:
-        """A limit order carrying our client order id."""
+        """A limit order carrying our client order id; ccxt gets the amounts as
+        decimal strings, which it puts in the request as they are."""
         raw = await self._call(
             "create_order",
             symbol,
             "limit",
             side.lower(),
-            quantity,
-            price,
+            money.text(quantity),
+            money.text(price),
             {"clientOrderId": client_id},
             creating=True,
         )
@@ -185,17 +208,16 @@ class CcxtExchange:
         return self._order(raw, client_id)
 
     def _order(self, raw: dict[str, Any], client_id: str) -> ExchangeOrder:
-        filled = float(raw.get("filled") or 0)
         fee = raw.get("fee") or {}
         return ExchangeOrder(
             client_id=raw.get("clientOrderId") or client_id,
             exchange_id=str(raw.get("id") or ""),
             symbol=raw.get("symbol") or "",
             side=str(raw.get("side") or "").upper(),
-            quantity=float(raw.get("amount") or 0),
-            price=float(raw.get("price") or 0),
-            filled=filled,
-            average_price=float(raw.get("average") or 0),
-            fee=float(fee.get("cost") or 0),
+            quantity=_amount(raw.get("amount")),
+            price=_amount(raw.get("price")),
+            filled=_amount(raw.get("filled")),
+            average_price=_amount(raw.get("average")),
+            fee=_amount(fee.get("cost")),
             status=_STATUS.get(str(raw.get("status")), "open"),
         )

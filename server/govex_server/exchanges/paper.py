@@ -10,15 +10,16 @@ exchange, and the order is still there to be found by its client order id."""
 from __future__ import annotations
 
 import asyncio
-import math
 import sqlite3
 import tomllib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from govex_server.domain import money
 from govex_server.domain.execution.safety import Market
 from govex_server.exchanges.base import Balance, ExchangeOrder
 from govex_server.exchanges.errors import (
@@ -29,7 +30,11 @@ from govex_server.exchanges.errors import (
     OutcomeUnknown,
     RateLimited,
 )
-from govex_server.exchanges.paper_book import PaperBook, row_to_order
+from govex_server.exchanges.paper_book import PaperBook, amount, row_to_order
+
+D = Decimal
+# Decimals are immutable: safe as dataclass defaults.
+_FEE_RATE, _AMOUNT_STEP, _PRICE_STEP, _MIN_NOTIONAL = D("0.001"), D("0.00001"), D("0.01"), D(10)
 
 
 @dataclass(frozen=True)
@@ -37,16 +42,16 @@ class PaperConfig:
     """Starting balances, prices and market rules of the paper account."""
 
     quote: str = "USDT"
-    fee_rate: float = 0.001
-    balances: dict[str, float] = field(
-        default_factory=lambda: {"USDT": 100_000.0, "BTC": 1.0, "ETH": 10.0}
+    fee_rate: Decimal = _FEE_RATE
+    balances: dict[str, Decimal] = field(
+        default_factory=lambda: {"USDT": D(100_000), "BTC": D(1), "ETH": D(10)}
     )
-    prices: dict[str, float] = field(
-        default_factory=lambda: {"BTC": 50_000.0, "ETH": 2_500.0, "SOL": 150.0}
+    prices: dict[str, Decimal] = field(
+        default_factory=lambda: {"BTC": D(50_000), "ETH": D(2_500), "SOL": D(150)}
     )
-    amount_step: float = 0.00001
-    price_step: float = 0.01
-    min_notional: float = 10.0
+    amount_step: Decimal = _AMOUNT_STEP
+    price_step: Decimal = _PRICE_STEP
+    min_notional: Decimal = _MIN_NOTIONAL
     # Fill model: buys fill at reference x (1 + slippage), sells at
     # reference x (1 - slippage), if the limit allows; else the order rests.
     slippage_bps: float = 5.0
@@ -57,17 +62,23 @@ class PaperConfig:
     @staticmethod
     def load(path: str) -> PaperConfig:
         """Reads a TOML file: ``quote``, ``fee_rate``, ``amount_step``,
-        ``price_step``, ``min_notional``, ``[balances]``, ``[prices]``."""
+        ``price_step``, ``min_notional``, ``[balances]``, ``[prices]``. Amounts
+        may be written as numbers (taken as written: ``0.1`` is exactly 0.1)
+        or as decimal strings."""
         document: dict[str, Any] = tomllib.loads(Path(path).read_text())
         unknown = set(document) - {f for f in PaperConfig.__dataclass_fields__}
         if unknown:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
-        config = PaperConfig(**document)
-        for name, table in (("balances", config.balances), ("prices", config.prices)):
-            for asset, value in table.items():
-                if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                    raise ValueError(f"{path}: {name}.{asset} must be a number >= 0")
-        return config
+        for key in ("fee_rate", "amount_step", "price_step", "min_notional"):
+            if key in document:
+                document[key] = _amount(path, key, document[key])
+        for name in ("balances", "prices"):
+            if name in document:
+                document[name] = {
+                    asset: _amount(path, f"{name}.{asset}", value)
+                    for asset, value in document[name].items()
+                }
+        return PaperConfig(**document)
 
 
 FAULTS = frozenset(
@@ -106,12 +117,12 @@ class PaperExchange:
             for asset in c.prices
         }
 
-    async def prices(self, assets: Iterable[str]) -> dict[str, float]:
+    async def prices(self, assets: Iterable[str]) -> dict[str, Decimal]:
         """The configured prices of the assets that have one."""
         return {a: self._config.prices[a] for a in assets if a in self._config.prices}
 
     @property
-    def fee_rate(self) -> float:
+    def fee_rate(self) -> Decimal:
         """The taker fee."""
         return self._config.fee_rate
 
@@ -135,12 +146,13 @@ class PaperExchange:
 
         def read(db: sqlite3.Connection) -> dict[str, Balance]:
             rows = db.execute("SELECT asset, free, locked FROM balances").fetchall()
-            return {a: Balance(f, f + lk) for a, f, lk in rows if f + lk > 0}
+            held = [(a, amount(f), amount(lk)) for a, f, lk in rows]
+            return {a: Balance(f, f + lk) for a, f, lk in held if f + lk > 0}
 
         return await self._book.run(read)
 
     async def create_order(
-        self, client_id: str, symbol: str, side: str, quantity: float, price: float
+        self, client_id: str, symbol: str, side: str, quantity: Decimal, price: Decimal
     ) -> ExchangeOrder:
         """Places a limit order; fills what the fill model allows at once."""
         if self._config.latency_ms:
@@ -164,7 +176,7 @@ class PaperExchange:
             raise OrderRejected("order rejected by the exchange")
         if fault == "insufficient_funds":
             raise InsufficientFunds("insufficient balance")
-        ratio = 0.5 if fault == "partial_fill" else self._config.fill_ratio
+        ratio = D("0.5") if fault == "partial_fill" else money.exact(self._config.fill_ratio)
         await self._book.run(lambda db: _received(db, client_id))
         order = await self._book.run(
             lambda db: self._place(db, client_id, symbol, side, quantity, price, ratio)
@@ -179,9 +191,9 @@ class PaperExchange:
         client_id: str,
         symbol: str,
         side: str,
-        quantity: float,
-        price: float,
-        ratio: float,
+        quantity: Decimal,
+        price: Decimal,
+        ratio: Decimal,
     ) -> ExchangeOrder:
         if db.execute("SELECT 1 FROM orders WHERE client_id = ?", (client_id,)).fetchone():
             raise OrderRejected("Duplicate order sent")
@@ -190,50 +202,61 @@ class PaperExchange:
         if reference is None or quote != self._config.quote:
             raise OrderRejected(f"unknown symbol {symbol}")
         fee_rate = self._config.fee_rate
-        balance = dict(db.execute("SELECT asset, free FROM balances").fetchall())
+        balance = {a: amount(f) for a, f in db.execute("SELECT asset, free FROM balances")}
         if side == "BUY":
-            hold_asset, hold = quote, quantity * price * (1 + fee_rate)
+            hold_asset, hold = quote, money.mul(money.mul(quantity, price), 1 + fee_rate)
         else:
             hold_asset, hold = base, quantity
-        if balance.get(hold_asset, 0.0) + 1e-9 < hold:
+        if balance.get(hold_asset, money.ZERO) < hold:
             raise InsufficientFunds(f"needs {hold} {hold_asset}")
         _move(db, hold_asset, -hold, +hold)
         seq = db.execute("SELECT count(*) FROM orders").fetchone()[0] + 1
         db.execute(
-            "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 'open', ?)",
-            (client_id, f"P{seq:08d}", symbol, side, quantity, price, seq),
+            "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, '0', '0', '0', 'open', ?)",
+            (client_id, f"P{seq:08d}", symbol, side, money.text(quantity), money.text(price), seq),
         )
-        self._fill(db, client_id, quantity * ratio)
+        # A partial fill is cut down onto the amount step, as an exchange would.
+        self._fill(
+            db, client_id, money.down_to(money.mul(quantity, ratio), self._config.amount_step)
+        )
         return _order(db, client_id)
 
-    def _fill(self, db: sqlite3.Connection, client_id: str, amount: float) -> None:
-        """Fills up to ``amount`` more of an open order, if its limit allows."""
+    def _fill(self, db: sqlite3.Connection, client_id: str, size: Decimal | None) -> None:
+        """Fills up to ``size`` more (all that is left for None) of an open
+        order, if its limit allows, at the reference price moved by the
+        slippage onto the price step (against us: up for a buy, down for a
+        sell)."""
         o = _order(db, client_id)
         base, _, quote = o.symbol.partition("/")
         reference = self._config.prices[base]
-        slip = self._config.slippage_bps / 10_000
-        fill_price = reference * (1 + slip) if o.side == "BUY" else reference * (1 - slip)
+        slip = money.div(money.exact(self._config.slippage_bps), D(10_000))
+        step = self._config.price_step
+        if o.side == "BUY":
+            fill_price = money.ceil_to(money.mul(reference, 1 + slip), step)
+        else:
+            fill_price = money.floor_to(money.mul(reference, 1 - slip), step)
         crosses = fill_price <= o.price if o.side == "BUY" else fill_price >= o.price
-        amount = min(amount, o.quantity - o.filled)
-        if not crosses or amount <= 0:
+        left = o.quantity - o.filled
+        size = left if size is None else min(size, left)
+        if not crosses or size <= 0:
             return
         fee_rate = self._config.fee_rate
-        cost = amount * fill_price
-        fee = cost * fee_rate
+        cost = money.mul(size, fill_price)
+        fee = money.mul(cost, fee_rate)
         if o.side == "BUY":
-            held = amount * o.price * (1 + fee_rate)
+            held = money.mul(money.mul(size, o.price), 1 + fee_rate)
             _move(db, quote, held - cost - fee, -held)
-            _move(db, base, amount, 0)
+            _move(db, base, size, money.ZERO)
         else:
-            _move(db, base, 0, -amount)
-            _move(db, quote, cost - fee, 0)
-        filled = o.filled + amount
-        average = (o.average_price * o.filled + fill_price * amount) / filled
-        status = "closed" if filled >= o.quantity * (1 - 1e-12) else "open"
+            _move(db, base, money.ZERO, -size)
+            _move(db, quote, cost - fee, money.ZERO)
+        filled = o.filled + size
+        average = money.div(money.mul(o.average_price, o.filled) + cost, filled)
+        status = "closed" if filled >= o.quantity else "open"
         db.execute(
-            "UPDATE orders SET filled = ?, average_price = ?, fee = fee + ?, status = ? "
+            "UPDATE orders SET filled = ?, average_price = ?, fee = ?, status = ? "
             "WHERE client_id = ?",
-            (filled, average, fee, status, client_id),
+            (money.text(filled), money.text(average), money.text(o.fee + fee), status, client_id),
         )
 
     async def fetch_order(self, client_id: str, symbol: str = "") -> ExchangeOrder:
@@ -250,14 +273,14 @@ class PaperExchange:
             if o.status != "open":
                 return o
             if race:
-                self._fill(db, client_id, o.quantity)
+                self._fill(db, client_id, None)
                 o = _order(db, client_id)
                 if o.status != "open":
                     return o
             base, _, quote = o.symbol.partition("/")
             left = o.quantity - o.filled
             if o.side == "BUY":
-                held = left * o.price * (1 + self._config.fee_rate)
+                held = money.mul(money.mul(left, o.price), 1 + self._config.fee_rate)
                 _move(db, quote, held, -held)
             else:
                 _move(db, base, left, -left)
@@ -291,7 +314,7 @@ class PaperExchange:
             for (client_id,) in db.execute(
                 "SELECT client_id FROM orders WHERE status = 'open'"
             ).fetchall():
-                self._fill(db, client_id, float("inf"))
+                self._fill(db, client_id, None)
 
         await self._book.run(fill)
 
@@ -306,12 +329,29 @@ def _received(db: sqlite3.Connection, client_id: str) -> None:
     )
 
 
-def _move(db: sqlite3.Connection, asset: str, free: float, locked: float) -> None:
-    db.execute("INSERT OR IGNORE INTO balances VALUES (?, 0, 0)", (asset,))
+def _move(db: sqlite3.Connection, asset: str, free: Decimal, locked: Decimal) -> None:
+    """Adds to an asset's free and locked amounts, exactly (in Python: SQL
+    arithmetic on decimal text would go through binary floats)."""
+    row = db.execute("SELECT free, locked FROM balances WHERE asset = ?", (asset,)).fetchone()
+    now_free, now_locked = (amount(row[0]), amount(row[1])) if row else (money.ZERO, money.ZERO)
     db.execute(
-        "UPDATE balances SET free = free + ?, locked = locked + ? WHERE asset = ?",
-        (free, locked, asset),
+        "INSERT INTO balances VALUES (?, ?, ?) "
+        "ON CONFLICT (asset) DO UPDATE SET free = excluded.free, locked = excluded.locked",
+        (asset, money.text(now_free + free), money.text(now_locked + locked)),
     )
+
+
+def _amount(path: str, key: str, value: Any) -> Decimal:
+    """A configured amount: a number or a decimal string, finite, >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{path}: {key} must be a number >= 0")
+    try:
+        parsed = money.exact(value)
+    except ArithmeticError:
+        raise ValueError(f"{path}: {key} must be a number >= 0") from None
+    if not parsed.is_finite() or parsed < 0:
+        raise ValueError(f"{path}: {key} must be a number >= 0")
+    return parsed
 
 
 def _order(db: sqlite3.Connection, client_id: str) -> ExchangeOrder:

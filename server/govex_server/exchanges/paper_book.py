@@ -1,5 +1,6 @@
 """The paper exchange's own book: balances and orders in a SQLite file that
-belongs to the "exchange", not to govex."""
+belongs to the "exchange", not to govex. Amounts are stored as decimal text
+(columns without a numeric affinity), so that they come back exactly."""
 
 from __future__ import annotations
 
@@ -7,27 +8,62 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any, TypeVar
 
+from govex_server.domain import money
 from govex_server.exchanges.base import ExchangeOrder
 
 T = TypeVar("T")
 
+# Version 2: amounts as TEXT (version 1 had REAL columns, binary fractions).
+_VERSION = 2
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS balances (asset TEXT PRIMARY KEY, free REAL NOT NULL,
-    locked REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS balances (asset TEXT PRIMARY KEY, free TEXT NOT NULL,
+    locked TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (client_id TEXT PRIMARY KEY, exchange_id TEXT NOT NULL,
-    symbol TEXT NOT NULL, side TEXT NOT NULL, quantity REAL NOT NULL, price REAL NOT NULL,
-    filled REAL NOT NULL, average_price REAL NOT NULL, fee REAL NOT NULL, status TEXT NOT NULL,
+    symbol TEXT NOT NULL, side TEXT NOT NULL, quantity TEXT NOT NULL, price TEXT NOT NULL,
+    filled TEXT NOT NULL, average_price TEXT NOT NULL, fee TEXT NOT NULL, status TEXT NOT NULL,
     seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS received (client_id TEXT PRIMARY KEY, count INTEGER NOT NULL);
 """
+_AMOUNTS = {
+    "balances": ("free", "locked"),
+    "orders": ("quantity", "price", "filled", "average_price", "fee"),
+}
+
+
+def amount(value: Any) -> Decimal:
+    """A stored amount (decimal text; a float from a version-1 book goes
+    through its shortest repr)."""
+    return money.exact(value) if isinstance(value, float) else Decimal(str(value))
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """A version-1 book (REAL columns) becomes version 2 in one transaction."""
+    db.execute("BEGIN IMMEDIATE")
+    for table in _AMOUNTS:
+        db.execute(f"ALTER TABLE {table} RENAME TO {table}_v1")
+    for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+        db.execute(statement)
+    for table, columns in _AMOUNTS.items():
+        names = [r[1] for r in db.execute(f"PRAGMA table_info({table}_v1)")]
+        for row in db.execute(f"SELECT * FROM {table}_v1").fetchall():
+            values = [
+                money.text(amount(v)) if name in columns else v
+                for name, v in zip(names, row, strict=True)
+            ]
+            marks = ", ".join("?" * len(values))
+            db.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", values)
+        db.execute(f"DROP TABLE {table}_v1")
+    db.execute(f"PRAGMA user_version = {_VERSION}")
+    db.execute("COMMIT")
 
 
 class PaperBook:
     """Thread-confined sqlite3 access, run off the event loop."""
 
-    def __init__(self, path: str, starting_balances: Mapping[str, float]) -> None:
+    def __init__(self, path: str, starting_balances: Mapping[str, Decimal]) -> None:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -36,10 +72,18 @@ class PaperBook:
         # check), only not a power cut. That is this simulated exchange's
         # durability; govex's own store keeps FULL.
         self._db.execute("PRAGMA synchronous=NORMAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        exists = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'balances'"
+        ).fetchone()
+        if exists and version < _VERSION:
+            _upgrade(self._db)
         self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {_VERSION}")
         if self._db.execute("SELECT count(*) FROM balances").fetchone()[0] == 0:
             self._db.executemany(
-                "INSERT INTO balances VALUES (?, ?, 0)", list(starting_balances.items())
+                "INSERT INTO balances VALUES (?, ?, '0')",
+                [(asset, money.text(v)) for asset, v in starting_balances.items()],
             )
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -71,10 +115,10 @@ def row_to_order(row: tuple[Any, ...]) -> ExchangeOrder:
         str(exchange_id),
         str(symbol),
         str(side),
-        float(quantity),
-        float(price),
-        float(filled),
-        float(avg),
-        float(fee),
+        amount(quantity),
+        amount(price),
+        amount(filled),
+        amount(avg),
+        amount(fee),
         str(status),
     )

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from govex_server.domain import filters
 from govex_server.domain.audit_chain import ChainWalk, Verdict
 from govex_server.domain.paging import filter_key, next_token, parse_page
 from govex_server.store.audit_repositories import AuditQuery, StoredAuditRecord
@@ -42,6 +43,7 @@ class AuditLog:
                 query.principal,
                 query.since.isoformat() if query.since else "",
                 query.until.isoformat() if query.until else "",
+                *filters.key(query.conditions),
             ]
         )
         page = parse_page(page_size, page_token, key, str.isdigit, DEFAULT_AUDIT_PAGE)

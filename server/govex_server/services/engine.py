@@ -18,7 +18,9 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 
+from govex_server.domain import filters, list_filters, money
 from govex_server.domain.clock import Clock
 from govex_server.domain.errors import (
     Category,
@@ -56,7 +58,13 @@ from govex_server.domain.freezes import FreezeType, Operation, allows
 from govex_server.domain.ids import UlidFactory, parse_name
 from govex_server.domain.paging import filter_key, next_token, parse_page
 from govex_server.domain.principals import Principal, PrincipalKind
-from govex_server.exchanges.base import Balance, Exchange, ExchangeOrder, ExchangeRegistry
+from govex_server.exchanges.base import (
+    Balance,
+    Exchange,
+    ExchangeOrder,
+    ExchangeRegistry,
+    parse_account,
+)
 from govex_server.exchanges.errors import (
     ExchangeError,
     ExchangeUnavailable,
@@ -108,19 +116,19 @@ class _Quotes:
     round's placed orders take is reserved here, so that the balance check of
     each later order sees it."""
 
-    prices: Mapping[str, float]
+    prices: Mapping[str, Decimal]
     markets: Mapping[str, Market]
     balances: Mapping[str, Balance]
-    reserved: dict[str, float] = field(default_factory=dict)
+    reserved: dict[str, Decimal] = field(default_factory=dict)
 
-    def free(self, asset: str) -> float:
+    def free(self, asset: str) -> Decimal:
         """What is free of ``asset`` for the next order of the round."""
-        held = self.balances[asset].free if asset in self.balances else 0.0
-        return held - self.reserved.get(asset, 0.0)
+        held = self.balances[asset].free if asset in self.balances else money.ZERO
+        return held - self.reserved.get(asset, money.ZERO)
 
-    def reserve(self, asset: str, amount: float) -> None:
+    def reserve(self, asset: str, amount: Decimal) -> None:
         """Takes ``amount`` of ``asset`` for an order just placed."""
-        self.reserved[asset] = self.reserved.get(asset, 0.0) + amount
+        self.reserved[asset] = self.reserved.get(asset, money.ZERO) + amount
 
 
 def _status_to_state(order: ExchangeOrder) -> OrderState:
@@ -387,15 +395,29 @@ class ExecutionEngine:
         return await self._store.read(unit)
 
     async def list_executions(
-        self, states: Sequence[ExecutionState], plan: str, page_size: int, page_token: str
+        self,
+        states: Sequence[ExecutionState],
+        plan: str,
+        page_size: int,
+        page_token: str,
+        filter_text: str = "",
     ) -> tuple[list[ExecutionView], str]:
-        """Executions newest first, with their orders."""
+        """Executions newest first, with their orders, meeting the AIP-160
+        ``filter_text`` (whose plan and exchange are resource names)."""
         plan_id = parse_name(plan, "plans", "plan") if plan else None
-        key = filter_key([plan, *sorted(s.value for s in states)])
+        conditions = [
+            replace(c, value=parse_name(c.value, "plans", "filter"))
+            if c.field == "plan"
+            else replace(c, value=parse_account(c.value, "filter"))
+            if c.field == "exchange"
+            else c
+            for c in filters.parse(filter_text, list_filters.EXECUTIONS)
+        ]
+        key = filter_key([plan, *sorted(s.value for s in states), *filters.key(conditions)])
         page = parse_page(page_size, page_token, key)
 
         def unit(uow: UnitOfWork) -> tuple[list[ExecutionRecord], list[ExecutionView]]:
-            found = uow.executions.list(states, plan_id, page.after_id, page.size + 1)
+            found = uow.executions.list(states, plan_id, page.after_id, page.size + 1, conditions)
             views = [ExecutionView(e, uow.orders.for_execution(e.id)) for e in found[: page.size]]
             return found, views
 
@@ -404,19 +426,26 @@ class ExecutionEngine:
         return views, token
 
     async def list_orders(
-        self, parent: str, states: Sequence[OrderState], page_size: int, page_token: str
+        self,
+        parent: str,
+        states: Sequence[OrderState],
+        page_size: int,
+        page_token: str,
+        filter_text: str = "",
     ) -> tuple[list[OrderRecord], str]:
-        """Orders oldest first, of one execution or of all ("executions/-")."""
+        """Orders oldest first, of one execution or of all ("executions/-"),
+        meeting the AIP-160 ``filter_text``."""
         execution_id = (
             None if parent == "executions/-" else parse_name(parent, "executions", "parent")
         )
-        key = filter_key([parent, *sorted(s.value for s in states)])
+        conditions = filters.parse(filter_text, list_filters.ORDERS)
+        key = filter_key([parent, *sorted(s.value for s in states), *filters.key(conditions)])
         page = parse_page(page_size, page_token, key)
 
         def unit(uow: UnitOfWork) -> list[OrderRecord]:
             if execution_id is not None and uow.executions.get(execution_id) is None:
                 raise not_found("govex.io/Execution", parent)
-            return uow.orders.page(execution_id, states, page.after_id, page.size + 1)
+            return uow.orders.page(execution_id, states, page.after_id, page.size + 1, conditions)
 
         found = await self._store.read(unit)
         orders = found[: page.size]
@@ -565,16 +594,21 @@ class ExecutionEngine:
         # Price the order now: a slice sent days later uses that day's price.
         asset = order.symbol.split("/")[0]
         reference = quotes.prices.get(asset, order.reference_price)
-        market = quotes.markets.get(order.symbol, Market(0, 0, 0))
+        market = quotes.markets.get(order.symbol, Market(money.ZERO, money.ZERO, money.ZERO))
         quantity, price = limit_order(
             Side(order.side),
-            order.quantity * order.reference_price,
+            money.mul(order.quantity, order.reference_price),
             reference,
-            float(execution.policy.get("slippage_limit_bps", 0)),
+            int(execution.policy.get("slippage_limit_bps", 0)),
             market,
         )
         quote = exchange.quote
-        cap = float(execution.policy.get("cap_daily", 0)) * execution.portfolio_value
+        cap = money.notional(
+            money.mul(
+                money.from_ratio(float(execution.policy.get("cap_daily", 0))),
+                execution.portfolio_value,
+            )
+        )
         limiter = self._limiters.get(exchange.account)
         if limiter is not None:
             await limiter.acquire()
@@ -587,7 +621,8 @@ class ExecutionEngine:
             twin = uow.orders.by_client_id(order.client_order_id)
             # The duplicate rule: this client order id belongs to another order.
             known = {order.client_order_id} if twin is not None and twin.id != order.id else set()
-            if used + quantity * price > cap * 1.01 + 1e-9:
+            # 1% over the day's cap is tolerated: slices are cut on steps.
+            if used + money.mul(quantity, price) > money.mul(cap, Decimal("1.01")):
                 # The schedule spreads the cap, but a late slice (a restart, a
                 # backlog) must not push today's traded notional over it.
                 tomorrow = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
@@ -648,7 +683,9 @@ class ExecutionEngine:
             return
         # What this order will take is no longer free for the round's others.
         if order.side == Side.BUY.value:
-            quotes.reserve(quote, order.quantity * order.price * (1 + self._limits.fee_rate))
+            quotes.reserve(
+                quote, money.mul(money.mul(order.quantity, order.price), 1 + self._limits.fee_rate)
+            )
         else:
             quotes.reserve(asset, order.quantity)
         for attempt in range(SEND_RETRIES):
@@ -822,7 +859,11 @@ class ExecutionEngine:
         state = _status_to_state(found)
         if state is order.state and found.filled == order.filled:
             return order
-        traded = max(0.0, found.filled - order.filled) * (found.average_price or order.price)
+        traded = money.notional(
+            money.mul(
+                max(money.ZERO, found.filled - order.filled), found.average_price or order.price
+            )
+        )
         return self._move_in(
             uow,
             execution,
@@ -843,7 +884,7 @@ class ExecutionEngine:
         state: OrderState,
         *,
         reason: str = "",
-        traded: float = 0.0,
+        traded: Decimal = money.ZERO,
         retry: bool = False,
         **changes: object,
     ) -> OrderRecord:
@@ -863,7 +904,7 @@ class ExecutionEngine:
         state: OrderState,
         *,
         reason: str = "",
-        traded: float = 0.0,
+        traded: Decimal = money.ZERO,
         retry: bool = False,
         **changes: object,
     ) -> OrderRecord:
@@ -1017,8 +1058,8 @@ def _leg_json(leg: Leg) -> dict[str, object]:
         "requires": sorted(op.value for op in leg.requires),
         "current_percent": leg.current_percent,
         "target_percent": leg.target_percent,
-        "notional": leg.notional,
-        "quantity": leg.quantity,
+        "notional": money.text(leg.notional),
+        "quantity": money.text(leg.quantity),
         "skip_reason": leg.skip_reason,
     }
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from govex_server.domain import filters, list_filters
 from govex_server.domain.clock import Clock
 from govex_server.domain.errors import failed_precondition, invalid_field, not_found
 from govex_server.domain.events import FREEZE_KINDS, DomainEvent, EventKind
@@ -217,11 +218,28 @@ class FreezeService:
         """Whether ``operation`` is allowed now."""
         return verdict(operation, await self.active(), self._clock.now())
 
+    async def get(self, name: str) -> Freeze:
+        """One freeze, active or ended; NOT_FOUND when there is none."""
+        freeze_id = parse_name(name, "freezes", "name")
+        freeze = await self._store.read(lambda uow: uow.freezes.get(freeze_id))
+        if freeze is None:
+            raise not_found("govex.io/Freeze", name)
+        return freeze
+
     async def list(
-        self, include_ended: bool, types: Sequence[FreezeType], page_size: int, page_token: str
+        self,
+        include_ended: bool,
+        types: Sequence[FreezeType],
+        page_size: int,
+        page_token: str,
+        filter_text: str = "",
     ) -> FreezePage:
-        """Freezes newest first: active ones, or all with ``include_ended``."""
-        key = filter_key([str(include_ended), *sorted(t.value for t in types)])
+        """Freezes newest first: active ones, or all with ``include_ended``;
+        meeting the AIP-160 ``filter_text``."""
+        conditions = filters.parse(filter_text, list_filters.FREEZES)
+        key = filter_key(
+            [str(include_ended), *sorted(t.value for t in types), *filters.key(conditions)]
+        )
         page = parse_page(page_size, page_token, key)
         now = self._clock.now()
         found: list[Freeze] = []
@@ -236,6 +254,7 @@ class FreezeService:
                     types,
                     after_id,  # noqa: B023 - awaited at once
                     page.size + 1,
+                    conditions,
                 )
             )
             found += [f for f in rows if include_ended or f.active_at(now)]

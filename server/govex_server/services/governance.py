@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar
 
+from govex_server.domain import filters, list_filters
 from govex_server.domain.clock import Clock
 from govex_server.domain.errors import (
     GovexError,
@@ -129,9 +130,9 @@ def _text(value: str, field_name: str, *, required: bool = False) -> str:
     return value
 
 
-def _etag(value: str) -> str:
+def _etag(value: str, field_name: str = "etag") -> str:
     if not value:
-        raise invalid_field("etag", "required: send the etag you read (AIP-154)")
+        raise invalid_field(field_name, "required: send the etag you read (AIP-154)")
     return value
 
 
@@ -168,12 +169,15 @@ class GovernanceService:
         return plan
 
     async def list_plans(
-        self, states: Sequence[PlanState], page_size: int, page_token: str
+        self, states: Sequence[PlanState], page_size: int, page_token: str, filter_text: str = ""
     ) -> PlanPage:
-        """Plans newest first, optionally only some states."""
-        page = parse_page(page_size, page_token, filter_key(sorted(s.value for s in states)))
+        """Plans newest first, optionally only some states, meeting the
+        AIP-160 ``filter_text``."""
+        conditions = filters.parse(filter_text, list_filters.PLANS)
+        key = filter_key([*sorted(s.value for s in states), *filters.key(conditions)])
+        page = parse_page(page_size, page_token, key)
         plans = await self._store.read(
-            lambda uow: uow.plans.list(states, page.after_id, page.size + 1)
+            lambda uow: uow.plans.list(states, page.after_id, page.size + 1, conditions)
         )
         more = len(plans) > page.size
         plans = plans[: page.size]
@@ -289,16 +293,19 @@ class GovernanceService:
         actor: Principal,
         name: str,
         etag: str,
-        targets: Sequence[Target],
+        targets: Sequence[Target] | None,
         reason: str | None,
         call: Call | None = None,
     ) -> Plan:
-        """Replaces a DRAFT plan's targets (and reason); only its proposer may."""
-        plan_id = parse_name(name, "plans")
-        _etag(etag)
-        checked = validate_targets(targets)
+        """Changes a DRAFT plan's targets and/or reason (None: unchanged), as
+        UpdatePlan's update mask named them; only its proposer may."""
+        plan_id = parse_name(name, "plans", "plan.name")
+        _etag(etag, "plan.etag")
+        if targets is None and reason is None:
+            raise invalid_field("update_mask", "names no field to update: targets, reason")
+        checked = None if targets is None else validate_targets(targets, "plan.targets")
         if reason is not None:
-            _text(reason, "reason")
+            _text(reason, "plan.reason")
 
         def mutate(plan: Plan, mode: ModeSetting, now: datetime) -> Plan:
             if plan.proposed.principal != actor.name:
@@ -308,7 +315,9 @@ class GovernanceService:
                     resource=plan.name,
                 )
             check_propose(mode.mode, actor)
-            changes: dict[str, Any] = {"targets": checked}
+            changes: dict[str, Any] = {}
+            if checked is not None:
+                changes["targets"] = checked
             if reason is not None:
                 changes["reason"] = reason
             return plan.moved(PlanAction.UPDATE, now, **changes)

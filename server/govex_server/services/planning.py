@@ -8,7 +8,9 @@ and score, and the schedule over days."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
+from govex_server.domain import money
 from govex_server.domain.clock import Clock
 from govex_server.domain.errors import Category, GovexError
 from govex_server.domain.execution.legs import ExecutionKind, Leg, LegPlan, Side, compute_legs
@@ -43,14 +45,14 @@ class PlannedOrder:
     slice_index: int
     symbol: str
     side: Side
-    quantity: float
-    price: float
+    quantity: Decimal
+    price: Decimal
     safety: SafetyVerdict
 
     @property
-    def notional(self) -> float:
-        """Quantity times price."""
-        return self.quantity * self.price
+    def notional(self) -> Decimal:
+        """Quantity times price, exactly."""
+        return money.mul(self.quantity, self.price)
 
 
 @dataclass(frozen=True)
@@ -177,13 +179,13 @@ class ExecutionPlanner:
     ) -> list[PlannedOrder]:
         by_index: dict[int, Leg] = {leg.index: leg for leg in legs.legs}
         free = {a: b.free for a, b in balances.items()}
-        daily_used: dict[int, float] = {}
+        daily_used: dict[int, Decimal] = {}
         known: set[str] = set()
         execution_id = self._ids.new(self._clock.now())  # a stand-in: nothing is stored
         out = []
         for s in slices:
             leg = by_index[s.leg_index]
-            market = markets.get(leg.symbol, Market(0, 0, 0))
+            market = markets.get(leg.symbol, Market(money.ZERO, money.ZERO, money.ZERO))
             quantity, price = limit_order(
                 leg.side, s.notional, leg.price, policy.slippage_limit_bps, market
             )
@@ -195,19 +197,19 @@ class ExecutionPlanner:
                 proposal,
                 self._limits,
                 market,
-                daily_used.get(s.day, 0.0),
-                free.get(quote, 0.0),
-                free.get(leg.asset, 0.0),
+                daily_used.get(s.day, money.ZERO),
+                free.get(quote, money.ZERO),
+                free.get(leg.asset, money.ZERO),
                 known,
                 level or self.default_level,
             )
             known.add(cid)
             if result.passed:
                 # Later orders see the balances this one would leave behind.
-                daily_used[s.day] = daily_used.get(s.day, 0.0) + proposal.notional
+                daily_used[s.day] = daily_used.get(s.day, money.ZERO) + proposal.notional
                 sign = 1 if leg.side is Side.BUY else -1
-                free[leg.asset] = free.get(leg.asset, 0.0) + sign * quantity
-                free[quote] = free.get(quote, 0.0) - sign * proposal.notional
+                free[leg.asset] = free.get(leg.asset, money.ZERO) + sign * quantity
+                free[quote] = free.get(quote, money.ZERO) - sign * proposal.notional
             out.append(
                 PlannedOrder(
                     leg.index, s.slice_index, leg.symbol, leg.side, quantity, price, result

@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from govex_server.domain import filters, list_filters
 from govex_server.domain.clock import Clock
 from govex_server.domain.errors import Category, GovexError
 from govex_server.domain.events import DomainEvent, EventKind
 from govex_server.domain.freezes import Freeze
 from govex_server.domain.ids import UlidFactory
+from govex_server.domain.paging import filter_key, next_token, parse_page
 from govex_server.domain.phase import PhaseSettings, PhaseState, advance
 from govex_server.domain.policy import (
     Derivation,
@@ -80,12 +82,12 @@ class PolicyService:
             now = self._clock.now()
             current = uow.signals.current()
             validate_signals(signals, now, current.as_of if current else None, self._skew)
-            stored = replace(signals, publisher=actor.name, receive_time=now)
+            stored = replace(signals, publisher=actor.name, receive_time=now, id=self._ids.new(now))
             version, state, phase = uow.policy.get(for_update=True)
             freezes = uow.freezes.unended()
             derivation = derive(stored, state, freezes, now, self._settings, new_set=True)
             new_phase, phase_changed = advance(phase, stored, now, self._phase_settings)
-            uow.signals.add(self._ids.new(now), stored)
+            uow.signals.add(stored.id, stored)
             uow.events.append(
                 DomainEvent(EventKind.SIGNALS_PUBLISHED, now, actor.name, "signals", stored)
             )
@@ -132,6 +134,19 @@ class PolicyService:
             return not unchanged
 
         return await self._store.write(unit)
+
+    async def history(
+        self, page_size: int, page_token: str, filter_text: str = ""
+    ) -> tuple[list[SignalSet], str]:
+        """Published sets, newest received first, meeting the AIP-160
+        ``filter_text``; and the next page's token."""
+        conditions = filters.parse(filter_text, list_filters.SIGNAL_SETS)
+        page = parse_page(page_size, page_token, filter_key(filters.key(conditions)))
+        found = await self._store.read(
+            lambda uow: uow.signals.list(conditions, page.after_id, page.size + 1)
+        )
+        sets = found[: page.size]
+        return sets, next_token(page, sets[-1].id if sets else None, len(found) > page.size)
 
     async def view(self) -> PolicyView:
         """The policy in force now (as last derived) and its inputs."""

@@ -11,8 +11,10 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from govex_server.domain import audit_chain
+from govex_server.domain.filters import Condition
 from govex_server.domain.principals import Principal
 from govex_server.store import tables as t
+from govex_server.store.filtering import where
 
 # The head moves only from the state the new record was hashed against: a
 # stale guess of the head matches no row (rowcount 0) and is read again.
@@ -100,6 +102,7 @@ class AuditQuery:
     principal: str = ""
     since: datetime | None = None
     until: datetime | None = None
+    conditions: tuple[Condition, ...] = ()
 
 
 def _stored(row: RowMapping) -> StoredAuditRecord:
@@ -171,6 +174,15 @@ class AuditRepository:
                 statement = statement.where(log.c.at >= query.since)
             if query.until is not None:
                 statement = statement.where(log.c.at < query.until)
+            columns = {
+                "rpc": log.c.rpc,
+                "resource": log.c.resource,
+                "principal": log.c.principal,
+                "principal_kind": log.c.principal_kind,
+                "sequence": log.c.sequence,
+                "time": log.c.at,
+            }
+            statement = statement.where(*where(query.conditions, columns))
         rows = self._conn.execute(statement.order_by(log.c.sequence).limit(limit))
         return [_stored(row) for row in rows.mappings()]
 

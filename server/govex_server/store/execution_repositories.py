@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
+from govex_server.domain import money
 from govex_server.domain.execution.orders import OrderState
 from govex_server.domain.execution.records import (
     ExecutionRecord,
@@ -17,7 +19,9 @@ from govex_server.domain.execution.records import (
     OrderRecord,
     Strategy,
 )
+from govex_server.domain.filters import Condition
 from govex_server.store import tables as t
+from govex_server.store.filtering import where
 
 # Built once with bound parameters (see repositories.py).
 _EXECUTION_INSERT = insert(t.executions)
@@ -46,10 +50,8 @@ _NOTIONAL_KEY = (
     t.daily_notional.c.day == bindparam("b_day"),
 )
 _NOTIONAL_GET = select(t.daily_notional.c.notional).where(*_NOTIONAL_KEY)
-_NOTIONAL_ADD = (
-    update(t.daily_notional)
-    .where(*_NOTIONAL_KEY)
-    .values(notional=t.daily_notional.c.notional + bindparam("b_amount"))
+_NOTIONAL_SET = (
+    update(t.daily_notional).where(*_NOTIONAL_KEY).values(notional=bindparam("b_amount"))
 )
 _NOTIONAL_INSERT = insert(t.daily_notional)
 
@@ -170,9 +172,18 @@ class ExecutionRepository:
         plan_id: str | None,
         before_id: str | None,
         limit: int,
+        conditions: Sequence[Condition] = (),
     ) -> list[ExecutionRecord]:
-        """Newest first."""
-        query = select(t.executions).order_by(t.executions.c.id.desc()).limit(limit)
+        """Newest first, meeting the filter (plan and exchange by id)."""
+        e = t.executions
+        columns = {
+            "state": e.c.state,
+            "plan": e.c.plan_id,
+            "exchange": e.c.exchange,
+            "create_time": e.c.created_at,
+            "end_time": e.c.ended_at,
+        }
+        query = select(e).where(*where(conditions, columns)).order_by(e.c.id.desc()).limit(limit)
         if states:
             query = query.where(t.executions.c.state.in_([s.value for s in states]))
         if plan_id is not None:
@@ -238,9 +249,18 @@ class OrderRepository:
         states: Sequence[OrderState],
         after_id: str | None,
         limit: int,
+        conditions: Sequence[Condition] = (),
     ) -> list[OrderRecord]:
-        """Orders oldest first, of one execution or all."""
-        query = select(t.orders).order_by(t.orders.c.id).limit(limit)
+        """Orders oldest first, of one execution or all, meeting the filter."""
+        o = t.orders
+        columns = {
+            "state": o.c.state,
+            "side": o.c.side,
+            "symbol": o.c.symbol,
+            "create_time": o.c.created_at,
+            "update_time": o.c.updated_at,
+        }
+        query = select(o).where(*where(conditions, columns)).order_by(o.c.id).limit(limit)
         if execution_id is not None:
             query = query.where(t.orders.c.execution_id == execution_id)
         if states:
@@ -257,17 +277,22 @@ class DailyNotionalRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def get(self, account: str, day: date) -> float:
+    def get(self, account: str, day: date) -> Decimal:
         """Traded so far that day."""
         result = self._conn.execute(_NOTIONAL_GET, {"b_account": account, "b_day": day.isoformat()})
-        value = result.scalar_one_or_none()
-        return float(value) if value is not None else 0.0
+        value: Decimal | None = result.scalar_one_or_none()
+        return value if value is not None else money.ZERO
 
-    def add(self, account: str, day: date, amount: float) -> None:
-        """Adds ``amount`` to that day's total."""
+    def add(self, account: str, day: date, amount: Decimal) -> None:
+        """Adds ``amount`` to that day's total, exactly: the sum is made here,
+        not in SQL (SQLite would add decimal text as binary floats). The row
+        is read FOR UPDATE (PostgreSQL; SQLite's single writer holds the
+        database lock anyway), so no other writer adds in between."""
         key = {"b_account": account, "b_day": day.isoformat()}
-        updated = self._conn.execute(_NOTIONAL_ADD, {**key, "b_amount": amount})
-        if updated.rowcount == 0:
+        locked = self._conn.execute(_NOTIONAL_GET.with_for_update(), key).scalar_one_or_none()
+        if locked is None:
             self._conn.execute(
                 _NOTIONAL_INSERT, {"account": account, "day": day.isoformat(), "notional": amount}
             )
+        else:
+            self._conn.execute(_NOTIONAL_SET, {**key, "b_amount": locked + amount})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from govex_server.domain.events import DomainEvent
+from govex_server.domain.filters import Condition
 from govex_server.domain.freezes import Freeze, FreezeEnd, FreezeType
 from govex_server.domain.governance import GovernanceMode, ModeSetting
 from govex_server.domain.phase import PhaseState
@@ -19,6 +20,7 @@ from govex_server.domain.policy import PolicyState
 from govex_server.domain.principals import PrincipalKind
 from govex_server.domain.signals import SignalSet
 from govex_server.store import tables as t
+from govex_server.store.filtering import where
 
 _STEP_NAMES = ("reviewed", "approved", "activated", "rejected", "cancelled")
 
@@ -137,10 +139,23 @@ class PlanRepository:
         row = result.mappings().first()
         return _plan_from_row(row) if row else None
 
-    def list(self, states: Sequence[PlanState], before_id: str | None, limit: int) -> list[Plan]:
+    def list(
+        self,
+        states: Sequence[PlanState],
+        before_id: str | None,
+        limit: int,
+        conditions: Sequence[Condition] = (),
+    ) -> list[Plan]:
         """Plans newest first (ids sort by creation), optionally only ``states``,
-        strictly older than ``before_id``."""
-        query = select(t.plans).order_by(t.plans.c.id.desc()).limit(limit)
+        strictly older than ``before_id``, meeting the filter."""
+        p = t.plans
+        columns = {
+            "state": p.c.state,
+            "proposed_under_mode": p.c.proposed_under_mode,
+            "create_time": p.c.created_at,
+            "update_time": p.c.updated_at,
+        }
+        query = select(p).where(*where(conditions, columns)).order_by(p.c.id.desc()).limit(limit)
         if states:
             query = query.where(t.plans.c.state.in_([s.value for s in states]))
         if before_id is not None:
@@ -266,11 +281,24 @@ class FreezeRepository:
         return result.rowcount == 1
 
     def list(
-        self, include_ended: bool, types: Sequence[FreezeType], before_id: str | None, limit: int
+        self,
+        include_ended: bool,
+        types: Sequence[FreezeType],
+        before_id: str | None,
+        limit: int,
+        conditions: Sequence[Condition] = (),
     ) -> list[Freeze]:
         """Freezes newest first; without ``include_ended`` only those not ended
-        (the caller drops the ones past their expire time)."""
-        query = select(t.freezes).order_by(t.freezes.c.id.desc()).limit(limit)
+        (the caller drops the ones past their expire time); meeting the filter."""
+        f = t.freezes
+        columns = {
+            "type": f.c.type,
+            "actor": f.c.actor,
+            "create_time": f.c.created_at,
+            "expire_time": f.c.expire_time,
+            "end_time": f.c.end_time,
+        }
+        query = select(f).where(*where(conditions, columns)).order_by(f.c.id.desc()).limit(limit)
         if not include_ended:
             query = query.where(t.freezes.c.end_kind.is_(None))
         if types:
@@ -387,12 +415,25 @@ class SignalRepository:
     def current(self) -> SignalSet | None:
         """The newest set by as_of (then by arrival)."""
         result = self._conn.execute(
-            select(t.signal_sets.c.payload)
+            select(t.signal_sets.c.id, t.signal_sets.c.payload)
             .order_by(t.signal_sets.c.as_of.desc(), t.signal_sets.c.id.desc())
             .limit(1)
         )
         row = result.first()
-        return SignalSet.from_json(row[0]) if row else None
+        return replace(SignalSet.from_json(row[1]), id=row[0]) if row else None
+
+    def list(
+        self, conditions: Sequence[Condition], before_id: str | None, limit: int
+    ) -> list[SignalSet]:
+        """Sets newest received first (ids sort by arrival), strictly older
+        than ``before_id``, meeting the filter."""
+        s = t.signal_sets
+        columns = {"as_of": s.c.as_of, "publisher": s.c.publisher}
+        query = select(s.c.id, s.c.payload).where(*where(conditions, columns))
+        if before_id is not None:
+            query = query.where(s.c.id < before_id)
+        rows = self._conn.execute(query.order_by(s.c.id.desc()).limit(limit))
+        return [replace(SignalSet.from_json(payload), id=i) for i, payload in rows.all()]
 
 
 class PolicyStateRepository:

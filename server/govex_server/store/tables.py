@@ -4,6 +4,7 @@ tests/integration/test_migrations.py checks the two never drift apart."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -13,18 +14,20 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
-    Float,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from govex_server.domain import money
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -49,6 +52,32 @@ class UtcDateTime(TypeDecorator[datetime]):
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=UTC)
         return parsed.astimezone(UTC)
+
+
+class Amount(TypeDecorator[Decimal]):
+    """Exact decimals: NUMERIC on PostgreSQL (unconstrained, so a value keeps
+    its own scale), TEXT on SQLite (a NUMERIC column there has numeric
+    affinity and would turn the value into a binary float)."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Text())
+        return dialect.type_descriptor(Numeric(asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal):
+            raise TypeError(f"amounts are Decimals, not {type(value).__name__}")
+        return money.text(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None or isinstance(value, Decimal):
+            return value
+        return money.exact(value) if isinstance(value, float) else Decimal(str(value))
 
 
 metadata = MetaData()
@@ -221,7 +250,7 @@ executions = Table(
     Column("state_reason", Text, nullable=False),
     Column("legs", JSON, nullable=False),
     Column("policy", JSON, nullable=False),
-    Column("portfolio_value", Float, nullable=False),
+    Column("portfolio_value", Amount, nullable=False),
     Column("version", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("ended_at", UtcDateTime, nullable=True),
@@ -244,12 +273,12 @@ orders = Table(
     Column("exchange_order_id", String(64), nullable=False),
     Column("symbol", String(40), nullable=False),
     Column("side", String(4), nullable=False),
-    Column("quantity", Float, nullable=False),
-    Column("price", Float, nullable=False),
-    Column("reference_price", Float, nullable=False),
-    Column("filled", Float, nullable=False),
-    Column("average_price", Float, nullable=False),
-    Column("fee", Float, nullable=False),
+    Column("quantity", Amount, nullable=False),
+    Column("price", Amount, nullable=False),
+    Column("reference_price", Amount, nullable=False),
+    Column("filled", Amount, nullable=False),
+    Column("average_price", Amount, nullable=False),
+    Column("fee", Amount, nullable=False),
     Column("state", String(20), nullable=False),
     Column("state_reason", Text, nullable=False),
     Column("leg_index", Integer, nullable=False),
@@ -271,7 +300,7 @@ daily_notional = Table(
     metadata,
     Column("account", String(64), primary_key=True),
     Column("day", String(10), primary_key=True),
-    Column("notional", Float, nullable=False),
+    Column("notional", Amount, nullable=False),
 )
 
 # Exchange accounts configured at run time (ConnectExchange). Credentials are

@@ -26,17 +26,60 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.type import decimal_pb2 as google_dot_type_dot_decimal__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!govex/execution/v1/exchange.proto\x12\x12govex.execution.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x01\n\nRateBudget\x12\x12\n\nmax_orders\x18\x01 \x01(\x05\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tremaining\x18\x03 \x01(\x05\x12\x31\n\rblocked_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfc\x02\n\x08\x45xchange\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .govex.execution.v1.ExchangeKind\x12\x0f\n\x07\x63\x63xt_id\x18\x03 \x01(\t\x12\x0f\n\x07sandbox\x18\x04 \x01(\x08\x12\x11\n\tconnected\x18\x05 \x01(\x08\x12\x32\n\x06health\x18\x06 \x01(\x0e\x32\".govex.execution.v1.ExchangeHealth\x12\x33\n\x0brate_budget\x18\x07 \x01(\x0b\x32\x1e.govex.execution.v1.RateBudget\x12\x17\n\x0fhas_credentials\x18\x08 \x01(\x08\x12\x16\n\x0equote_currency\x18\t \x01(\t\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp:,\xea\x41)\n\x11govex.io/Exchange\x12\x14\x65xchanges/{exchange}\"Z\n\x13\x45xchangeCredentials\x12\x15\n\x07\x61pi_key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x04\x12\x14\n\x06secret\x18\x02 \x01(\tB\x04\xe2\x41\x01\x04\x12\x16\n\x08password\x18\x03 \x01(\tB\x04\xe2\x41\x01\x04*^\n\x0c\x45xchangeKind\x12\x1d\n\x19\x45XCHANGE_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45XCHANGE_KIND_PAPER\x10\x01\x12\x16\n\x12\x45XCHANGE_KIND_CCXT\x10\x02*\x8d\x01\n\x0e\x45xchangeHealth\x12\x1f\n\x1b\x45XCHANGE_HEALTH_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XCHANGE_HEALTH_HEALTHY\x10\x01\x12\x1c\n\x18\x45XCHANGE_HEALTH_DEGRADED\x10\x02\x12\x1f\n\x1b\x45XCHANGE_HEALTH_UNAVAILABLE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!govex/execution/v1/exchange.proto\x12\x12govex.execution.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19google/type/decimal.proto\"\xa9\x01\n\nRateBudget\x12\x18\n\nmax_orders\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12/\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x03\x12\x17\n\tremaining\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x37\n\rblocked_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"s\n\x07\x42\x61lance\x12\x13\n\x05\x61sset\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12(\n\x04\x66ree\x18\x02 \x01(\x0b\x32\x14.google.type.DecimalB\x04\xe2\x41\x01\x03\x12)\n\x05total\x18\x03 \x01(\x0b\x32\x14.google.type.DecimalB\x04\xe2\x41\x01\x03\"\xe1\x01\n\x06Market\x12\x14\n\x06symbol\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12/\n\x0b\x61mount_step\x18\x02 \x01(\x0b\x32\x14.google.type.DecimalB\x04\xe2\x41\x01\x03\x12.\n\nprice_step\x18\x03 \x01(\x0b\x32\x14.google.type.DecimalB\x04\xe2\x41\x01\x03\x12\x30\n\x0cmin_notional\x18\x04 \x01(\x0b\x32\x14.google.type.DecimalB\x04\xe2\x41\x01\x03\x12.\n\nmin_amount\x18\x05 \x01(\x0b\x32\x14.google.type.DecimalB\x04\xe2\x41\x01\x03\"\xb2\x03\n\x08\x45xchange\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x34\n\x04kind\x18\x02 \x01(\x0e\x32 .govex.execution.v1.ExchangeKindB\x04\xe2\x41\x01\x03\x12\x15\n\x07\x63\x63xt_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07sandbox\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x17\n\tconnected\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x38\n\x06health\x18\x06 \x01(\x0e\x32\".govex.execution.v1.ExchangeHealthB\x04\xe2\x41\x01\x03\x12\x39\n\x0brate_budget\x18\x07 \x01(\x0b\x32\x1e.govex.execution.v1.RateBudgetB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fhas_credentials\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x1c\n\x0equote_currency\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:,\xea\x41)\n\x11govex.io/Exchange\x12\x14\x65xchanges/{exchange}\"Z\n\x13\x45xchangeCredentials\x12\x15\n\x07\x61pi_key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x04\x12\x14\n\x06secret\x18\x02 \x01(\tB\x04\xe2\x41\x01\x04\x12\x16\n\x08password\x18\x03 \x01(\tB\x04\xe2\x41\x01\x04*^\n\x0c\x45xchangeKind\x12\x1d\n\x19\x45XCHANGE_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45XCHANGE_KIND_PAPER\x10\x01\x12\x16\n\x12\x45XCHANGE_KIND_CCXT\x10\x02*\x8d\x01\n\x0e\x45xchangeHealth\x12\x1f\n\x1b\x45XCHANGE_HEALTH_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XCHANGE_HEALTH_HEALTHY\x10\x01\x12\x1c\n\x18\x45XCHANGE_HEALTH_DEGRADED\x10\x02\x12\x1f\n\x1b\x45XCHANGE_HEALTH_UNAVAILABLE\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'govex.execution.v1.exchange_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_RATEBUDGET'].fields_by_name['max_orders']._loaded_options = None
+  _globals['_RATEBUDGET'].fields_by_name['max_orders']._serialized_options = b'\342A\001\003'
+  _globals['_RATEBUDGET'].fields_by_name['window']._loaded_options = None
+  _globals['_RATEBUDGET'].fields_by_name['window']._serialized_options = b'\342A\001\003'
+  _globals['_RATEBUDGET'].fields_by_name['remaining']._loaded_options = None
+  _globals['_RATEBUDGET'].fields_by_name['remaining']._serialized_options = b'\342A\001\003'
+  _globals['_RATEBUDGET'].fields_by_name['blocked_until']._loaded_options = None
+  _globals['_RATEBUDGET'].fields_by_name['blocked_until']._serialized_options = b'\342A\001\003'
+  _globals['_BALANCE'].fields_by_name['asset']._loaded_options = None
+  _globals['_BALANCE'].fields_by_name['asset']._serialized_options = b'\342A\001\003'
+  _globals['_BALANCE'].fields_by_name['free']._loaded_options = None
+  _globals['_BALANCE'].fields_by_name['free']._serialized_options = b'\342A\001\003'
+  _globals['_BALANCE'].fields_by_name['total']._loaded_options = None
+  _globals['_BALANCE'].fields_by_name['total']._serialized_options = b'\342A\001\003'
+  _globals['_MARKET'].fields_by_name['symbol']._loaded_options = None
+  _globals['_MARKET'].fields_by_name['symbol']._serialized_options = b'\342A\001\003'
+  _globals['_MARKET'].fields_by_name['amount_step']._loaded_options = None
+  _globals['_MARKET'].fields_by_name['amount_step']._serialized_options = b'\342A\001\003'
+  _globals['_MARKET'].fields_by_name['price_step']._loaded_options = None
+  _globals['_MARKET'].fields_by_name['price_step']._serialized_options = b'\342A\001\003'
+  _globals['_MARKET'].fields_by_name['min_notional']._loaded_options = None
+  _globals['_MARKET'].fields_by_name['min_notional']._serialized_options = b'\342A\001\003'
+  _globals['_MARKET'].fields_by_name['min_amount']._loaded_options = None
+  _globals['_MARKET'].fields_by_name['min_amount']._serialized_options = b'\342A\001\003'
   _globals['_EXCHANGE'].fields_by_name['name']._loaded_options = None
   _globals['_EXCHANGE'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_EXCHANGE'].fields_by_name['kind']._loaded_options = None
+  _globals['_EXCHANGE'].fields_by_name['kind']._serialized_options = b'\342A\001\003'
+  _globals['_EXCHANGE'].fields_by_name['ccxt_id']._loaded_options = None
+  _globals['_EXCHANGE'].fields_by_name['ccxt_id']._serialized_options = b'\342A\001\003'
+  _globals['_EXCHANGE'].fields_by_name['sandbox']._loaded_options = None
+  _globals['_EXCHANGE'].fields_by_name['sandbox']._serialized_options = b'\342A\001\003'
+  _globals['_EXCHANGE'].fields_by_name['connected']._loaded_options = None
+  _globals['_EXCHANGE'].fields_by_name['connected']._serialized_options = b'\342A\001\003'
+  _globals['_EXCHANGE'].fields_by_name['health']._loaded_options = None
+  _globals['_EXCHANGE'].fields_by_name['health']._serialized_options = b'\342A\001\003'
+  _globals['_EXCHANGE'].fields_by_name['rate_budget']._loaded_options = None
+  _globals['_EXCHANGE'].fields_by_name['rate_budget']._serialized_options = b'\342A\001\003'
+  _globals['_EXCHANGE'].fields_by_name['has_credentials']._loaded_options = None
+  _globals['_EXCHANGE'].fields_by_name['has_credentials']._serialized_options = b'\342A\001\003'
+  _globals['_EXCHANGE'].fields_by_name['quote_currency']._loaded_options = None
+  _globals['_EXCHANGE'].fields_by_name['quote_currency']._serialized_options = b'\342A\001\003'
+  _globals['_EXCHANGE'].fields_by_name['update_time']._loaded_options = None
+  _globals['_EXCHANGE'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
   _globals['_EXCHANGE']._loaded_options = None
   _globals['_EXCHANGE']._serialized_options = b'\352A)\n\021govex.io/Exchange\022\024exchanges/{exchange}'
   _globals['_EXCHANGECREDENTIALS'].fields_by_name['api_key']._loaded_options = None
@@ -45,14 +88,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXCHANGECREDENTIALS'].fields_by_name['secret']._serialized_options = b'\342A\001\004'
   _globals['_EXCHANGECREDENTIALS'].fields_by_name['password']._loaded_options = None
   _globals['_EXCHANGECREDENTIALS'].fields_by_name['password']._serialized_options = b'\342A\001\004'
-  _globals['_EXCHANGEKIND']._serialized_start=805
-  _globals['_EXCHANGEKIND']._serialized_end=899
-  _globals['_EXCHANGEHEALTH']._serialized_start=902
-  _globals['_EXCHANGEHEALTH']._serialized_end=1043
-  _globals['_RATEBUDGET']._serialized_start=183
-  _globals['_RATEBUDGET']._serialized_end=328
-  _globals['_EXCHANGE']._serialized_start=331
-  _globals['_EXCHANGE']._serialized_end=711
-  _globals['_EXCHANGECREDENTIALS']._serialized_start=713
-  _globals['_EXCHANGECREDENTIALS']._serialized_end=803
+  _globals['_EXCHANGEKIND']._serialized_start=1255
+  _globals['_EXCHANGEKIND']._serialized_end=1349
+  _globals['_EXCHANGEHEALTH']._serialized_start=1352
+  _globals['_EXCHANGEHEALTH']._serialized_end=1493
+  _globals['_RATEBUDGET']._serialized_start=210
+  _globals['_RATEBUDGET']._serialized_end=379
+  _globals['_BALANCE']._serialized_start=381
+  _globals['_BALANCE']._serialized_end=496
+  _globals['_MARKET']._serialized_start=499
+  _globals['_MARKET']._serialized_end=724
+  _globals['_EXCHANGE']._serialized_start=727
+  _globals['_EXCHANGE']._serialized_end=1161
+  _globals['_EXCHANGECREDENTIALS']._serialized_start=1163
+  _globals['_EXCHANGECREDENTIALS']._serialized_end=1253
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.type import decimal_pb2 as _decimal_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -110,8 +111,90 @@ class RateBudget(_message.Message):
 Global___RateBudget: _TypeAlias = RateBudget  # noqa: Y015
 
 @_typing.final
+class Balance(_message.Message):
+    """What an account holds of one asset, as the exchange reports it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSET_FIELD_NUMBER: _builtins.int
+    FREE_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    asset: _builtins.str
+    """Asset symbol, for example "BTC"."""
+    @_builtins.property
+    def free(self) -> _decimal_pb2.Decimal:
+        """Available for new orders."""
+
+    @_builtins.property
+    def total(self) -> _decimal_pb2.Decimal:
+        """Free plus what open orders hold."""
+
+    def __init__(
+        self,
+        *,
+        asset: _builtins.str = ...,
+        free: _decimal_pb2.Decimal | None = ...,
+        total: _decimal_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["free", b"free", "total", b"total"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "free", b"free", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Balance: _TypeAlias = Balance  # noqa: Y015
+
+@_typing.final
+class Market(_message.Message):
+    """The trading rules of one symbol on an exchange."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    AMOUNT_STEP_FIELD_NUMBER: _builtins.int
+    PRICE_STEP_FIELD_NUMBER: _builtins.int
+    MIN_NOTIONAL_FIELD_NUMBER: _builtins.int
+    MIN_AMOUNT_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    """Exchange symbol, for example "BTC/USDT"."""
+    @_builtins.property
+    def amount_step(self) -> _decimal_pb2.Decimal:
+        """Quantities are multiples of this; "0" when the exchange states none."""
+
+    @_builtins.property
+    def price_step(self) -> _decimal_pb2.Decimal:
+        """Limit prices are multiples of this; "0" when the exchange states none."""
+
+    @_builtins.property
+    def min_notional(self) -> _decimal_pb2.Decimal:
+        """Smallest quantity x price the exchange accepts, in the quote currency."""
+
+    @_builtins.property
+    def min_amount(self) -> _decimal_pb2.Decimal:
+        """Smallest quantity the exchange accepts, in the base asset."""
+
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+        amount_step: _decimal_pb2.Decimal | None = ...,
+        price_step: _decimal_pb2.Decimal | None = ...,
+        min_notional: _decimal_pb2.Decimal | None = ...,
+        min_amount: _decimal_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_step", b"amount_step", "min_amount", b"min_amount", "min_notional", b"min_notional", "price_step", b"price_step"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_step", b"amount_step", "min_amount", b"min_amount", "min_notional", b"min_notional", "price_step", b"price_step", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Market: _TypeAlias = Market  # noqa: Y015
+
+@_typing.final
 class Exchange(_message.Message):
-    """One configured exchange account."""
+    """One configured exchange account. Configured with ConnectExchange; every
+    field is set by the server.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

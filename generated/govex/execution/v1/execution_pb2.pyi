@@ -9,8 +9,9 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
-from govex.governance.v1 import freeze_pb2 as _freeze_pb2
-from govex.governance.v1 import signals_pb2 as _signals_pb2
+from google.type import decimal_pb2 as _decimal_pb2
+from govex.controls.v1 import freeze_pb2 as _freeze_pb2
+from govex.controls.v1 import policy_pb2 as _policy_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -113,6 +114,34 @@ ORDER_SIDE_BUY: OrderSide.ValueType  # 1
 ORDER_SIDE_SELL: OrderSide.ValueType  # 2
 """Sell the base asset."""
 Global___OrderSide: _TypeAlias = OrderSide  # noqa: Y015
+
+class _OrderType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OrderTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ORDER_TYPE_UNSPECIFIED: _OrderType.ValueType  # 0
+    """Never used by the server."""
+    ORDER_TYPE_LIMIT: _OrderType.ValueType  # 1
+    """A limit order: never fills beyond its price. Every order govex sends is
+    a limit order, priced within the policy's slippage limit.
+    """
+    ORDER_TYPE_MARKET: _OrderType.ValueType  # 2
+    """A market order (reserved: govex does not send them)."""
+
+class OrderType(_OrderType, metaclass=_OrderTypeEnumTypeWrapper):
+    """How an order is priced."""
+
+ORDER_TYPE_UNSPECIFIED: OrderType.ValueType  # 0
+"""Never used by the server."""
+ORDER_TYPE_LIMIT: OrderType.ValueType  # 1
+"""A limit order: never fills beyond its price. Every order govex sends is
+a limit order, priced within the policy's slippage limit.
+"""
+ORDER_TYPE_MARKET: OrderType.ValueType  # 2
+"""A market order (reserved: govex does not send them)."""
+Global___OrderType: _TypeAlias = OrderType  # noqa: Y015
 
 class _OrderState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -290,7 +319,12 @@ Global___SafetyVerdict: _TypeAlias = SafetyVerdict  # noqa: Y015
 
 @_typing.final
 class Leg(_message.Message):
-    """One leg of an execution: the trade that moves one asset towards its target."""
+    """One leg of an execution: the trade that moves one asset towards its target.
+
+    Amounts are exact decimals (google.type.Decimal, plain notation, no
+    exponent). Percentages are doubles: they are ratios for people to read,
+    never sent to an exchange.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -321,18 +355,28 @@ class Leg(_message.Message):
     """Current weight in percent."""
     target_percent: _builtins.float
     """Target weight in percent."""
-    notional: _builtins.float
-    """Notional to trade, in the quote currency."""
-    quantity: _builtins.float
-    """Quantity to trade, in the base asset."""
-    filled_notional: _builtins.float
-    """Notional filled so far."""
     skipped: _builtins.bool
     """True when the policy skipped the leg (no-trade zone or below min trade)."""
     skip_reason: _builtins.str
     """Why the leg was skipped, if it was."""
     slice_count: _builtins.int
     """Number of slices the leg is split into."""
+    @_builtins.property
+    def notional(self) -> _decimal_pb2.Decimal:
+        """Notional to trade, in the quote currency (rounded down to 1e-8)."""
+
+    @_builtins.property
+    def quantity(self) -> _decimal_pb2.Decimal:
+        """Quantity to trade, in the base asset, at the reference price (rounded
+        down to 1e-12; orders round it down to the market's amount step).
+        """
+
+    @_builtins.property
+    def filled_notional(self) -> _decimal_pb2.Decimal:
+        """Notional filled so far: the sum of filled quantity x average price of its
+        orders.
+        """
+
     def __init__(
         self,
         *,
@@ -343,14 +387,14 @@ class Leg(_message.Message):
         operation: _freeze_pb2.Operation.ValueType = ...,
         current_percent: _builtins.float = ...,
         target_percent: _builtins.float = ...,
-        notional: _builtins.float = ...,
-        quantity: _builtins.float = ...,
-        filled_notional: _builtins.float = ...,
+        notional: _decimal_pb2.Decimal | None = ...,
+        quantity: _decimal_pb2.Decimal | None = ...,
+        filled_notional: _decimal_pb2.Decimal | None = ...,
         skipped: _builtins.bool = ...,
         skip_reason: _builtins.str = ...,
         slice_count: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filled_notional", b"filled_notional", "notional", b"notional", "quantity", b"quantity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "current_percent", b"current_percent", "filled_notional", b"filled_notional", "index", b"index", "notional", b"notional", "operation", b"operation", "quantity", b"quantity", "side", b"side", "skip_reason", b"skip_reason", "skipped", b"skipped", "slice_count", b"slice_count", "symbol", b"symbol", "target_percent", b"target_percent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
@@ -373,13 +417,15 @@ class ScheduledSlice(_message.Message):
     """The leg it belongs to."""
     slice_index: _builtins.int
     """Position within the leg, from 0."""
-    notional: _builtins.float
-    """Notional of the slice."""
     day: _builtins.int
     """UTC day (0 = the day the execution started) the slice counts against."""
     @_builtins.property
     def scheduled_time(self) -> _timestamp_pb2.Timestamp:
         """When it is due."""
+
+    @_builtins.property
+    def notional(self) -> _decimal_pb2.Decimal:
+        """Notional of the slice, in the quote currency (rounded down to 1e-8)."""
 
     def __init__(
         self,
@@ -387,10 +433,10 @@ class ScheduledSlice(_message.Message):
         leg_index: _builtins.int = ...,
         slice_index: _builtins.int = ...,
         scheduled_time: _timestamp_pb2.Timestamp | None = ...,
-        notional: _builtins.float = ...,
+        notional: _decimal_pb2.Decimal | None = ...,
         day: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["scheduled_time", b"scheduled_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["notional", b"notional", "scheduled_time", b"scheduled_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "leg_index", b"leg_index", "notional", b"notional", "scheduled_time", b"scheduled_time", "slice_index", b"slice_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
@@ -399,30 +445,38 @@ class ScheduledSlice(_message.Message):
 Global___ScheduledSlice: _TypeAlias = ScheduledSlice  # noqa: Y015
 
 @_typing.final
-class Execution(_message.Message):
-    """An execution of a plan."""
+class OrderStateCount(_message.Message):
+    """The number of orders of an execution in one state."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    @_typing.final
-    class OrderCountsEntry(_message.Message):
-        DESCRIPTOR: _descriptor.Descriptor
+    STATE_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    state: Global___OrderState.ValueType
+    """The state."""
+    count: _builtins.int
+    """How many of the execution's orders are in it."""
+    def __init__(
+        self,
+        *,
+        state: Global___OrderState.ValueType = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-        KEY_FIELD_NUMBER: _builtins.int
-        VALUE_FIELD_NUMBER: _builtins.int
-        key: _builtins.str
-        value: _builtins.int
-        def __init__(
-            self,
-            *,
-            key: _builtins.str = ...,
-            value: _builtins.int = ...,
-        ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
-        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-        def WhichOneof(self, oneof_group: _Never) -> None: ...
+Global___OrderStateCount: _TypeAlias = OrderStateCount  # noqa: Y015
+
+@_typing.final
+class Execution(_message.Message):
+    """An execution of a plan. Created by ExecutePlan; every field is set by the
+    server.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     PLAN_FIELD_NUMBER: _builtins.int
@@ -457,14 +511,12 @@ class Execution(_message.Message):
     """Why the execution ended as it did."""
     actor: _builtins.str
     """Who started it."""
-    portfolio_value: _builtins.float
-    """Portfolio value in the quote currency when the execution started."""
     @_builtins.property
     def legs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Leg]:
         """The legs."""
 
     @_builtins.property
-    def policy(self) -> _signals_pb2.ExecutionPolicy:
+    def policy(self) -> _policy_pb2.ExecutionPolicy:
         """The policy in force when the execution started."""
 
     @_builtins.property
@@ -476,8 +528,14 @@ class Execution(_message.Message):
         """When it reached a terminal state."""
 
     @_builtins.property
-    def order_counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
-        """Count of orders per state."""
+    def portfolio_value(self) -> _decimal_pb2.Decimal:
+        """Portfolio value in the quote currency when the execution started."""
+
+    @_builtins.property
+    def order_counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderStateCount]:
+        """Count of orders per state, one entry per state that has orders, in the
+        order of OrderState.
+        """
 
     def __init__(
         self,
@@ -490,15 +548,15 @@ class Execution(_message.Message):
         max_parallel: _builtins.int = ...,
         dry_run: _builtins.bool = ...,
         legs: _abc.Iterable[Global___Leg] | None = ...,
-        policy: _signals_pb2.ExecutionPolicy | None = ...,
+        policy: _policy_pb2.ExecutionPolicy | None = ...,
         state_reason: _builtins.str = ...,
         actor: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
-        portfolio_value: _builtins.float = ...,
-        order_counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        portfolio_value: _decimal_pb2.Decimal | None = ...,
+        order_counts: _abc.Iterable[Global___OrderStateCount] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "policy", b"policy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "policy", b"policy", "portfolio_value", b"portfolio_value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "create_time", b"create_time", "dry_run", b"dry_run", "end_time", b"end_time", "exchange", b"exchange", "legs", b"legs", "max_parallel", b"max_parallel", "name", b"name", "order_counts", b"order_counts", "plan", b"plan", "policy", b"policy", "portfolio_value", b"portfolio_value", "state", b"state", "state_reason", b"state_reason", "strategy", b"strategy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
@@ -508,7 +566,9 @@ Global___Execution: _TypeAlias = Execution  # noqa: Y015
 
 @_typing.final
 class Order(_message.Message):
-    """One order sent (or to be sent) to an exchange."""
+    """One order sent (or to be sent) to an exchange. Every field is set by the
+    server.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -542,18 +602,8 @@ class Order(_message.Message):
     """Exchange symbol."""
     side: Global___OrderSide.ValueType
     """Buy or sell."""
-    type: _builtins.str
-    """"limit" or "market"."""
-    quantity: _builtins.float
-    """Ordered quantity, in the base asset."""
-    price: _builtins.float
-    """Limit price; 0 for market orders."""
-    filled_quantity: _builtins.float
-    """Filled quantity."""
-    average_price: _builtins.float
-    """Average fill price."""
-    fee: _builtins.float
-    """Fee paid, in the quote currency."""
+    type: Global___OrderType.ValueType
+    """Limit or market (govex sends limit orders only)."""
     state: Global___OrderState.ValueType
     """Current state."""
     state_reason: _builtins.str
@@ -566,6 +616,26 @@ class Order(_message.Message):
     """Send attempt, from 0."""
     operation: _freeze_pb2.Operation.ValueType
     """Operation class of its leg."""
+    @_builtins.property
+    def quantity(self) -> _decimal_pb2.Decimal:
+        """Ordered quantity, in the base asset, a multiple of the amount step."""
+
+    @_builtins.property
+    def price(self) -> _decimal_pb2.Decimal:
+        """Limit price, a multiple of the price step; unset for market orders."""
+
+    @_builtins.property
+    def filled_quantity(self) -> _decimal_pb2.Decimal:
+        """Filled quantity, as the exchange reported it."""
+
+    @_builtins.property
+    def average_price(self) -> _decimal_pb2.Decimal:
+        """Average fill price, as the exchange reported it; "0" before any fill."""
+
+    @_builtins.property
+    def fee(self) -> _decimal_pb2.Decimal:
+        """Fee paid, in the quote currency, as the exchange reported it."""
+
     @_builtins.property
     def safety(self) -> Global___SafetyVerdict:
         """The safety validator's verdict before sending."""
@@ -586,12 +656,12 @@ class Order(_message.Message):
         exchange_order_id: _builtins.str = ...,
         symbol: _builtins.str = ...,
         side: Global___OrderSide.ValueType = ...,
-        type: _builtins.str = ...,
-        quantity: _builtins.float = ...,
-        price: _builtins.float = ...,
-        filled_quantity: _builtins.float = ...,
-        average_price: _builtins.float = ...,
-        fee: _builtins.float = ...,
+        type: Global___OrderType.ValueType = ...,
+        quantity: _decimal_pb2.Decimal | None = ...,
+        price: _decimal_pb2.Decimal | None = ...,
+        filled_quantity: _decimal_pb2.Decimal | None = ...,
+        average_price: _decimal_pb2.Decimal | None = ...,
+        fee: _decimal_pb2.Decimal | None = ...,
         state: Global___OrderState.ValueType = ...,
         state_reason: _builtins.str = ...,
         leg_index: _builtins.int = ...,
@@ -602,7 +672,7 @@ class Order(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         operation: _freeze_pb2.Operation.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "safety", b"safety", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["average_price", b"average_price", "create_time", b"create_time", "fee", b"fee", "filled_quantity", b"filled_quantity", "price", b"price", "quantity", b"quantity", "safety", b"safety", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "average_price", b"average_price", "client_order_id", b"client_order_id", "create_time", b"create_time", "exchange_order_id", b"exchange_order_id", "fee", b"fee", "filled_quantity", b"filled_quantity", "leg_index", b"leg_index", "name", b"name", "operation", b"operation", "price", b"price", "quantity", b"quantity", "safety", b"safety", "side", b"side", "slice_index", b"slice_index", "state", b"state", "state_reason", b"state_reason", "symbol", b"symbol", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...

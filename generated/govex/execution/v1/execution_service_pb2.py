@@ -23,13 +23,15 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
+from google.type import decimal_pb2 as google_dot_type_dot_decimal__pb2
+from govex.controls.v1 import freeze_pb2 as govex_dot_controls_dot_v1_dot_freeze__pb2
+from govex.controls.v1 import policy_pb2 as govex_dot_controls_dot_v1_dot_policy__pb2
 from govex.execution.v1 import exchange_pb2 as govex_dot_execution_dot_v1_dot_exchange__pb2
 from govex.execution.v1 import execution_pb2 as govex_dot_execution_dot_v1_dot_execution__pb2
-from govex.governance.v1 import freeze_pb2 as govex_dot_governance_dot_v1_dot_freeze__pb2
-from govex.governance.v1 import signals_pb2 as govex_dot_governance_dot_v1_dot_signals__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*govex/execution/v1/execution_service.proto\x12\x12govex.execution.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a!govex/execution/v1/exchange.proto\x1a\"govex/execution/v1/execution.proto\x1a govex/governance/v1/freeze.proto\x1a!govex/governance/v1/signals.proto\"\xf9\x01\n\x12\x45xecutePlanRequest\x12\x12\n\x04plan\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\x12\x37\n\x08strategy\x18\x04 \x01(\x0e\x32%.govex.execution.v1.ExecutionStrategy\x12\x14\n\x0cmax_parallel\x18\x05 \x01(\x05\x12\x10\n\x08\x65xchange\x18\x06 \x01(\t\x12\x35\n\x0csafety_level\x18\x07 \x01(\x0e\x32\x1f.govex.execution.v1.SafetyLevel\x12\x12\n\nrequest_id\x18\x08 \x01(\t\"G\n\x13\x45xecutePlanResponse\x12\x30\n\texecution\x18\x01 \x01(\x0b\x32\x1d.govex.execution.v1.Execution\"r\n\x13ValidatePlanRequest\x12\x12\n\x04plan\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08\x65xchange\x18\x02 \x01(\t\x12\x35\n\x0csafety_level\x18\x03 \x01(\x0e\x32\x1f.govex.execution.v1.SafetyLevel\"\xd9\x01\n\x0cPlannedOrder\x12\x11\n\tleg_index\x18\x01 \x01(\x05\x12\x13\n\x0bslice_index\x18\x02 \x01(\x05\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12+\n\x04side\x18\x04 \x01(\x0e\x32\x1d.govex.execution.v1.OrderSide\x12\x10\n\x08quantity\x18\x05 \x01(\x01\x12\r\n\x05price\x18\x06 \x01(\x01\x12\x10\n\x08notional\x18\x07 \x01(\x01\x12\x31\n\x06safety\x18\x08 \x01(\x0b\x32!.govex.execution.v1.SafetyVerdict\"\xd7\x02\n\x14ValidatePlanResponse\x12\x12\n\nexecutable\x18\x01 \x01(\x08\x12\x18\n\x10\x62locking_reasons\x18\x02 \x03(\t\x12%\n\x04legs\x18\x03 \x03(\x0b\x32\x17.govex.execution.v1.Leg\x12>\n\x0f\x66reeze_verdicts\x18\x04 \x03(\x0b\x32%.govex.governance.v1.OperationVerdict\x12\x34\n\x06policy\x18\x05 \x01(\x0b\x32$.govex.governance.v1.ExecutionPolicy\x12\x30\n\x06orders\x18\x06 \x03(\x0b\x32 .govex.execution.v1.PlannedOrder\x12\x34\n\x08schedule\x18\x07 \x03(\x0b\x32\".govex.execution.v1.ScheduledSlice\x12\x0c\n\x04\x64\x61ys\x18\x08 \x01(\x05\"P\n\x16\x43\x61ncelExecutionRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"K\n\x17\x43\x61ncelExecutionResponse\x12\x30\n\texecution\x18\x01 \x01(\x0b\x32\x1d.govex.execution.v1.Execution\")\n\x13GetExecutionRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"H\n\x14GetExecutionResponse\x12\x30\n\texecution\x18\x01 \x01(\x0b\x32\x1d.govex.execution.v1.Execution\"\x80\x01\n\x15ListExecutionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x32\n\x06states\x18\x03 \x03(\x0e\x32\".govex.execution.v1.ExecutionState\x12\x0c\n\x04plan\x18\x04 \x01(\t\"d\n\x16ListExecutionsResponse\x12\x31\n\nexecutions\x18\x01 \x03(\x0b\x32\x1d.govex.execution.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x80\x01\n\x11ListOrdersRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12.\n\x06states\x18\x04 \x03(\x0e\x32\x1e.govex.execution.v1.OrderState\"X\n\x12ListOrdersResponse\x12)\n\x06orders\x18\x01 \x03(\x0b\x32\x19.govex.execution.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x16\n\x14ListExchangesRequest\"H\n\x15ListExchangesResponse\x12/\n\texchanges\x18\x01 \x03(\x0b\x32\x1c.govex.execution.v1.Exchange\"\x93\x02\n\x16\x43onnectExchangeRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x34\n\x04kind\x18\x02 \x01(\x0e\x32 .govex.execution.v1.ExchangeKindB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x63\x63xt_id\x18\x03 \x01(\t\x12\x0f\n\x07sandbox\x18\x04 \x01(\x08\x12\x42\n\x0b\x63redentials\x18\x05 \x01(\x0b\x32\'.govex.execution.v1.ExchangeCredentialsB\x04\xe2\x41\x01\x04\x12\x16\n\x0equote_currency\x18\x06 \x01(\t\x12\x1d\n\x15max_orders_per_window\x18\x07 \x01(\x05\x12\x12\n\nrequest_id\x18\x08 \x01(\t\"I\n\x17\x43onnectExchangeResponse\x12.\n\x08\x65xchange\x18\x01 \x01(\x0b\x32\x1c.govex.execution.v1.Exchange\"T\n\x12WatchOrdersRequest\x12\x11\n\texecution\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12\x13\n\x0b\x66rom_oldest\x18\x03 \x01(\x08\"\x90\x01\n\x13WatchOrdersResponse\x12/\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1e.govex.execution.v1.OrderEventH\x00\x12=\n\theartbeat\x18\x02 \x01(\x0b\x32(.govex.execution.v1.OrderStreamHeartbeatH\x00\x42\t\n\x07message2\x9e\x07\n\x10\x45xecutionService\x12^\n\x0b\x45xecutePlan\x12&.govex.execution.v1.ExecutePlanRequest\x1a\'.govex.execution.v1.ExecutePlanResponse\x12\x61\n\x0cValidatePlan\x12\'.govex.execution.v1.ValidatePlanRequest\x1a(.govex.execution.v1.ValidatePlanResponse\x12j\n\x0f\x43\x61ncelExecution\x12*.govex.execution.v1.CancelExecutionRequest\x1a+.govex.execution.v1.CancelExecutionResponse\x12\x61\n\x0cGetExecution\x12\'.govex.execution.v1.GetExecutionRequest\x1a(.govex.execution.v1.GetExecutionResponse\x12g\n\x0eListExecutions\x12).govex.execution.v1.ListExecutionsRequest\x1a*.govex.execution.v1.ListExecutionsResponse\x12[\n\nListOrders\x12%.govex.execution.v1.ListOrdersRequest\x1a&.govex.execution.v1.ListOrdersResponse\x12\x64\n\rListExchanges\x12(.govex.execution.v1.ListExchangesRequest\x1a).govex.execution.v1.ListExchangesResponse\x12j\n\x0f\x43onnectExchange\x12*.govex.execution.v1.ConnectExchangeRequest\x1a+.govex.execution.v1.ConnectExchangeResponse\x12`\n\x0bWatchOrders\x12&.govex.execution.v1.WatchOrdersRequest\x1a\'.govex.execution.v1.WatchOrdersResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*govex/execution/v1/execution_service.proto\x12\x12govex.execution.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x19google/type/decimal.proto\x1a\x1egovex/controls/v1/freeze.proto\x1a\x1egovex/controls/v1/policy.proto\x1a!govex/execution/v1/exchange.proto\x1a\"govex/execution/v1/execution.proto\"\xa3\x02\n\x12\x45xecutePlanRequest\x12$\n\x04plan\x18\x01 \x01(\tB\x16\xe2\x41\x01\x02\xfa\x41\x0f\n\rgovex.io/Plan\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\x12\x37\n\x08strategy\x18\x04 \x01(\x0e\x32%.govex.execution.v1.ExecutionStrategy\x12\x14\n\x0cmax_parallel\x18\x05 \x01(\x05\x12(\n\x08\x65xchange\x18\x06 \x01(\tB\x16\xfa\x41\x13\n\x11govex.io/Exchange\x12\x35\n\x0csafety_level\x18\x07 \x01(\x0e\x32\x1f.govex.execution.v1.SafetyLevel\x12\x12\n\nrequest_id\x18\x08 \x01(\t\"G\n\x13\x45xecutePlanResponse\x12\x30\n\texecution\x18\x01 \x01(\x0b\x32\x1d.govex.execution.v1.Execution\"\x9c\x01\n\x13ValidatePlanRequest\x12$\n\x04plan\x18\x01 \x01(\tB\x16\xe2\x41\x01\x02\xfa\x41\x0f\n\rgovex.io/Plan\x12(\n\x08\x65xchange\x18\x02 \x01(\tB\x16\xfa\x41\x13\n\x11govex.io/Exchange\x12\x35\n\x0csafety_level\x18\x03 \x01(\x0e\x32\x1f.govex.execution.v1.SafetyLevel\"\x9b\x02\n\x0cPlannedOrder\x12\x11\n\tleg_index\x18\x01 \x01(\x05\x12\x13\n\x0bslice_index\x18\x02 \x01(\x05\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12+\n\x04side\x18\x04 \x01(\x0e\x32\x1d.govex.execution.v1.OrderSide\x12&\n\x08quantity\x18\x05 \x01(\x0b\x32\x14.google.type.Decimal\x12#\n\x05price\x18\x06 \x01(\x0b\x32\x14.google.type.Decimal\x12&\n\x08notional\x18\x07 \x01(\x0b\x32\x14.google.type.Decimal\x12\x31\n\x06safety\x18\x08 \x01(\x0b\x32!.govex.execution.v1.SafetyVerdict\"\xd3\x02\n\x14ValidatePlanResponse\x12\x12\n\nexecutable\x18\x01 \x01(\x08\x12\x18\n\x10\x62locking_reasons\x18\x02 \x03(\t\x12%\n\x04legs\x18\x03 \x03(\x0b\x32\x17.govex.execution.v1.Leg\x12<\n\x0f\x66reeze_verdicts\x18\x04 \x03(\x0b\x32#.govex.controls.v1.OperationVerdict\x12\x32\n\x06policy\x18\x05 \x01(\x0b\x32\".govex.controls.v1.ExecutionPolicy\x12\x30\n\x06orders\x18\x06 \x03(\x0b\x32 .govex.execution.v1.PlannedOrder\x12\x34\n\x08schedule\x18\x07 \x03(\x0b\x32\".govex.execution.v1.ScheduledSlice\x12\x0c\n\x04\x64\x61ys\x18\x08 \x01(\x05\"g\n\x16\x43\x61ncelExecutionRequest\x12)\n\x04name\x18\x01 \x01(\tB\x1b\xe2\x41\x01\x02\xfa\x41\x14\n\x12govex.io/Execution\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"K\n\x17\x43\x61ncelExecutionResponse\x12\x30\n\texecution\x18\x01 \x01(\x0b\x32\x1d.govex.execution.v1.Execution\"@\n\x13GetExecutionRequest\x12)\n\x04name\x18\x01 \x01(\tB\x1b\xe2\x41\x01\x02\xfa\x41\x14\n\x12govex.io/Execution\"H\n\x14GetExecutionResponse\x12\x30\n\texecution\x18\x01 \x01(\x0b\x32\x1d.govex.execution.v1.Execution\"\xa4\x01\n\x15ListExecutionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x32\n\x06states\x18\x03 \x03(\x0e\x32\".govex.execution.v1.ExecutionState\x12 \n\x04plan\x18\x04 \x01(\tB\x12\xfa\x41\x0f\n\rgovex.io/Plan\x12\x0e\n\x06\x66ilter\x18\x05 \x01(\t\"d\n\x16ListExecutionsResponse\x12\x31\n\nexecutions\x18\x01 \x03(\x0b\x32\x1d.govex.execution.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa3\x01\n\x11ListOrdersRequest\x12\'\n\x06parent\x18\x01 \x01(\tB\x17\xe2\x41\x01\x02\xfa\x41\x10\x12\x0egovex.io/Order\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12.\n\x06states\x18\x04 \x03(\x0e\x32\x1e.govex.execution.v1.OrderState\x12\x0e\n\x06\x66ilter\x18\x05 \x01(\t\"X\n\x12ListOrdersResponse\x12)\n\x06orders\x18\x01 \x03(\x0b\x32\x19.govex.execution.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x12GetExchangeRequest\x12(\n\x04name\x18\x01 \x01(\tB\x1a\xe2\x41\x01\x02\xfa\x41\x13\n\x11govex.io/Exchange\"\xa1\x01\n\x13GetExchangeResponse\x12.\n\x08\x65xchange\x18\x01 \x01(\x0b\x32\x1c.govex.execution.v1.Exchange\x12-\n\x08\x62\x61lances\x18\x02 \x03(\x0b\x32\x1b.govex.execution.v1.Balance\x12+\n\x07markets\x18\x03 \x03(\x0b\x32\x1a.govex.execution.v1.Market\"M\n\x14ListExchangesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"a\n\x15ListExchangesResponse\x12/\n\texchanges\x18\x01 \x03(\x0b\x32\x1c.govex.execution.v1.Exchange\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa9\x02\n\x16\x43onnectExchangeRequest\x12(\n\x04name\x18\x01 \x01(\tB\x1a\xe2\x41\x01\x02\xfa\x41\x13\n\x11govex.io/Exchange\x12\x34\n\x04kind\x18\x02 \x01(\x0e\x32 .govex.execution.v1.ExchangeKindB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x63\x63xt_id\x18\x03 \x01(\t\x12\x0f\n\x07sandbox\x18\x04 \x01(\x08\x12\x42\n\x0b\x63redentials\x18\x05 \x01(\x0b\x32\'.govex.execution.v1.ExchangeCredentialsB\x04\xe2\x41\x01\x04\x12\x16\n\x0equote_currency\x18\x06 \x01(\t\x12\x1d\n\x15max_orders_per_window\x18\x07 \x01(\x05\x12\x12\n\nrequest_id\x18\x08 \x01(\t\"I\n\x17\x43onnectExchangeResponse\x12.\n\x08\x65xchange\x18\x01 \x01(\x0b\x32\x1c.govex.execution.v1.Exchange\"m\n\x12WatchOrdersRequest\x12*\n\texecution\x18\x01 \x01(\tB\x17\xfa\x41\x14\n\x12govex.io/Execution\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12\x13\n\x0b\x66rom_oldest\x18\x03 \x01(\x08\"\x90\x01\n\x13WatchOrdersResponse\x12/\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1e.govex.execution.v1.OrderEventH\x00\x12=\n\theartbeat\x18\x02 \x01(\x0b\x32(.govex.execution.v1.OrderStreamHeartbeatH\x00\x42\t\n\x07message2\xfe\x07\n\x10\x45xecutionService\x12^\n\x0b\x45xecutePlan\x12&.govex.execution.v1.ExecutePlanRequest\x1a\'.govex.execution.v1.ExecutePlanResponse\x12\x61\n\x0cValidatePlan\x12\'.govex.execution.v1.ValidatePlanRequest\x1a(.govex.execution.v1.ValidatePlanResponse\x12j\n\x0f\x43\x61ncelExecution\x12*.govex.execution.v1.CancelExecutionRequest\x1a+.govex.execution.v1.CancelExecutionResponse\x12\x61\n\x0cGetExecution\x12\'.govex.execution.v1.GetExecutionRequest\x1a(.govex.execution.v1.GetExecutionResponse\x12g\n\x0eListExecutions\x12).govex.execution.v1.ListExecutionsRequest\x1a*.govex.execution.v1.ListExecutionsResponse\x12[\n\nListOrders\x12%.govex.execution.v1.ListOrdersRequest\x1a&.govex.execution.v1.ListOrdersResponse\x12^\n\x0bGetExchange\x12&.govex.execution.v1.GetExchangeRequest\x1a\'.govex.execution.v1.GetExchangeResponse\x12\x64\n\rListExchanges\x12(.govex.execution.v1.ListExchangesRequest\x1a).govex.execution.v1.ListExchangesResponse\x12j\n\x0f\x43onnectExchange\x12*.govex.execution.v1.ConnectExchangeRequest\x1a+.govex.execution.v1.ConnectExchangeResponse\x12`\n\x0bWatchOrders\x12&.govex.execution.v1.WatchOrdersRequest\x1a\'.govex.execution.v1.WatchOrdersResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,61 +39,75 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'govex.execution.v1.executio
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EXECUTEPLANREQUEST'].fields_by_name['plan']._loaded_options = None
-  _globals['_EXECUTEPLANREQUEST'].fields_by_name['plan']._serialized_options = b'\342A\001\002'
+  _globals['_EXECUTEPLANREQUEST'].fields_by_name['plan']._serialized_options = b'\342A\001\002\372A\017\n\rgovex.io/Plan'
   _globals['_EXECUTEPLANREQUEST'].fields_by_name['etag']._loaded_options = None
   _globals['_EXECUTEPLANREQUEST'].fields_by_name['etag']._serialized_options = b'\342A\001\002'
+  _globals['_EXECUTEPLANREQUEST'].fields_by_name['exchange']._loaded_options = None
+  _globals['_EXECUTEPLANREQUEST'].fields_by_name['exchange']._serialized_options = b'\372A\023\n\021govex.io/Exchange'
   _globals['_VALIDATEPLANREQUEST'].fields_by_name['plan']._loaded_options = None
-  _globals['_VALIDATEPLANREQUEST'].fields_by_name['plan']._serialized_options = b'\342A\001\002'
+  _globals['_VALIDATEPLANREQUEST'].fields_by_name['plan']._serialized_options = b'\342A\001\002\372A\017\n\rgovex.io/Plan'
+  _globals['_VALIDATEPLANREQUEST'].fields_by_name['exchange']._loaded_options = None
+  _globals['_VALIDATEPLANREQUEST'].fields_by_name['exchange']._serialized_options = b'\372A\023\n\021govex.io/Exchange'
   _globals['_CANCELEXECUTIONREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_CANCELEXECUTIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_CANCELEXECUTIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\024\n\022govex.io/Execution'
   _globals['_GETEXECUTIONREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_GETEXECUTIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_GETEXECUTIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\024\n\022govex.io/Execution'
+  _globals['_LISTEXECUTIONSREQUEST'].fields_by_name['plan']._loaded_options = None
+  _globals['_LISTEXECUTIONSREQUEST'].fields_by_name['plan']._serialized_options = b'\372A\017\n\rgovex.io/Plan'
   _globals['_LISTORDERSREQUEST'].fields_by_name['parent']._loaded_options = None
-  _globals['_LISTORDERSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002'
+  _globals['_LISTORDERSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\020\022\016govex.io/Order'
+  _globals['_GETEXCHANGEREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GETEXCHANGEREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\023\n\021govex.io/Exchange'
   _globals['_CONNECTEXCHANGEREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_CONNECTEXCHANGEREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_CONNECTEXCHANGEREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\023\n\021govex.io/Exchange'
   _globals['_CONNECTEXCHANGEREQUEST'].fields_by_name['kind']._loaded_options = None
   _globals['_CONNECTEXCHANGEREQUEST'].fields_by_name['kind']._serialized_options = b'\342A\001\002'
   _globals['_CONNECTEXCHANGEREQUEST'].fields_by_name['credentials']._loaded_options = None
   _globals['_CONNECTEXCHANGEREQUEST'].fields_by_name['credentials']._serialized_options = b'\342A\001\004'
-  _globals['_EXECUTEPLANREQUEST']._serialized_start=240
-  _globals['_EXECUTEPLANREQUEST']._serialized_end=489
-  _globals['_EXECUTEPLANRESPONSE']._serialized_start=491
-  _globals['_EXECUTEPLANRESPONSE']._serialized_end=562
-  _globals['_VALIDATEPLANREQUEST']._serialized_start=564
-  _globals['_VALIDATEPLANREQUEST']._serialized_end=678
-  _globals['_PLANNEDORDER']._serialized_start=681
-  _globals['_PLANNEDORDER']._serialized_end=898
-  _globals['_VALIDATEPLANRESPONSE']._serialized_start=901
-  _globals['_VALIDATEPLANRESPONSE']._serialized_end=1244
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1246
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=1326
-  _globals['_CANCELEXECUTIONRESPONSE']._serialized_start=1328
-  _globals['_CANCELEXECUTIONRESPONSE']._serialized_end=1403
-  _globals['_GETEXECUTIONREQUEST']._serialized_start=1405
-  _globals['_GETEXECUTIONREQUEST']._serialized_end=1446
-  _globals['_GETEXECUTIONRESPONSE']._serialized_start=1448
-  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1520
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1523
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1651
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1653
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1753
-  _globals['_LISTORDERSREQUEST']._serialized_start=1756
-  _globals['_LISTORDERSREQUEST']._serialized_end=1884
-  _globals['_LISTORDERSRESPONSE']._serialized_start=1886
-  _globals['_LISTORDERSRESPONSE']._serialized_end=1974
-  _globals['_LISTEXCHANGESREQUEST']._serialized_start=1976
-  _globals['_LISTEXCHANGESREQUEST']._serialized_end=1998
-  _globals['_LISTEXCHANGESRESPONSE']._serialized_start=2000
-  _globals['_LISTEXCHANGESRESPONSE']._serialized_end=2072
-  _globals['_CONNECTEXCHANGEREQUEST']._serialized_start=2075
-  _globals['_CONNECTEXCHANGEREQUEST']._serialized_end=2350
-  _globals['_CONNECTEXCHANGERESPONSE']._serialized_start=2352
-  _globals['_CONNECTEXCHANGERESPONSE']._serialized_end=2425
-  _globals['_WATCHORDERSREQUEST']._serialized_start=2427
-  _globals['_WATCHORDERSREQUEST']._serialized_end=2511
-  _globals['_WATCHORDERSRESPONSE']._serialized_start=2514
-  _globals['_WATCHORDERSRESPONSE']._serialized_end=2658
-  _globals['_EXECUTIONSERVICE']._serialized_start=2661
-  _globals['_EXECUTIONSERVICE']._serialized_end=3587
+  _globals['_WATCHORDERSREQUEST'].fields_by_name['execution']._loaded_options = None
+  _globals['_WATCHORDERSREQUEST'].fields_by_name['execution']._serialized_options = b'\372A\024\n\022govex.io/Execution'
+  _globals['_EXECUTEPLANREQUEST']._serialized_start=289
+  _globals['_EXECUTEPLANREQUEST']._serialized_end=580
+  _globals['_EXECUTEPLANRESPONSE']._serialized_start=582
+  _globals['_EXECUTEPLANRESPONSE']._serialized_end=653
+  _globals['_VALIDATEPLANREQUEST']._serialized_start=656
+  _globals['_VALIDATEPLANREQUEST']._serialized_end=812
+  _globals['_PLANNEDORDER']._serialized_start=815
+  _globals['_PLANNEDORDER']._serialized_end=1098
+  _globals['_VALIDATEPLANRESPONSE']._serialized_start=1101
+  _globals['_VALIDATEPLANRESPONSE']._serialized_end=1440
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1442
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=1545
+  _globals['_CANCELEXECUTIONRESPONSE']._serialized_start=1547
+  _globals['_CANCELEXECUTIONRESPONSE']._serialized_end=1622
+  _globals['_GETEXECUTIONREQUEST']._serialized_start=1624
+  _globals['_GETEXECUTIONREQUEST']._serialized_end=1688
+  _globals['_GETEXECUTIONRESPONSE']._serialized_start=1690
+  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1762
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1765
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1929
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1931
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=2031
+  _globals['_LISTORDERSREQUEST']._serialized_start=2034
+  _globals['_LISTORDERSREQUEST']._serialized_end=2197
+  _globals['_LISTORDERSRESPONSE']._serialized_start=2199
+  _globals['_LISTORDERSRESPONSE']._serialized_end=2287
+  _globals['_GETEXCHANGEREQUEST']._serialized_start=2289
+  _globals['_GETEXCHANGEREQUEST']._serialized_end=2351
+  _globals['_GETEXCHANGERESPONSE']._serialized_start=2354
+  _globals['_GETEXCHANGERESPONSE']._serialized_end=2515
+  _globals['_LISTEXCHANGESREQUEST']._serialized_start=2517
+  _globals['_LISTEXCHANGESREQUEST']._serialized_end=2594
+  _globals['_LISTEXCHANGESRESPONSE']._serialized_start=2596
+  _globals['_LISTEXCHANGESRESPONSE']._serialized_end=2693
+  _globals['_CONNECTEXCHANGEREQUEST']._serialized_start=2696
+  _globals['_CONNECTEXCHANGEREQUEST']._serialized_end=2993
+  _globals['_CONNECTEXCHANGERESPONSE']._serialized_start=2995
+  _globals['_CONNECTEXCHANGERESPONSE']._serialized_end=3068
+  _globals['_WATCHORDERSREQUEST']._serialized_start=3070
+  _globals['_WATCHORDERSREQUEST']._serialized_end=3179
+  _globals['_WATCHORDERSRESPONSE']._serialized_start=3182
+  _globals['_WATCHORDERSRESPONSE']._serialized_end=3326
+  _globals['_EXECUTIONSERVICE']._serialized_start=3329
+  _globals['_EXECUTIONSERVICE']._serialized_end=4351
 # @@protoc_insertion_point(module_scope)

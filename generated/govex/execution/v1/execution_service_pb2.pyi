@@ -7,10 +7,11 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.type import decimal_pb2 as _decimal_pb2
+from govex.controls.v1 import freeze_pb2 as _freeze_pb2
+from govex.controls.v1 import policy_pb2 as _policy_pb2
 from govex.execution.v1 import exchange_pb2 as _exchange_pb2
 from govex.execution.v1 import execution_pb2 as _execution_pb2
-from govex.governance.v1 import freeze_pb2 as _freeze_pb2
-from govex.governance.v1 import signals_pb2 as _signals_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -24,7 +25,9 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class ExecutePlanRequest(_message.Message):
-    """Request of ExecutionService.ExecutePlan."""
+    """Request of ExecutionService.ExecutePlan (and, with identical fields, of
+    GovernanceService.ExecutePlan).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -76,7 +79,9 @@ Global___ExecutePlanRequest: _TypeAlias = ExecutePlanRequest  # noqa: Y015
 
 @_typing.final
 class ExecutePlanResponse(_message.Message):
-    """Response of ExecutionService.ExecutePlan."""
+    """Response of ExecutionService.ExecutePlan (and, with identical fields, of
+    GovernanceService.ExecutePlan).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -152,12 +157,18 @@ class PlannedOrder(_message.Message):
     """Exchange symbol."""
     side: _execution_pb2.OrderSide.ValueType
     """Buy or sell."""
-    quantity: _builtins.float
-    """Quantity in the base asset."""
-    price: _builtins.float
-    """Limit price."""
-    notional: _builtins.float
-    """Notional in the quote currency."""
+    @_builtins.property
+    def quantity(self) -> _decimal_pb2.Decimal:
+        """Quantity in the base asset, rounded down to the amount step."""
+
+    @_builtins.property
+    def price(self) -> _decimal_pb2.Decimal:
+        """Limit price, on the price step."""
+
+    @_builtins.property
+    def notional(self) -> _decimal_pb2.Decimal:
+        """Quantity x price, in the quote currency."""
+
     @_builtins.property
     def safety(self) -> _execution_pb2.SafetyVerdict:
         """The safety validator's verdict."""
@@ -169,12 +180,12 @@ class PlannedOrder(_message.Message):
         slice_index: _builtins.int = ...,
         symbol: _builtins.str = ...,
         side: _execution_pb2.OrderSide.ValueType = ...,
-        quantity: _builtins.float = ...,
-        price: _builtins.float = ...,
-        notional: _builtins.float = ...,
+        quantity: _decimal_pb2.Decimal | None = ...,
+        price: _decimal_pb2.Decimal | None = ...,
+        notional: _decimal_pb2.Decimal | None = ...,
         safety: _execution_pb2.SafetyVerdict | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["safety", b"safety"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["notional", b"notional", "price", b"price", "quantity", b"quantity", "safety", b"safety"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["leg_index", b"leg_index", "notional", b"notional", "price", b"price", "quantity", b"quantity", "safety", b"safety", "side", b"side", "slice_index", b"slice_index", "symbol", b"symbol"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
@@ -213,7 +224,7 @@ class ValidatePlanResponse(_message.Message):
         """Verdict per operation class used by the legs."""
 
     @_builtins.property
-    def policy(self) -> _signals_pb2.ExecutionPolicy:
+    def policy(self) -> _policy_pb2.ExecutionPolicy:
         """The policy applied."""
 
     @_builtins.property
@@ -231,7 +242,7 @@ class ValidatePlanResponse(_message.Message):
         blocking_reasons: _abc.Iterable[_builtins.str] | None = ...,
         legs: _abc.Iterable[_execution_pb2.Leg] | None = ...,
         freeze_verdicts: _abc.Iterable[_freeze_pb2.OperationVerdict] | None = ...,
-        policy: _signals_pb2.ExecutionPolicy | None = ...,
+        policy: _policy_pb2.ExecutionPolicy | None = ...,
         orders: _abc.Iterable[Global___PlannedOrder] | None = ...,
         schedule: _abc.Iterable[_execution_pb2.ScheduledSlice] | None = ...,
         days: _builtins.int = ...,
@@ -354,12 +365,20 @@ class ListExecutionsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     STATES_FIELD_NUMBER: _builtins.int
     PLAN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum number to return, 0 for the default (50); at most 1000."""
     page_token: _builtins.str
-    """Token from a previous response's next_page_token."""
+    """Token from a previous response's next_page_token. The other fields must
+    match the call that produced it.
+    """
     plan: _builtins.str
     """Only executions of this plan, "plans/{plan}"; empty for every plan."""
+    filter: _builtins.str
+    """An AIP-160 filter: comparisons joined by AND. Fields: state (for example
+    `state = RUNNING`), plan, exchange, dry_run, create_time and end_time (an
+    RFC 3339 string, for example `create_time > "2026-01-01T00:00:00Z"`).
+    """
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_execution_pb2.ExecutionState.ValueType]:
         """Only executions in these states; empty for every state."""
@@ -371,10 +390,11 @@ class ListExecutionsRequest(_message.Message):
         page_token: _builtins.str = ...,
         states: _abc.Iterable[_execution_pb2.ExecutionState.ValueType] | None = ...,
         plan: _builtins.str = ...,
+        filter: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "plan", b"plan", "states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page_size", b"page_size", "page_token", b"page_token", "plan", b"plan", "states", b"states"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -418,6 +438,7 @@ class ListOrdersRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     STATES_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
     """The execution whose orders to list, "executions/{execution}", or
     "executions/-" for every execution.
@@ -425,7 +446,14 @@ class ListOrdersRequest(_message.Message):
     page_size: _builtins.int
     """Maximum number to return, 0 for the default (50); at most 1000."""
     page_token: _builtins.str
-    """Token from a previous response's next_page_token."""
+    """Token from a previous response's next_page_token. The other fields must
+    match the call that produced it.
+    """
+    filter: _builtins.str
+    """An AIP-160 filter: comparisons joined by AND. Fields: state (for example
+    `state = FILLED`), side (BUY or SELL), symbol, create_time and
+    update_time.
+    """
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_execution_pb2.OrderState.ValueType]:
         """Only orders in these states; empty for every state."""
@@ -437,10 +465,11 @@ class ListOrdersRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         states: _abc.Iterable[_execution_pb2.OrderState.ValueType] | None = ...,
+        filter: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "parent", b"parent", "states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent", "states", b"states"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -475,17 +504,92 @@ class ListOrdersResponse(_message.Message):
 Global___ListOrdersResponse: _TypeAlias = ListOrdersResponse  # noqa: Y015
 
 @_typing.final
+class GetExchangeRequest(_message.Message):
+    """Request of GetExchange."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The account, "exchanges/{exchange}"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExchangeRequest: _TypeAlias = GetExchangeRequest  # noqa: Y015
+
+@_typing.final
+class GetExchangeResponse(_message.Message):
+    """Response of GetExchange."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXCHANGE_FIELD_NUMBER: _builtins.int
+    BALANCES_FIELD_NUMBER: _builtins.int
+    MARKETS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def exchange(self) -> _exchange_pb2.Exchange:
+        """The account."""
+
+    @_builtins.property
+    def balances(self) -> _containers.RepeatedCompositeFieldContainer[_exchange_pb2.Balance]:
+        """Its holdings, one per asset with a non-zero total, sorted by asset."""
+
+    @_builtins.property
+    def markets(self) -> _containers.RepeatedCompositeFieldContainer[_exchange_pb2.Market]:
+        """Its spot markets, sorted by symbol."""
+
+    def __init__(
+        self,
+        *,
+        exchange: _exchange_pb2.Exchange | None = ...,
+        balances: _abc.Iterable[_exchange_pb2.Balance] | None = ...,
+        markets: _abc.Iterable[_exchange_pb2.Market] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["exchange", b"exchange"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balances", b"balances", "exchange", b"exchange", "markets", b"markets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExchangeResponse: _TypeAlias = GetExchangeResponse  # noqa: Y015
+
+@_typing.final
 class ListExchangesRequest(_message.Message):
     """Request of ListExchanges."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Maximum number to return, 0 for the default (50); at most 1000."""
+    page_token: _builtins.str
+    """Token from a previous response's next_page_token. The other fields must
+    match the call that produced it.
+    """
+    filter: _builtins.str
+    """An AIP-160 filter: comparisons joined by AND. Fields: kind (PAPER or
+    CCXT), sandbox (true or false), ccxt_id and quote_currency.
+    """
     def __init__(
         self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        filter: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -498,18 +602,22 @@ class ListExchangesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EXCHANGES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
     @_builtins.property
     def exchanges(self) -> _containers.RepeatedCompositeFieldContainer[_exchange_pb2.Exchange]:
-        """Every configured account."""
+        """Configured accounts, sorted by name."""
 
     def __init__(
         self,
         *,
         exchanges: _abc.Iterable[_exchange_pb2.Exchange] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchanges", b"exchanges"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchanges", b"exchanges", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -68,6 +68,11 @@ class ExecutionServiceStub:
                 request_serializer=govex_dot_execution_dot_v1_dot_execution__service__pb2.ListOrdersRequest.SerializeToString,
                 response_deserializer=govex_dot_execution_dot_v1_dot_execution__service__pb2.ListOrdersResponse.FromString,
                 _registered_method=True)
+        self.GetExchange = channel.unary_unary(
+                '/govex.execution.v1.ExecutionService/GetExchange',
+                request_serializer=govex_dot_execution_dot_v1_dot_execution__service__pb2.GetExchangeRequest.SerializeToString,
+                response_deserializer=govex_dot_execution_dot_v1_dot_execution__service__pb2.GetExchangeResponse.FromString,
+                _registered_method=True)
         self.ListExchanges = channel.unary_unary(
                 '/govex.execution.v1.ExecutionService/ListExchanges',
                 request_serializer=govex_dot_execution_dot_v1_dot_execution__service__pb2.ListExchangesRequest.SerializeToString,
@@ -94,6 +99,8 @@ class ExecutionServiceServicer:
 
     def ExecutePlan(self, request, context):
         """Starts (or dry-runs) the execution of the ACTIVE plan. Role operator.
+        govex.governance.v1.GovernanceService.ExecutePlan is the same operation
+        with messages of identical fields.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -132,6 +139,14 @@ class ExecutionServiceServicer:
 
     def ListOrders(self, request, context):
         """Lists the orders of one execution, or of all executions with "-".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExchange(self, request, context):
+        """Returns one exchange account with its balances and markets, read from
+        the exchange now.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -190,6 +205,11 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.ListOrders,
                     request_deserializer=govex_dot_execution_dot_v1_dot_execution__service__pb2.ListOrdersRequest.FromString,
                     response_serializer=govex_dot_execution_dot_v1_dot_execution__service__pb2.ListOrdersResponse.SerializeToString,
+            ),
+            'GetExchange': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExchange,
+                    request_deserializer=govex_dot_execution_dot_v1_dot_execution__service__pb2.GetExchangeRequest.FromString,
+                    response_serializer=govex_dot_execution_dot_v1_dot_execution__service__pb2.GetExchangeResponse.SerializeToString,
             ),
             'ListExchanges': grpc.unary_unary_rpc_method_handler(
                     servicer.ListExchanges,
@@ -373,6 +393,33 @@ class ExecutionService:
             '/govex.execution.v1.ExecutionService/ListOrders',
             govex_dot_execution_dot_v1_dot_execution__service__pb2.ListOrdersRequest.SerializeToString,
             govex_dot_execution_dot_v1_dot_execution__service__pb2.ListOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExchange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govex.execution.v1.ExecutionService/GetExchange',
+            govex_dot_execution_dot_v1_dot_execution__service__pb2.GetExchangeRequest.SerializeToString,
+            govex_dot_execution_dot_v1_dot_execution__service__pb2.GetExchangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

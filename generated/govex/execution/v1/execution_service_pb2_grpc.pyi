@@ -38,7 +38,10 @@ class ExecutionServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ExecutionServiceAsyncStub: ...
     ExecutePlan: _grpc.UnaryUnaryMultiCallable[_execution_service_pb2.ExecutePlanRequest, _execution_service_pb2.ExecutePlanResponse]
-    """Starts (or dry-runs) the execution of the ACTIVE plan. Role operator."""
+    """Starts (or dry-runs) the execution of the ACTIVE plan. Role operator.
+    govex.governance.v1.GovernanceService.ExecutePlan is the same operation
+    with messages of identical fields.
+    """
     ValidatePlan: _grpc.UnaryUnaryMultiCallable[_execution_service_pb2.ValidatePlanRequest, _execution_service_pb2.ValidatePlanResponse]
     """Runs the whole pipeline as a dry run and returns the verdict: legs,
     operation classes, freeze verdicts, policy effects, safety verdicts and
@@ -54,6 +57,10 @@ class ExecutionServiceStub:
     """Lists executions, newest first."""
     ListOrders: _grpc.UnaryUnaryMultiCallable[_execution_service_pb2.ListOrdersRequest, _execution_service_pb2.ListOrdersResponse]
     """Lists the orders of one execution, or of all executions with "-"."""
+    GetExchange: _grpc.UnaryUnaryMultiCallable[_execution_service_pb2.GetExchangeRequest, _execution_service_pb2.GetExchangeResponse]
+    """Returns one exchange account with its balances and markets, read from
+    the exchange now.
+    """
     ListExchanges: _grpc.UnaryUnaryMultiCallable[_execution_service_pb2.ListExchangesRequest, _execution_service_pb2.ListExchangesResponse]
     """Lists the configured exchange accounts."""
     ConnectExchange: _grpc.UnaryUnaryMultiCallable[_execution_service_pb2.ConnectExchangeRequest, _execution_service_pb2.ConnectExchangeResponse]
@@ -71,7 +78,10 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ExecutePlan: _aio.UnaryUnaryMultiCallable[_execution_service_pb2.ExecutePlanRequest, _execution_service_pb2.ExecutePlanResponse]  # type: ignore[assignment]
-    """Starts (or dry-runs) the execution of the ACTIVE plan. Role operator."""
+    """Starts (or dry-runs) the execution of the ACTIVE plan. Role operator.
+    govex.governance.v1.GovernanceService.ExecutePlan is the same operation
+    with messages of identical fields.
+    """
     ValidatePlan: _aio.UnaryUnaryMultiCallable[_execution_service_pb2.ValidatePlanRequest, _execution_service_pb2.ValidatePlanResponse]  # type: ignore[assignment]
     """Runs the whole pipeline as a dry run and returns the verdict: legs,
     operation classes, freeze verdicts, policy effects, safety verdicts and
@@ -87,6 +97,10 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     """Lists executions, newest first."""
     ListOrders: _aio.UnaryUnaryMultiCallable[_execution_service_pb2.ListOrdersRequest, _execution_service_pb2.ListOrdersResponse]  # type: ignore[assignment]
     """Lists the orders of one execution, or of all executions with "-"."""
+    GetExchange: _aio.UnaryUnaryMultiCallable[_execution_service_pb2.GetExchangeRequest, _execution_service_pb2.GetExchangeResponse]  # type: ignore[assignment]
+    """Returns one exchange account with its balances and markets, read from
+    the exchange now.
+    """
     ListExchanges: _aio.UnaryUnaryMultiCallable[_execution_service_pb2.ListExchangesRequest, _execution_service_pb2.ListExchangesResponse]  # type: ignore[assignment]
     """Lists the configured exchange accounts."""
     ConnectExchange: _aio.UnaryUnaryMultiCallable[_execution_service_pb2.ConnectExchangeRequest, _execution_service_pb2.ConnectExchangeResponse]  # type: ignore[assignment]
@@ -107,7 +121,10 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_service_pb2.ExecutePlanRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_service_pb2.ExecutePlanResponse, _abc.Awaitable[_execution_service_pb2.ExecutePlanResponse]]:
-        """Starts (or dry-runs) the execution of the ACTIVE plan. Role operator."""
+        """Starts (or dry-runs) the execution of the ACTIVE plan. Role operator.
+        govex.governance.v1.GovernanceService.ExecutePlan is the same operation
+        with messages of identical fields.
+        """
 
     @_abc_1.abstractmethod
     def ValidatePlan(
@@ -153,6 +170,16 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_execution_service_pb2.ListOrdersResponse, _abc.Awaitable[_execution_service_pb2.ListOrdersResponse]]:
         """Lists the orders of one execution, or of all executions with "-"."""
+
+    @_abc_1.abstractmethod
+    def GetExchange(
+        self,
+        request: _execution_service_pb2.GetExchangeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_service_pb2.GetExchangeResponse, _abc.Awaitable[_execution_service_pb2.GetExchangeResponse]]:
+        """Returns one exchange account with its balances and markets, read from
+        the exchange now.
+        """
 
     @_abc_1.abstractmethod
     def ListExchanges(

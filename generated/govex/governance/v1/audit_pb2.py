@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fgovex/governance/v1/audit.proto\x12\x13govex.governance.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x02\n\x0b\x41uditRecord\x12\x16\n\x08sequence\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x17\n\tprincipal\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1c\n\x0eprincipal_kind\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fgovernance_mode\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x03rpc\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08resource\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x65tag_before\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\netag_after\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06reason\x18\n \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07\x63ontent\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\rprevious_hash\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04hash\x18\r \x01(\tB\x04\xe2\x41\x01\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fgovex/governance/v1/audit.proto\x12\x13govex.governance.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x02\n\x0b\x41uditRecord\x12\x16\n\x08sequence\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x17\n\tprincipal\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1c\n\x0eprincipal_kind\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fgovernance_mode\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x03rpc\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1c\n\x08resource\x18\x07 \x01(\tB\n\xe2\x41\x01\x03\xfa\x41\x03\n\x01*\x12\x19\n\x0b\x65tag_before\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\netag_after\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06reason\x18\n \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07\x63ontent\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\rprevious_hash\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04hash\x18\r \x01(\tB\x04\xe2\x41\x01\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,7 +47,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDITRECORD'].fields_by_name['rpc']._loaded_options = None
   _globals['_AUDITRECORD'].fields_by_name['rpc']._serialized_options = b'\342A\001\003'
   _globals['_AUDITRECORD'].fields_by_name['resource']._loaded_options = None
-  _globals['_AUDITRECORD'].fields_by_name['resource']._serialized_options = b'\342A\001\003'
+  _globals['_AUDITRECORD'].fields_by_name['resource']._serialized_options = b'\342A\001\003\372A\003\n\001*'
   _globals['_AUDITRECORD'].fields_by_name['etag_before']._loaded_options = None
   _globals['_AUDITRECORD'].fields_by_name['etag_before']._serialized_options = b'\342A\001\003'
   _globals['_AUDITRECORD'].fields_by_name['etag_after']._loaded_options = None
@@ -59,6 +60,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDITRECORD'].fields_by_name['previous_hash']._serialized_options = b'\342A\001\003'
   _globals['_AUDITRECORD'].fields_by_name['hash']._loaded_options = None
   _globals['_AUDITRECORD'].fields_by_name['hash']._serialized_options = b'\342A\001\003'
-  _globals['_AUDITRECORD']._serialized_start=123
-  _globals['_AUDITRECORD']._serialized_end=484
+  _globals['_AUDITRECORD']._serialized_start=150
+  _globals['_AUDITRECORD']._serialized_end=517
 # @@protoc_insertion_point(module_scope)

@@ -22,23 +22,40 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
-from govex.governance.v1 import freeze_pb2 as govex_dot_governance_dot_v1_dot_freeze__pb2
+from govex.controls.v1 import freeze_pb2 as govex_dot_controls_dot_v1_dot_freeze__pb2
+from govex.controls.v1 import policy_pb2 as govex_dot_controls_dot_v1_dot_policy__pb2
 from govex.governance.v1 import plan_pb2 as govex_dot_governance_dot_v1_dot_plan__pb2
 from govex.governance.v1 import signals_pb2 as govex_dot_governance_dot_v1_dot_signals__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n govex/governance/v1/events.proto\x12\x13govex.governance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a govex/governance/v1/freeze.proto\x1a\x1egovex/governance/v1/plan.proto\x1a!govex/governance/v1/signals.proto\"\x8e\x04\n\x0fGovernanceEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.govex.governance.v1.EventKind\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x10\n\x08resource\x18\x05 \x01(\t\x12)\n\x04plan\x18\n \x01(\x0b\x32\x19.govex.governance.v1.PlanH\x00\x12-\n\x06\x66reeze\x18\x0b \x01(\x0b\x32\x1b.govex.governance.v1.FreezeH\x00\x12\x33\n\x04mode\x18\x0c \x01(\x0e\x32#.govex.governance.v1.GovernanceModeH\x00\x12\x36\n\x06policy\x18\r \x01(\x0b\x32$.govex.governance.v1.ExecutionPolicyH\x00\x12\x39\n\tfreshness\x18\x0e \x01(\x0e\x32$.govex.governance.v1.SignalFreshnessH\x00\x12\x30\n\x05phase\x18\x0f \x01(\x0b\x32\x1f.govex.governance.v1.PhaseStateH\x00\x12\x31\n\x07signals\x18\x10 \x01(\x0b\x32\x1e.govex.governance.v1.SignalSetH\x00\x42\t\n\x07payload\"O\n\tHeartbeat\x12\x18\n\x10\x63urrent_sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x9a\x04\n\tEventKind\x12\x1a\n\x16\x45VENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x45VENT_KIND_PLAN_PROPOSED\x10\x01\x12\x1b\n\x17\x45VENT_KIND_PLAN_UPDATED\x10\x02\x12\x1c\n\x18\x45VENT_KIND_PLAN_REVIEWED\x10\x03\x12\x1c\n\x18\x45VENT_KIND_PLAN_APPROVED\x10\x04\x12\x1c\n\x18\x45VENT_KIND_PLAN_REJECTED\x10\x05\x12\x1d\n\x19\x45VENT_KIND_PLAN_ACTIVATED\x10\x06\x12\x1d\n\x19\x45VENT_KIND_PLAN_CANCELLED\x10\x07\x12\x1c\n\x18\x45VENT_KIND_PLAN_EXECUTED\x10\x08\x12\x1b\n\x17\x45VENT_KIND_MODE_CHANGED\x10\t\x12\x1d\n\x19\x45VENT_KIND_FREEZE_CREATED\x10\n\x12\x1c\n\x18\x45VENT_KIND_FREEZE_LIFTED\x10\x0b\x12\x1d\n\x19\x45VENT_KIND_FREEZE_EXPIRED\x10\x0c\x12\x1d\n\x19\x45VENT_KIND_POLICY_CHANGED\x10\r\x12(\n$EVENT_KIND_SIGNALS_FRESHNESS_CHANGED\x10\x0e\x12\x1c\n\x18\x45VENT_KIND_PHASE_CHANGED\x10\x0f\x12 \n\x1c\x45VENT_KIND_SIGNALS_PUBLISHED\x10\x10\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n govex/governance/v1/events.proto\x12\x13govex.governance.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egovex/controls/v1/freeze.proto\x1a\x1egovex/controls/v1/policy.proto\x1a\x1egovex/governance/v1/plan.proto\x1a!govex/governance/v1/signals.proto\"\xae\x04\n\x0fGovernanceEvent\x12\x16\n\x08sequence\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x32\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.govex.governance.v1.EventKindB\x04\xe2\x41\x01\x03\x12.\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x13\n\x05\x61\x63tor\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1c\n\x08resource\x18\x05 \x01(\tB\n\xe2\x41\x01\x03\xfa\x41\x03\n\x01*\x12)\n\x04plan\x18\n \x01(\x0b\x32\x19.govex.governance.v1.PlanH\x00\x12+\n\x06\x66reeze\x18\x0b \x01(\x0b\x32\x19.govex.controls.v1.FreezeH\x00\x12\x33\n\x04mode\x18\x0c \x01(\x0e\x32#.govex.governance.v1.GovernanceModeH\x00\x12\x34\n\x06policy\x18\r \x01(\x0b\x32\".govex.controls.v1.ExecutionPolicyH\x00\x12\x39\n\tfreshness\x18\x0e \x01(\x0e\x32$.govex.governance.v1.SignalFreshnessH\x00\x12\x30\n\x05phase\x18\x0f \x01(\x0b\x32\x1f.govex.governance.v1.PhaseStateH\x00\x12\x31\n\x07signals\x18\x10 \x01(\x0b\x32\x1e.govex.governance.v1.SignalSetH\x00\x42\t\n\x07payload\"[\n\tHeartbeat\x12\x1e\n\x10\x63urrent_sequence\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03*\x9a\x04\n\tEventKind\x12\x1a\n\x16\x45VENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x45VENT_KIND_PLAN_PROPOSED\x10\x01\x12\x1b\n\x17\x45VENT_KIND_PLAN_UPDATED\x10\x02\x12\x1c\n\x18\x45VENT_KIND_PLAN_REVIEWED\x10\x03\x12\x1c\n\x18\x45VENT_KIND_PLAN_APPROVED\x10\x04\x12\x1c\n\x18\x45VENT_KIND_PLAN_REJECTED\x10\x05\x12\x1d\n\x19\x45VENT_KIND_PLAN_ACTIVATED\x10\x06\x12\x1d\n\x19\x45VENT_KIND_PLAN_CANCELLED\x10\x07\x12\x1c\n\x18\x45VENT_KIND_PLAN_EXECUTED\x10\x08\x12\x1b\n\x17\x45VENT_KIND_MODE_CHANGED\x10\t\x12\x1d\n\x19\x45VENT_KIND_FREEZE_CREATED\x10\n\x12\x1c\n\x18\x45VENT_KIND_FREEZE_LIFTED\x10\x0b\x12\x1d\n\x19\x45VENT_KIND_FREEZE_EXPIRED\x10\x0c\x12\x1d\n\x19\x45VENT_KIND_POLICY_CHANGED\x10\r\x12(\n$EVENT_KIND_SIGNALS_FRESHNESS_CHANGED\x10\x0e\x12\x1c\n\x18\x45VENT_KIND_PHASE_CHANGED\x10\x0f\x12 \n\x1c\x45VENT_KIND_SIGNALS_PUBLISHED\x10\x10\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'govex.governance.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTKIND']._serialized_start=802
-  _globals['_EVENTKIND']._serialized_end=1340
-  _globals['_GOVERNANCEEVENT']._serialized_start=192
-  _globals['_GOVERNANCEEVENT']._serialized_end=718
-  _globals['_HEARTBEAT']._serialized_start=720
-  _globals['_HEARTBEAT']._serialized_end=799
+  _globals['_GOVERNANCEEVENT'].fields_by_name['sequence']._loaded_options = None
+  _globals['_GOVERNANCEEVENT'].fields_by_name['sequence']._serialized_options = b'\342A\001\003'
+  _globals['_GOVERNANCEEVENT'].fields_by_name['kind']._loaded_options = None
+  _globals['_GOVERNANCEEVENT'].fields_by_name['kind']._serialized_options = b'\342A\001\003'
+  _globals['_GOVERNANCEEVENT'].fields_by_name['time']._loaded_options = None
+  _globals['_GOVERNANCEEVENT'].fields_by_name['time']._serialized_options = b'\342A\001\003'
+  _globals['_GOVERNANCEEVENT'].fields_by_name['actor']._loaded_options = None
+  _globals['_GOVERNANCEEVENT'].fields_by_name['actor']._serialized_options = b'\342A\001\003'
+  _globals['_GOVERNANCEEVENT'].fields_by_name['resource']._loaded_options = None
+  _globals['_GOVERNANCEEVENT'].fields_by_name['resource']._serialized_options = b'\342A\001\003\372A\003\n\001*'
+  _globals['_HEARTBEAT'].fields_by_name['current_sequence']._loaded_options = None
+  _globals['_HEARTBEAT'].fields_by_name['current_sequence']._serialized_options = b'\342A\001\003'
+  _globals['_HEARTBEAT'].fields_by_name['time']._loaded_options = None
+  _globals['_HEARTBEAT'].fields_by_name['time']._serialized_options = b'\342A\001\003'
+  _globals['_EVENTKIND']._serialized_start=936
+  _globals['_EVENTKIND']._serialized_end=1474
+  _globals['_GOVERNANCEEVENT']._serialized_start=282
+  _globals['_GOVERNANCEEVENT']._serialized_end=840
+  _globals['_HEARTBEAT']._serialized_start=842
+  _globals['_HEARTBEAT']._serialized_end=933
 # @@protoc_insertion_point(module_scope)

@@ -7,7 +7,8 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
-from govex.governance.v1 import freeze_pb2 as _freeze_pb2
+from govex.controls.v1 import freeze_pb2 as _freeze_pb2
+from govex.controls.v1 import policy_pb2 as _policy_pb2
 from govex.governance.v1 import plan_pb2 as _plan_pb2
 from govex.governance.v1 import signals_pb2 as _signals_pb2
 import builtins as _builtins
@@ -144,7 +145,7 @@ class GovernanceEvent(_message.Message):
         """The freeze after the change (FREEZE_* kinds)."""
 
     @_builtins.property
-    def policy(self) -> _signals_pb2.ExecutionPolicy:
+    def policy(self) -> _policy_pb2.ExecutionPolicy:
         """The new policy (POLICY_CHANGED)."""
 
     @_builtins.property
@@ -166,7 +167,7 @@ class GovernanceEvent(_message.Message):
         plan: _plan_pb2.Plan | None = ...,
         freeze: _freeze_pb2.Freeze | None = ...,
         mode: _plan_pb2.GovernanceMode.ValueType = ...,
-        policy: _signals_pb2.ExecutionPolicy | None = ...,
+        policy: _policy_pb2.ExecutionPolicy | None = ...,
         freshness: _signals_pb2.SignalFreshness.ValueType = ...,
         phase: _signals_pb2.PhaseState | None = ...,
         signals: _signals_pb2.SignalSet | None = ...,

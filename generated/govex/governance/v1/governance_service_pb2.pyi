@@ -6,12 +6,16 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.type import decimal_pb2 as _decimal_pb2
+from govex.controls.v1 import freeze_pb2 as _freeze_pb2
+from govex.controls.v1 import policy_pb2 as _policy_pb2
+from govex.execution.v1 import execution_pb2 as _execution_pb2
 from govex.governance.v1 import audit_pb2 as _audit_pb2
 from govex.governance.v1 import events_pb2 as _events_pb2
-from govex.governance.v1 import freeze_pb2 as _freeze_pb2
 from govex.governance.v1 import governance_state_pb2 as _governance_state_pb2
 from govex.governance.v1 import plan_pb2 as _plan_pb2
 from govex.governance.v1 import signals_pb2 as _signals_pb2
@@ -119,6 +123,68 @@ class GetSignalsResponse(_message.Message):
 Global___GetSignalsResponse: _TypeAlias = GetSignalsResponse  # noqa: Y015
 
 @_typing.final
+class ListSignalsRequest(_message.Message):
+    """Request of ListSignals."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Maximum number of sets to return, 0 for the default (50); at most 1000."""
+    page_token: _builtins.str
+    """Token from a previous response's next_page_token. The other fields must
+    match the call that produced it.
+    """
+    filter: _builtins.str
+    """An AIP-160 filter: comparisons joined by AND. Fields: as_of and
+    receive_time (RFC 3339 strings), source and publisher.
+    """
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        filter: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSignalsRequest: _TypeAlias = ListSignalsRequest  # noqa: Y015
+
+@_typing.final
+class ListSignalsResponse(_message.Message):
+    """Response of ListSignals."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGNAL_SETS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def signal_sets(self) -> _containers.RepeatedCompositeFieldContainer[_signals_pb2.SignalSet]:
+        """Signal sets, newest received first."""
+
+    def __init__(
+        self,
+        *,
+        signal_sets: _abc.Iterable[_signals_pb2.SignalSet] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "signal_sets", b"signal_sets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSignalsResponse: _TypeAlias = ListSignalsResponse  # noqa: Y015
+
+@_typing.final
 class PublishSignalsRequest(_message.Message):
     """Request of PublishSignals."""
 
@@ -165,7 +231,7 @@ class PublishSignalsResponse(_message.Message):
         """The stored set."""
 
     @_builtins.property
-    def policy(self) -> _signals_pb2.ExecutionPolicy:
+    def policy(self) -> _policy_pb2.ExecutionPolicy:
         """The policy derived from it."""
 
     @_builtins.property
@@ -176,7 +242,7 @@ class PublishSignalsResponse(_message.Message):
         self,
         *,
         signals: _signals_pb2.SignalSet | None = ...,
-        policy: _signals_pb2.ExecutionPolicy | None = ...,
+        policy: _policy_pb2.ExecutionPolicy | None = ...,
         freshness: _signals_pb2.SignalFreshness.ValueType = ...,
         phase: _signals_pb2.PhaseState | None = ...,
     ) -> None: ...
@@ -345,11 +411,17 @@ class ListPlansRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     STATES_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum number of plans to return, 0 for the default (50); at most 1000."""
     page_token: _builtins.str
     """Token from a previous response's next_page_token; empty for the first
-    page. Other fields must match the call that produced it.
+    page. The other fields must match the call that produced it.
+    """
+    filter: _builtins.str
+    """An AIP-160 filter: comparisons joined by AND. Fields: state (for example
+    `state = DRAFT`), proposed_under_mode, create_time and update_time (RFC
+    3339 strings, for example `create_time > "2026-01-01T00:00:00Z"`).
     """
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_plan_pb2.PlanState.ValueType]:
@@ -361,10 +433,11 @@ class ListPlansRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         states: _abc.Iterable[_plan_pb2.PlanState.ValueType] | None = ...,
+        filter: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page_size", b"page_size", "page_token", b"page_token", "states", b"states"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -400,43 +473,40 @@ Global___ListPlansResponse: _TypeAlias = ListPlansResponse  # noqa: Y015
 
 @_typing.final
 class UpdatePlanRequest(_message.Message):
-    """Request of UpdatePlan."""
+    """Request of UpdatePlan (AIP-134)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    NAME_FIELD_NUMBER: _builtins.int
-    ETAG_FIELD_NUMBER: _builtins.int
-    TARGETS_FIELD_NUMBER: _builtins.int
-    REASON_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
-    name: _builtins.str
-    """Resource name, "plans/{plan}"."""
-    etag: _builtins.str
-    """The etag the caller read."""
-    reason: _builtins.str
-    """A new reason; unchanged when unset."""
     request_id: _builtins.str
     """Idempotency key (AIP-155)."""
     @_builtins.property
-    def targets(self) -> _containers.RepeatedCompositeFieldContainer[_plan_pb2.TargetWeight]:
-        """The new targets, with the same rules as in ProposePlan."""
+    def plan(self) -> _plan_pb2.Plan:
+        """The plan with its name, its etag as the caller read it, and the new
+        values of the fields named in update_mask.
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change: "targets" (with the same rules as in ProposePlan)
+        and "reason". Empty means every updatable field set in plan; "*" means
+        both. Any other path is refused.
+        """
 
     def __init__(
         self,
         *,
-        name: _builtins.str = ...,
-        etag: _builtins.str = ...,
-        targets: _abc.Iterable[_plan_pb2.TargetWeight] | None = ...,
-        reason: _builtins.str | None = ...,
+        plan: _plan_pb2.Plan | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
         request_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_reason", b"_reason", "reason", b"reason"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reason", b"_reason", "etag", b"etag", "name", b"name", "reason", b"reason", "request_id", b"request_id", "targets", b"targets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__reason: _TypeAlias = _typing.Literal["reason"]  # noqa: Y015
-    _WhichOneofArgType__reason: _TypeAlias = _typing.Literal["_reason", b"_reason"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__reason) -> _WhichOneofReturnType__reason | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdatePlanRequest: _TypeAlias = UpdatePlanRequest  # noqa: Y015
 
@@ -712,39 +782,53 @@ Global___ActivatePlanResponse: _TypeAlias = ActivatePlanResponse  # noqa: Y015
 
 @_typing.final
 class ExecutePlanRequest(_message.Message):
-    """Request of GovernanceService.ExecutePlan."""
+    """Request of GovernanceService.ExecutePlan: the fields of
+    govex.execution.v1.ExecutePlanRequest, with the same numbers and meaning.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    NAME_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
     DRY_RUN_FIELD_NUMBER: _builtins.int
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    MAX_PARALLEL_FIELD_NUMBER: _builtins.int
     EXCHANGE_FIELD_NUMBER: _builtins.int
+    SAFETY_LEVEL_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
-    name: _builtins.str
-    """Resource name of the ACTIVE plan, "plans/{plan}"."""
+    plan: _builtins.str
+    """The ACTIVE plan, "plans/{plan}"."""
     etag: _builtins.str
     """The plan's etag the caller read."""
     dry_run: _builtins.bool
     """Run the whole pipeline without sending anything or changing any state."""
-    exchange: _builtins.str
-    """The exchange account to trade on, "exchanges/{exchange}"; empty for the
-    default account.
+    strategy: _execution_pb2.ExecutionStrategy.ValueType
+    """How orders are sent; SEQUENTIAL when unspecified."""
+    max_parallel: _builtins.int
+    """Maximum orders in flight with PARALLEL: 1 to 64 (required with PARALLEL;
+    0 is refused). Ignored by SEQUENTIAL.
     """
+    exchange: _builtins.str
+    """The exchange account, "exchanges/{exchange}"; empty for the default."""
+    safety_level: _execution_pb2.SafetyLevel.ValueType
+    """Safety level; the configured level when unspecified."""
     request_id: _builtins.str
     """Idempotency key (AIP-155)."""
     def __init__(
         self,
         *,
-        name: _builtins.str = ...,
+        plan: _builtins.str = ...,
         etag: _builtins.str = ...,
         dry_run: _builtins.bool = ...,
+        strategy: _execution_pb2.ExecutionStrategy.ValueType = ...,
+        max_parallel: _builtins.int = ...,
         exchange: _builtins.str = ...,
+        safety_level: _execution_pb2.SafetyLevel.ValueType = ...,
         request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "etag", b"etag", "exchange", b"exchange", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "etag", b"etag", "exchange", b"exchange", "max_parallel", b"max_parallel", "plan", b"plan", "request_id", b"request_id", "safety_level", b"safety_level", "strategy", b"strategy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -752,29 +836,27 @@ Global___ExecutePlanRequest: _TypeAlias = ExecutePlanRequest  # noqa: Y015
 
 @_typing.final
 class ExecutePlanResponse(_message.Message):
-    """Response of GovernanceService.ExecutePlan."""
+    """Response of GovernanceService.ExecutePlan: the fields of
+    govex.execution.v1.ExecutePlanResponse.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     EXECUTION_FIELD_NUMBER: _builtins.int
-    PLAN_FIELD_NUMBER: _builtins.int
-    execution: _builtins.str
-    """The execution started, "executions/{execution}"; follow it with
-    govex.execution.v1.ExecutionService.GetExecution or WatchOrders.
-    """
     @_builtins.property
-    def plan(self) -> _plan_pb2.Plan:
-        """The plan as it was when the execution started."""
+    def execution(self) -> _execution_pb2.Execution:
+        """The execution, as it was when it started (or its simulated result for a
+        dry run).
+        """
 
     def __init__(
         self,
         *,
-        execution: _builtins.str = ...,
-        plan: _plan_pb2.Plan | None = ...,
+        execution: _execution_pb2.Execution | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["execution", b"execution"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution", b"execution", "plan", b"plan"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution", b"execution"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -965,6 +1047,52 @@ class UnfreezeResponse(_message.Message):
 Global___UnfreezeResponse: _TypeAlias = UnfreezeResponse  # noqa: Y015
 
 @_typing.final
+class GetFreezeRequest(_message.Message):
+    """Request of GetFreeze."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Resource name, "freezes/{freeze}"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFreezeRequest: _TypeAlias = GetFreezeRequest  # noqa: Y015
+
+@_typing.final
+class GetFreezeResponse(_message.Message):
+    """Response of GetFreeze."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FREEZE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def freeze(self) -> _freeze_pb2.Freeze:
+        """The freeze."""
+
+    def __init__(
+        self,
+        *,
+        freeze: _freeze_pb2.Freeze | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["freeze", b"freeze"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["freeze", b"freeze"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFreezeResponse: _TypeAlias = GetFreezeResponse  # noqa: Y015
+
+@_typing.final
 class ListFreezesRequest(_message.Message):
     """Request of ListFreezes."""
 
@@ -974,12 +1102,20 @@ class ListFreezesRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     INCLUDE_ENDED_FIELD_NUMBER: _builtins.int
     TYPES_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum number of freezes to return, 0 for the default (50); at most 1000."""
     page_token: _builtins.str
-    """Token from a previous response's next_page_token."""
+    """Token from a previous response's next_page_token. The other fields must
+    match the call that produced it.
+    """
     include_ended: _builtins.bool
     """Also list freezes that have ended (expired or lifted)."""
+    filter: _builtins.str
+    """An AIP-160 filter: comparisons joined by AND. Fields: type (for example
+    `type = FULL_FREEZE`), actor, create_time, expire_time and end_time (RFC
+    3339 strings).
+    """
     @_builtins.property
     def types(self) -> _containers.RepeatedScalarFieldContainer[_freeze_pb2.FreezeType.ValueType]:
         """Only freezes of these types; empty for every type."""
@@ -991,10 +1127,11 @@ class ListFreezesRequest(_message.Message):
         page_token: _builtins.str = ...,
         include_ended: _builtins.bool = ...,
         types: _abc.Iterable[_freeze_pb2.FreezeType.ValueType] | None = ...,
+        filter: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_ended", b"include_ended", "page_size", b"page_size", "page_token", b"page_token", "types", b"types"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "include_ended", b"include_ended", "page_size", b"page_size", "page_token", b"page_token", "types", b"types"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1184,8 +1321,6 @@ class ValidateAllocationRequest(_message.Message):
     CURRENT_FIELD_NUMBER: _builtins.int
     TARGET_FIELD_NUMBER: _builtins.int
     PORTFOLIO_VALUE_USD_FIELD_NUMBER: _builtins.int
-    portfolio_value_usd: _builtins.float
-    """Portfolio value in USD, to estimate costs and minimum trades in money."""
     @_builtins.property
     def current(self) -> _containers.RepeatedCompositeFieldContainer[_plan_pb2.TargetWeight]:
         """Current weights, summing to 100."""
@@ -1194,20 +1329,24 @@ class ValidateAllocationRequest(_message.Message):
     def target(self) -> _containers.RepeatedCompositeFieldContainer[_plan_pb2.TargetWeight]:
         """Target weights, summing to 100."""
 
+    @_builtins.property
+    def portfolio_value_usd(self) -> _decimal_pb2.Decimal:
+        """Portfolio value in USD, to estimate costs and minimum trades in money;
+        a positive decimal, or unset.
+        """
+
     def __init__(
         self,
         *,
         current: _abc.Iterable[_plan_pb2.TargetWeight] | None = ...,
         target: _abc.Iterable[_plan_pb2.TargetWeight] | None = ...,
-        portfolio_value_usd: _builtins.float | None = ...,
+        portfolio_value_usd: _decimal_pb2.Decimal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_portfolio_value_usd", b"_portfolio_value_usd", "portfolio_value_usd", b"portfolio_value_usd"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["portfolio_value_usd", b"portfolio_value_usd"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_portfolio_value_usd", b"_portfolio_value_usd", "current", b"current", "portfolio_value_usd", b"portfolio_value_usd", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current", b"current", "portfolio_value_usd", b"portfolio_value_usd", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__portfolio_value_usd: _TypeAlias = _typing.Literal["portfolio_value_usd"]  # noqa: Y015
-    _WhichOneofArgType__portfolio_value_usd: _TypeAlias = _typing.Literal["_portfolio_value_usd", b"_portfolio_value_usd"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__portfolio_value_usd) -> _WhichOneofReturnType__portfolio_value_usd | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ValidateAllocationRequest: _TypeAlias = ValidateAllocationRequest  # noqa: Y015
 
@@ -1229,8 +1368,6 @@ class ValidateAllocationResponse(_message.Message):
     """Half the sum of |delta| over assets, in percent of the portfolio."""
     estimated_cost_bps: _builtins.float
     """Estimated cost in basis points of the portfolio."""
-    estimated_cost_usd: _builtins.float
-    """Estimated cost in USD; unset without portfolio_value_usd."""
     days_at_cap: _builtins.int
     """UTC days needed at the policy's daily cap."""
     recommendation: _governance_state_pb2.AllocationRecommendation.ValueType
@@ -1240,11 +1377,17 @@ class ValidateAllocationResponse(_message.Message):
         """One entry per asset in either allocation."""
 
     @_builtins.property
+    def estimated_cost_usd(self) -> _decimal_pb2.Decimal:
+        """Estimated cost in USD, rounded to the cent (half even); unset without
+        portfolio_value_usd.
+        """
+
+    @_builtins.property
     def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Why, one line per reason."""
 
     @_builtins.property
-    def policy(self) -> _signals_pb2.ExecutionPolicy:
+    def policy(self) -> _policy_pb2.ExecutionPolicy:
         """The policy the evaluation used."""
 
     def __init__(
@@ -1253,19 +1396,17 @@ class ValidateAllocationResponse(_message.Message):
         changes: _abc.Iterable[_governance_state_pb2.AllocationChange] | None = ...,
         turnover_percent: _builtins.float = ...,
         estimated_cost_bps: _builtins.float = ...,
-        estimated_cost_usd: _builtins.float | None = ...,
+        estimated_cost_usd: _decimal_pb2.Decimal | None = ...,
         days_at_cap: _builtins.int = ...,
         recommendation: _governance_state_pb2.AllocationRecommendation.ValueType = ...,
         reasons: _abc.Iterable[_builtins.str] | None = ...,
-        policy: _signals_pb2.ExecutionPolicy | None = ...,
+        policy: _policy_pb2.ExecutionPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_estimated_cost_usd", b"_estimated_cost_usd", "estimated_cost_usd", b"estimated_cost_usd", "policy", b"policy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["estimated_cost_usd", b"estimated_cost_usd", "policy", b"policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_estimated_cost_usd", b"_estimated_cost_usd", "changes", b"changes", "days_at_cap", b"days_at_cap", "estimated_cost_bps", b"estimated_cost_bps", "estimated_cost_usd", b"estimated_cost_usd", "policy", b"policy", "reasons", b"reasons", "recommendation", b"recommendation", "turnover_percent", b"turnover_percent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "days_at_cap", b"days_at_cap", "estimated_cost_bps", b"estimated_cost_bps", "estimated_cost_usd", b"estimated_cost_usd", "policy", b"policy", "reasons", b"reasons", "recommendation", b"recommendation", "turnover_percent", b"turnover_percent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__estimated_cost_usd: _TypeAlias = _typing.Literal["estimated_cost_usd"]  # noqa: Y015
-    _WhichOneofArgType__estimated_cost_usd: _TypeAlias = _typing.Literal["_estimated_cost_usd", b"_estimated_cost_usd"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__estimated_cost_usd) -> _WhichOneofReturnType__estimated_cost_usd | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ValidateAllocationResponse: _TypeAlias = ValidateAllocationResponse  # noqa: Y015
 
@@ -1412,14 +1553,21 @@ class ListAuditRecordsRequest(_message.Message):
     PRINCIPAL_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum number of records to return, 0 for the default (100); at most 1000."""
     page_token: _builtins.str
-    """Token from a previous response's next_page_token."""
+    """Token from a previous response's next_page_token. The other fields must
+    match the call that produced it.
+    """
     resource: _builtins.str
     """Only records about this resource, e.g. "plans/01J..."."""
     principal: _builtins.str
     """Only records made by this principal."""
+    filter: _builtins.str
+    """An AIP-160 filter: comparisons joined by AND. Fields: rpc, resource,
+    principal, principal_kind, sequence and time (an RFC 3339 string).
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Only records at or after this time."""
@@ -1437,10 +1585,11 @@ class ListAuditRecordsRequest(_message.Message):
         principal: _builtins.str = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
+        filter: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "page_size", b"page_size", "page_token", b"page_token", "principal", b"principal", "resource", b"resource", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "filter", b"filter", "page_size", b"page_size", "page_token", b"page_token", "principal", b"principal", "resource", b"resource", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -50,6 +50,11 @@ class GovernanceServiceStub:
                 request_serializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.GetSignalsRequest.SerializeToString,
                 response_deserializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.GetSignalsResponse.FromString,
                 _registered_method=True)
+        self.ListSignals = channel.unary_unary(
+                '/govex.governance.v1.GovernanceService/ListSignals',
+                request_serializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.ListSignalsRequest.SerializeToString,
+                response_deserializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.ListSignalsResponse.FromString,
+                _registered_method=True)
         self.PublishSignals = channel.unary_unary(
                 '/govex.governance.v1.GovernanceService/PublishSignals',
                 request_serializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.PublishSignalsRequest.SerializeToString,
@@ -114,6 +119,11 @@ class GovernanceServiceStub:
                 '/govex.governance.v1.GovernanceService/Unfreeze',
                 request_serializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.UnfreezeRequest.SerializeToString,
                 response_deserializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.UnfreezeResponse.FromString,
+                _registered_method=True)
+        self.GetFreeze = channel.unary_unary(
+                '/govex.governance.v1.GovernanceService/GetFreeze',
+                request_serializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.GetFreezeRequest.SerializeToString,
+                response_deserializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.GetFreezeResponse.FromString,
                 _registered_method=True)
         self.ListFreezes = channel.unary_unary(
                 '/govex.governance.v1.GovernanceService/ListFreezes',
@@ -181,6 +191,13 @@ class GovernanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSignals(self, request, context):
+        """Lists published signal sets (the history), newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PublishSignals(self, request, context):
         """Stores a new signal set and returns the policy derived from it. Role
         signal_publisher.
@@ -211,8 +228,8 @@ class GovernanceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdatePlan(self, request, context):
-        """Replaces the targets (and optionally the reason) of a DRAFT plan. Role
-        proposer.
+        """Changes the targets and/or the reason of a DRAFT plan, as named by the
+        update mask. Role proposer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -249,8 +266,10 @@ class GovernanceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExecutePlan(self, request, context):
-        """Starts the execution of the ACTIVE plan (the governed entry to
-        govex.execution.v1.ExecutionService.ExecutePlan). Role operator.
+        """Starts (or dry-runs) the execution of the ACTIVE plan. The same operation
+        as govex.execution.v1.ExecutionService.ExecutePlan: the same fields in
+        the request and the response, the same checks, the same idempotency. Role
+        operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -273,6 +292,13 @@ class GovernanceServiceServicer:
 
     def Unfreeze(self, request, context):
         """Lifts one freeze, or every active freeze. Role operator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFreeze(self, request, context):
+        """Returns one freeze, active or ended.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -348,6 +374,11 @@ def add_GovernanceServiceServicer_to_server(servicer, server):
                     request_deserializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.GetSignalsRequest.FromString,
                     response_serializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.GetSignalsResponse.SerializeToString,
             ),
+            'ListSignals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSignals,
+                    request_deserializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.ListSignalsRequest.FromString,
+                    response_serializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.ListSignalsResponse.SerializeToString,
+            ),
             'PublishSignals': grpc.unary_unary_rpc_method_handler(
                     servicer.PublishSignals,
                     request_deserializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.PublishSignalsRequest.FromString,
@@ -412,6 +443,11 @@ def add_GovernanceServiceServicer_to_server(servicer, server):
                     servicer.Unfreeze,
                     request_deserializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.UnfreezeRequest.FromString,
                     response_serializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.UnfreezeResponse.SerializeToString,
+            ),
+            'GetFreeze': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFreeze,
+                    request_deserializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.GetFreezeRequest.FromString,
+                    response_serializer=govex_dot_governance_dot_v1_dot_governance__service__pb2.GetFreezeResponse.SerializeToString,
             ),
             'ListFreezes': grpc.unary_unary_rpc_method_handler(
                     servicer.ListFreezes,
@@ -514,6 +550,33 @@ class GovernanceService:
             '/govex.governance.v1.GovernanceService/GetSignals',
             govex_dot_governance_dot_v1_dot_governance__service__pb2.GetSignalsRequest.SerializeToString,
             govex_dot_governance_dot_v1_dot_governance__service__pb2.GetSignalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSignals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govex.governance.v1.GovernanceService/ListSignals',
+            govex_dot_governance_dot_v1_dot_governance__service__pb2.ListSignalsRequest.SerializeToString,
+            govex_dot_governance_dot_v1_dot_governance__service__pb2.ListSignalsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -865,6 +928,33 @@ class GovernanceService:
             '/govex.governance.v1.GovernanceService/Unfreeze',
             govex_dot_governance_dot_v1_dot_governance__service__pb2.UnfreezeRequest.SerializeToString,
             govex_dot_governance_dot_v1_dot_governance__service__pb2.UnfreezeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFreeze(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govex.governance.v1.GovernanceService/GetFreeze',
+            govex_dot_governance_dot_v1_dot_governance__service__pb2.GetFreezeRequest.SerializeToString,
+            govex_dot_governance_dot_v1_dot_governance__service__pb2.GetFreezeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,8 @@ class GovernanceServiceStub:
     """
     GetSignals: _grpc.UnaryUnaryMultiCallable[_governance_service_pb2.GetSignalsRequest, _governance_service_pb2.GetSignalsResponse]
     """Returns the current signal set, its age and freshness."""
+    ListSignals: _grpc.UnaryUnaryMultiCallable[_governance_service_pb2.ListSignalsRequest, _governance_service_pb2.ListSignalsResponse]
+    """Lists published signal sets (the history), newest first."""
     PublishSignals: _grpc.UnaryUnaryMultiCallable[_governance_service_pb2.PublishSignalsRequest, _governance_service_pb2.PublishSignalsResponse]
     """Stores a new signal set and returns the policy derived from it. Role
     signal_publisher.
@@ -56,8 +58,8 @@ class GovernanceServiceStub:
     ListPlans: _grpc.UnaryUnaryMultiCallable[_governance_service_pb2.ListPlansRequest, _governance_service_pb2.ListPlansResponse]
     """Lists plans, newest first, optionally only some states."""
     UpdatePlan: _grpc.UnaryUnaryMultiCallable[_governance_service_pb2.UpdatePlanRequest, _governance_service_pb2.UpdatePlanResponse]
-    """Replaces the targets (and optionally the reason) of a DRAFT plan. Role
-    proposer.
+    """Changes the targets and/or the reason of a DRAFT plan, as named by the
+    update mask. Role proposer.
     """
     ReviewPlan: _grpc.UnaryUnaryMultiCallable[_governance_service_pb2.ReviewPlanRequest, _governance_service_pb2.ReviewPlanResponse]
     """DRAFT -> REVIEWED. Role reviewer."""
@@ -71,8 +73,10 @@ class GovernanceServiceStub:
     needs admin.
     """
     ExecutePlan: _grpc.UnaryUnaryMultiCallable[_governance_service_pb2.ExecutePlanRequest, _governance_service_pb2.ExecutePlanResponse]
-    """Starts the execution of the ACTIVE plan (the governed entry to
-    govex.execution.v1.ExecutionService.ExecutePlan). Role operator.
+    """Starts (or dry-runs) the execution of the ACTIVE plan. The same operation
+    as govex.execution.v1.ExecutionService.ExecutePlan: the same fields in
+    the request and the response, the same checks, the same idempotency. Role
+    operator.
     """
     CancelPlan: _grpc.UnaryUnaryMultiCallable[_governance_service_pb2.CancelPlanRequest, _governance_service_pb2.CancelPlanResponse]
     """Any non-terminal state -> CANCELLED. Roles approver, operator, admin, or
@@ -82,6 +86,8 @@ class GovernanceServiceStub:
     """Creates a freeze with a time to live. Role operator."""
     Unfreeze: _grpc.UnaryUnaryMultiCallable[_governance_service_pb2.UnfreezeRequest, _governance_service_pb2.UnfreezeResponse]
     """Lifts one freeze, or every active freeze. Role operator."""
+    GetFreeze: _grpc.UnaryUnaryMultiCallable[_governance_service_pb2.GetFreezeRequest, _governance_service_pb2.GetFreezeResponse]
+    """Returns one freeze, active or ended."""
     ListFreezes: _grpc.UnaryUnaryMultiCallable[_governance_service_pb2.ListFreezesRequest, _governance_service_pb2.ListFreezesResponse]
     """Lists freezes, active ones by default."""
     CheckOperation: _grpc.UnaryUnaryMultiCallable[_governance_service_pb2.CheckOperationRequest, _governance_service_pb2.CheckOperationResponse]
@@ -118,6 +124,8 @@ class GovernanceServiceAsyncStub(GovernanceServiceStub):
     """
     GetSignals: _aio.UnaryUnaryMultiCallable[_governance_service_pb2.GetSignalsRequest, _governance_service_pb2.GetSignalsResponse]  # type: ignore[assignment]
     """Returns the current signal set, its age and freshness."""
+    ListSignals: _aio.UnaryUnaryMultiCallable[_governance_service_pb2.ListSignalsRequest, _governance_service_pb2.ListSignalsResponse]  # type: ignore[assignment]
+    """Lists published signal sets (the history), newest first."""
     PublishSignals: _aio.UnaryUnaryMultiCallable[_governance_service_pb2.PublishSignalsRequest, _governance_service_pb2.PublishSignalsResponse]  # type: ignore[assignment]
     """Stores a new signal set and returns the policy derived from it. Role
     signal_publisher.
@@ -129,8 +137,8 @@ class GovernanceServiceAsyncStub(GovernanceServiceStub):
     ListPlans: _aio.UnaryUnaryMultiCallable[_governance_service_pb2.ListPlansRequest, _governance_service_pb2.ListPlansResponse]  # type: ignore[assignment]
     """Lists plans, newest first, optionally only some states."""
     UpdatePlan: _aio.UnaryUnaryMultiCallable[_governance_service_pb2.UpdatePlanRequest, _governance_service_pb2.UpdatePlanResponse]  # type: ignore[assignment]
-    """Replaces the targets (and optionally the reason) of a DRAFT plan. Role
-    proposer.
+    """Changes the targets and/or the reason of a DRAFT plan, as named by the
+    update mask. Role proposer.
     """
     ReviewPlan: _aio.UnaryUnaryMultiCallable[_governance_service_pb2.ReviewPlanRequest, _governance_service_pb2.ReviewPlanResponse]  # type: ignore[assignment]
     """DRAFT -> REVIEWED. Role reviewer."""
@@ -144,8 +152,10 @@ class GovernanceServiceAsyncStub(GovernanceServiceStub):
     needs admin.
     """
     ExecutePlan: _aio.UnaryUnaryMultiCallable[_governance_service_pb2.ExecutePlanRequest, _governance_service_pb2.ExecutePlanResponse]  # type: ignore[assignment]
-    """Starts the execution of the ACTIVE plan (the governed entry to
-    govex.execution.v1.ExecutionService.ExecutePlan). Role operator.
+    """Starts (or dry-runs) the execution of the ACTIVE plan. The same operation
+    as govex.execution.v1.ExecutionService.ExecutePlan: the same fields in
+    the request and the response, the same checks, the same idempotency. Role
+    operator.
     """
     CancelPlan: _aio.UnaryUnaryMultiCallable[_governance_service_pb2.CancelPlanRequest, _governance_service_pb2.CancelPlanResponse]  # type: ignore[assignment]
     """Any non-terminal state -> CANCELLED. Roles approver, operator, admin, or
@@ -155,6 +165,8 @@ class GovernanceServiceAsyncStub(GovernanceServiceStub):
     """Creates a freeze with a time to live. Role operator."""
     Unfreeze: _aio.UnaryUnaryMultiCallable[_governance_service_pb2.UnfreezeRequest, _governance_service_pb2.UnfreezeResponse]  # type: ignore[assignment]
     """Lifts one freeze, or every active freeze. Role operator."""
+    GetFreeze: _aio.UnaryUnaryMultiCallable[_governance_service_pb2.GetFreezeRequest, _governance_service_pb2.GetFreezeResponse]  # type: ignore[assignment]
+    """Returns one freeze, active or ended."""
     ListFreezes: _aio.UnaryUnaryMultiCallable[_governance_service_pb2.ListFreezesRequest, _governance_service_pb2.ListFreezesResponse]  # type: ignore[assignment]
     """Lists freezes, active ones by default."""
     CheckOperation: _aio.UnaryUnaryMultiCallable[_governance_service_pb2.CheckOperationRequest, _governance_service_pb2.CheckOperationResponse]  # type: ignore[assignment]
@@ -202,6 +214,14 @@ class GovernanceServiceServicer(metaclass=_abc_1.ABCMeta):
         """Returns the current signal set, its age and freshness."""
 
     @_abc_1.abstractmethod
+    def ListSignals(
+        self,
+        request: _governance_service_pb2.ListSignalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_governance_service_pb2.ListSignalsResponse, _abc.Awaitable[_governance_service_pb2.ListSignalsResponse]]:
+        """Lists published signal sets (the history), newest first."""
+
+    @_abc_1.abstractmethod
     def PublishSignals(
         self,
         request: _governance_service_pb2.PublishSignalsRequest,
@@ -241,8 +261,8 @@ class GovernanceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _governance_service_pb2.UpdatePlanRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_governance_service_pb2.UpdatePlanResponse, _abc.Awaitable[_governance_service_pb2.UpdatePlanResponse]]:
-        """Replaces the targets (and optionally the reason) of a DRAFT plan. Role
-        proposer.
+        """Changes the targets and/or the reason of a DRAFT plan, as named by the
+        update mask. Role proposer.
         """
 
     @_abc_1.abstractmethod
@@ -286,8 +306,10 @@ class GovernanceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _governance_service_pb2.ExecutePlanRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_governance_service_pb2.ExecutePlanResponse, _abc.Awaitable[_governance_service_pb2.ExecutePlanResponse]]:
-        """Starts the execution of the ACTIVE plan (the governed entry to
-        govex.execution.v1.ExecutionService.ExecutePlan). Role operator.
+        """Starts (or dry-runs) the execution of the ACTIVE plan. The same operation
+        as govex.execution.v1.ExecutionService.ExecutePlan: the same fields in
+        the request and the response, the same checks, the same idempotency. Role
+        operator.
         """
 
     @_abc_1.abstractmethod
@@ -315,6 +337,14 @@ class GovernanceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_governance_service_pb2.UnfreezeResponse, _abc.Awaitable[_governance_service_pb2.UnfreezeResponse]]:
         """Lifts one freeze, or every active freeze. Role operator."""
+
+    @_abc_1.abstractmethod
+    def GetFreeze(
+        self,
+        request: _governance_service_pb2.GetFreezeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_governance_service_pb2.GetFreezeResponse, _abc.Awaitable[_governance_service_pb2.GetFreezeResponse]]:
+        """Returns one freeze, active or ended."""
 
     @_abc_1.abstractmethod
     def ListFreezes(

@@ -22,28 +22,32 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
-from govex.governance.v1 import freeze_pb2 as govex_dot_governance_dot_v1_dot_freeze__pb2
+from govex.controls.v1 import freeze_pb2 as govex_dot_controls_dot_v1_dot_freeze__pb2
+from govex.controls.v1 import policy_pb2 as govex_dot_controls_dot_v1_dot_policy__pb2
 from govex.governance.v1 import plan_pb2 as govex_dot_governance_dot_v1_dot_plan__pb2
 from govex.governance.v1 import signals_pb2 as govex_dot_governance_dot_v1_dot_signals__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*govex/governance/v1/governance_state.proto\x12\x13govex.governance.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a govex/governance/v1/freeze.proto\x1a\x1egovex/governance/v1/plan.proto\x1a!govex/governance/v1/signals.proto\"\x95\x02\n\x0e\x43ooldownStatus\x12+\n\x08\x63ooldown\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x38\n\x14last_activation_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13last_activated_plan\x18\x03 \x01(\t\x12\x35\n\x11next_allowed_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\tremaining\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12publishing_allowed\x18\x06 \x01(\x08\"N\n\x0ePlanStateCount\x12-\n\x05state\x18\x01 \x01(\x0e\x32\x1e.govex.governance.v1.PlanState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\x84\x05\n\x0fGovernanceState\x12\x31\n\x04mode\x18\x01 \x01(\x0e\x32#.govex.governance.v1.GovernanceMode\x12\x11\n\tmode_etag\x18\x02 \x01(\t\x12.\n\x0b\x61\x63tive_plan\x18\x03 \x01(\x0b\x32\x19.govex.governance.v1.Plan\x12\x38\n\x0bplan_counts\x18\x04 \x03(\x0b\x32#.govex.governance.v1.PlanStateCount\x12\x35\n\x08\x63ooldown\x18\x05 \x01(\x0b\x32#.govex.governance.v1.CooldownStatus\x12\x33\n\x0e\x61\x63tive_freezes\x18\x06 \x03(\x0b\x32\x1b.govex.governance.v1.Freeze\x12\x41\n\x12operation_verdicts\x18\x07 \x03(\x0b\x32%.govex.governance.v1.OperationVerdict\x12\x34\n\x06policy\x18\x08 \x01(\x0b\x32$.govex.governance.v1.ExecutionPolicy\x12?\n\x11signals_freshness\x18\t \x01(\x0e\x32$.govex.governance.v1.SignalFreshness\x12.\n\x0bsignals_age\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x05phase\x18\x0b \x01(\x0b\x32\x1f.govex.governance.v1.PhaseState\x12\x0c\n\x04\x65tag\x18\x0c \x01(\t\x12-\n\tread_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x01\n\x10\x41llocationChange\x12\r\n\x05\x61sset\x18\x01 \x01(\t\x12\x17\n\x0f\x63urrent_percent\x18\x02 \x01(\x01\x12\x16\n\x0etarget_percent\x18\x03 \x01(\x01\x12\x15\n\rdelta_percent\x18\x04 \x01(\x01\x12\x1c\n\x14inside_no_trade_zone\x18\x05 \x01(\x08*\xe1\x01\n\x18\x41llocationRecommendation\x12)\n%ALLOCATION_RECOMMENDATION_UNSPECIFIED\x10\x00\x12\'\n#ALLOCATION_RECOMMENDATION_NO_ACTION\x10\x01\x12%\n!ALLOCATION_RECOMMENDATION_APPROVE\x10\x02\x12$\n ALLOCATION_RECOMMENDATION_REVIEW\x10\x03\x12$\n ALLOCATION_RECOMMENDATION_REJECT\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*govex/governance/v1/governance_state.proto\x12\x13govex.governance.v1\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egovex/controls/v1/freeze.proto\x1a\x1egovex/controls/v1/policy.proto\x1a\x1egovex/governance/v1/plan.proto\x1a!govex/governance/v1/signals.proto\"\xa9\x02\n\x0e\x43ooldownStatus\x12+\n\x08\x63ooldown\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x38\n\x14last_activation_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x13last_activated_plan\x18\x03 \x01(\tB\x12\xfa\x41\x0f\n\rgovex.io/Plan\x12\x35\n\x11next_allowed_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\tremaining\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12publishing_allowed\x18\x06 \x01(\x08\"N\n\x0ePlanStateCount\x12-\n\x05state\x18\x01 \x01(\x0e\x32\x1e.govex.governance.v1.PlanState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\xfe\x04\n\x0fGovernanceState\x12\x31\n\x04mode\x18\x01 \x01(\x0e\x32#.govex.governance.v1.GovernanceMode\x12\x11\n\tmode_etag\x18\x02 \x01(\t\x12.\n\x0b\x61\x63tive_plan\x18\x03 \x01(\x0b\x32\x19.govex.governance.v1.Plan\x12\x38\n\x0bplan_counts\x18\x04 \x03(\x0b\x32#.govex.governance.v1.PlanStateCount\x12\x35\n\x08\x63ooldown\x18\x05 \x01(\x0b\x32#.govex.governance.v1.CooldownStatus\x12\x31\n\x0e\x61\x63tive_freezes\x18\x06 \x03(\x0b\x32\x19.govex.controls.v1.Freeze\x12?\n\x12operation_verdicts\x18\x07 \x03(\x0b\x32#.govex.controls.v1.OperationVerdict\x12\x32\n\x06policy\x18\x08 \x01(\x0b\x32\".govex.controls.v1.ExecutionPolicy\x12?\n\x11signals_freshness\x18\t \x01(\x0e\x32$.govex.governance.v1.SignalFreshness\x12.\n\x0bsignals_age\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x05phase\x18\x0b \x01(\x0b\x32\x1f.govex.governance.v1.PhaseState\x12\x0c\n\x04\x65tag\x18\x0c \x01(\t\x12-\n\tread_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x01\n\x10\x41llocationChange\x12\r\n\x05\x61sset\x18\x01 \x01(\t\x12\x17\n\x0f\x63urrent_percent\x18\x02 \x01(\x01\x12\x16\n\x0etarget_percent\x18\x03 \x01(\x01\x12\x15\n\rdelta_percent\x18\x04 \x01(\x01\x12\x1c\n\x14inside_no_trade_zone\x18\x05 \x01(\x08*\xe1\x01\n\x18\x41llocationRecommendation\x12)\n%ALLOCATION_RECOMMENDATION_UNSPECIFIED\x10\x00\x12\'\n#ALLOCATION_RECOMMENDATION_NO_ACTION\x10\x01\x12%\n!ALLOCATION_RECOMMENDATION_APPROVE\x10\x02\x12$\n ALLOCATION_RECOMMENDATION_REVIEW\x10\x03\x12$\n ALLOCATION_RECOMMENDATION_REJECT\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'govex.governance.v1.governance_state_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ALLOCATIONRECOMMENDATION']._serialized_start=1379
-  _globals['_ALLOCATIONRECOMMENDATION']._serialized_end=1604
-  _globals['_COOLDOWNSTATUS']._serialized_start=234
-  _globals['_COOLDOWNSTATUS']._serialized_end=511
-  _globals['_PLANSTATECOUNT']._serialized_start=513
-  _globals['_PLANSTATECOUNT']._serialized_end=591
-  _globals['_GOVERNANCESTATE']._serialized_start=594
-  _globals['_GOVERNANCESTATE']._serialized_end=1238
-  _globals['_ALLOCATIONCHANGE']._serialized_start=1241
-  _globals['_ALLOCATIONCHANGE']._serialized_end=1376
+  _globals['_COOLDOWNSTATUS'].fields_by_name['last_activated_plan']._loaded_options = None
+  _globals['_COOLDOWNSTATUS'].fields_by_name['last_activated_plan']._serialized_options = b'\372A\017\n\rgovex.io/Plan'
+  _globals['_ALLOCATIONRECOMMENDATION']._serialized_start=1450
+  _globals['_ALLOCATIONRECOMMENDATION']._serialized_end=1675
+  _globals['_COOLDOWNSTATUS']._serialized_start=291
+  _globals['_COOLDOWNSTATUS']._serialized_end=588
+  _globals['_PLANSTATECOUNT']._serialized_start=590
+  _globals['_PLANSTATECOUNT']._serialized_end=668
+  _globals['_GOVERNANCESTATE']._serialized_start=671
+  _globals['_GOVERNANCESTATE']._serialized_end=1309
+  _globals['_ALLOCATIONCHANGE']._serialized_start=1312
+  _globals['_ALLOCATIONCHANGE']._serialized_end=1447
 # @@protoc_insertion_point(module_scope)

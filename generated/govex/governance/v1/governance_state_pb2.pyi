@@ -10,7 +10,8 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
-from govex.governance.v1 import freeze_pb2 as _freeze_pb2
+from govex.controls.v1 import freeze_pb2 as _freeze_pb2
+from govex.controls.v1 import policy_pb2 as _policy_pb2
 from govex.governance.v1 import plan_pb2 as _plan_pb2
 from govex.governance.v1 import signals_pb2 as _signals_pb2
 import builtins as _builtins
@@ -180,7 +181,7 @@ class GovernanceState(_message.Message):
         """For every operation, whether it is allowed now."""
 
     @_builtins.property
-    def policy(self) -> _signals_pb2.ExecutionPolicy:
+    def policy(self) -> _policy_pb2.ExecutionPolicy:
         """The execution policy in force, with its explanation."""
 
     @_builtins.property
@@ -205,7 +206,7 @@ class GovernanceState(_message.Message):
         cooldown: Global___CooldownStatus | None = ...,
         active_freezes: _abc.Iterable[_freeze_pb2.Freeze] | None = ...,
         operation_verdicts: _abc.Iterable[_freeze_pb2.OperationVerdict] | None = ...,
-        policy: _signals_pb2.ExecutionPolicy | None = ...,
+        policy: _policy_pb2.ExecutionPolicy | None = ...,
         signals_freshness: _signals_pb2.SignalFreshness.ValueType = ...,
         signals_age: _duration_pb2.Duration | None = ...,
         phase: _signals_pb2.PhaseState | None = ...,

@@ -27,7 +27,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1egovex/governance/v1/plan.proto\x12\x13govex.governance.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"A\n\x0cTargetWeight\x12\x13\n\x05\x61sset\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0eweight_percent\x18\x02 \x01(\x01\x42\x04\xe2\x41\x01\x02\"\x94\x01\n\x08PlanStep\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12:\n\x0eprincipal_kind\x18\x02 \x01(\x0e\x32\".govex.governance.v1.PrincipalKind\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\"\xc3\x06\n\x04Plan\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x33\n\x05state\x18\x02 \x01(\x0e\x32\x1e.govex.governance.v1.PlanStateB\x04\xe2\x41\x01\x03\x12\x38\n\x07targets\x18\x03 \x03(\x0b\x32!.govex.governance.v1.TargetWeightB\x04\xe2\x41\x01\x02\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x15\n\x07version\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x08proposed\x18\x07 \x01(\x0b\x32\x1d.govex.governance.v1.PlanStepB\x04\xe2\x41\x01\x03\x12\x35\n\x08reviewed\x18\x08 \x01(\x0b\x32\x1d.govex.governance.v1.PlanStepB\x04\xe2\x41\x01\x03\x12\x35\n\x08\x61pproved\x18\t \x01(\x0b\x32\x1d.govex.governance.v1.PlanStepB\x04\xe2\x41\x01\x03\x12\x36\n\tactivated\x18\n \x01(\x0b\x32\x1d.govex.governance.v1.PlanStepB\x04\xe2\x41\x01\x03\x12\x35\n\x08rejected\x18\x0b \x01(\x0b\x32\x1d.govex.governance.v1.PlanStepB\x04\xe2\x41\x01\x03\x12\x36\n\tcancelled\x18\x0c \x01(\x0b\x32\x1d.govex.governance.v1.PlanStepB\x04\xe2\x41\x01\x03\x12\x36\n\x0c\x65xecute_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x46\n\x13proposed_under_mode\x18\x10 \x01(\x0e\x32#.govex.governance.v1.GovernanceModeB\x04\xe2\x41\x01\x03\x12!\n\x13\x63ooldown_overridden\x18\x11 \x01(\x08\x42\x04\xe2\x41\x01\x03: \xea\x41\x1d\n\rgovex.io/Plan\x12\x0cplans/{plan}*\xb9\x01\n\tPlanState\x12\x1a\n\x16PLAN_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10PLAN_STATE_DRAFT\x10\x01\x12\x17\n\x13PLAN_STATE_REVIEWED\x10\x02\x12\x17\n\x13PLAN_STATE_APPROVED\x10\x03\x12\x15\n\x11PLAN_STATE_ACTIVE\x10\x04\x12\x17\n\x13PLAN_STATE_EXECUTED\x10\x05\x12\x18\n\x14PLAN_STATE_CANCELLED\x10\x06*`\n\rPrincipalKind\x12\x1e\n\x1aPRINCIPAL_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14PRINCIPAL_KIND_HUMAN\x10\x01\x12\x15\n\x11PRINCIPAL_KIND_AI\x10\x02*\x8b\x01\n\x0eGovernanceMode\x12\x1f\n\x1bGOVERNANCE_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16GOVERNANCE_MODE_MANUAL\x10\x01\x12\x1f\n\x1bGOVERNANCE_MODE_AI_ASSISTED\x10\x02\x12\x1b\n\x17GOVERNANCE_MODE_FULL_AI\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1egovex/governance/v1/plan.proto\x12\x13govex.governance.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"A\n\x0cTargetWeight\x12\x13\n\x05\x61sset\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0eweight_percent\x18\x02 \x01(\x01\x42\x04\xe2\x41\x01\x02\"\x94\x01\n\x08PlanStep\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12:\n\x0eprincipal_kind\x18\x02 \x01(\x0e\x32\".govex.governance.v1.PrincipalKind\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\"\xbd\x06\n\x04Plan\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x33\n\x05state\x18\x02 \x01(\x0e\x32\x1e.govex.governance.v1.PlanStateB\x04\xe2\x41\x01\x03\x12\x38\n\x07targets\x18\x03 \x03(\x0b\x32!.govex.governance.v1.TargetWeightB\x04\xe2\x41\x01\x02\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x15\n\x07version\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x0c\n\x04\x65tag\x18\x06 \x01(\t\x12\x35\n\x08proposed\x18\x07 \x01(\x0b\x32\x1d.govex.governance.v1.PlanStepB\x04\xe2\x41\x01\x03\x12\x35\n\x08reviewed\x18\x08 \x01(\x0b\x32\x1d.govex.governance.v1.PlanStepB\x04\xe2\x41\x01\x03\x12\x35\n\x08\x61pproved\x18\t \x01(\x0b\x32\x1d.govex.governance.v1.PlanStepB\x04\xe2\x41\x01\x03\x12\x36\n\tactivated\x18\n \x01(\x0b\x32\x1d.govex.governance.v1.PlanStepB\x04\xe2\x41\x01\x03\x12\x35\n\x08rejected\x18\x0b \x01(\x0b\x32\x1d.govex.governance.v1.PlanStepB\x04\xe2\x41\x01\x03\x12\x36\n\tcancelled\x18\x0c \x01(\x0b\x32\x1d.govex.governance.v1.PlanStepB\x04\xe2\x41\x01\x03\x12\x36\n\x0c\x65xecute_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x46\n\x13proposed_under_mode\x18\x10 \x01(\x0e\x32#.govex.governance.v1.GovernanceModeB\x04\xe2\x41\x01\x03\x12!\n\x13\x63ooldown_overridden\x18\x11 \x01(\x08\x42\x04\xe2\x41\x01\x03: \xea\x41\x1d\n\rgovex.io/Plan\x12\x0cplans/{plan}*\xb9\x01\n\tPlanState\x12\x1a\n\x16PLAN_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10PLAN_STATE_DRAFT\x10\x01\x12\x17\n\x13PLAN_STATE_REVIEWED\x10\x02\x12\x17\n\x13PLAN_STATE_APPROVED\x10\x03\x12\x15\n\x11PLAN_STATE_ACTIVE\x10\x04\x12\x17\n\x13PLAN_STATE_EXECUTED\x10\x05\x12\x18\n\x14PLAN_STATE_CANCELLED\x10\x06*`\n\rPrincipalKind\x12\x1e\n\x1aPRINCIPAL_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14PRINCIPAL_KIND_HUMAN\x10\x01\x12\x15\n\x11PRINCIPAL_KIND_AI\x10\x02*\x8b\x01\n\x0eGovernanceMode\x12\x1f\n\x1bGOVERNANCE_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16GOVERNANCE_MODE_MANUAL\x10\x01\x12\x1f\n\x1bGOVERNANCE_MODE_AI_ASSISTED\x10\x02\x12\x1b\n\x17GOVERNANCE_MODE_FULL_AI\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,8 +46,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PLAN'].fields_by_name['targets']._serialized_options = b'\342A\001\002'
   _globals['_PLAN'].fields_by_name['version']._loaded_options = None
   _globals['_PLAN'].fields_by_name['version']._serialized_options = b'\342A\001\003'
-  _globals['_PLAN'].fields_by_name['etag']._loaded_options = None
-  _globals['_PLAN'].fields_by_name['etag']._serialized_options = b'\342A\001\003'
   _globals['_PLAN'].fields_by_name['proposed']._loaded_options = None
   _globals['_PLAN'].fields_by_name['proposed']._serialized_options = b'\342A\001\003'
   _globals['_PLAN'].fields_by_name['reviewed']._loaded_options = None
@@ -72,16 +70,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PLAN'].fields_by_name['cooldown_overridden']._serialized_options = b'\342A\001\003'
   _globals['_PLAN']._loaded_options = None
   _globals['_PLAN']._serialized_options = b'\352A\035\n\rgovex.io/Plan\022\014plans/{plan}'
-  _globals['_PLANSTATE']._serialized_start=1205
-  _globals['_PLANSTATE']._serialized_end=1390
-  _globals['_PRINCIPALKIND']._serialized_start=1392
-  _globals['_PRINCIPALKIND']._serialized_end=1488
-  _globals['_GOVERNANCEMODE']._serialized_start=1491
-  _globals['_GOVERNANCEMODE']._serialized_end=1630
+  _globals['_PLANSTATE']._serialized_start=1199
+  _globals['_PLANSTATE']._serialized_end=1384
+  _globals['_PRINCIPALKIND']._serialized_start=1386
+  _globals['_PRINCIPALKIND']._serialized_end=1482
+  _globals['_GOVERNANCEMODE']._serialized_start=1485
+  _globals['_GOVERNANCEMODE']._serialized_end=1624
   _globals['_TARGETWEIGHT']._serialized_start=148
   _globals['_TARGETWEIGHT']._serialized_end=213
   _globals['_PLANSTEP']._serialized_start=216
   _globals['_PLANSTEP']._serialized_end=364
   _globals['_PLAN']._serialized_start=367
-  _globals['_PLAN']._serialized_end=1202
+  _globals['_PLAN']._serialized_end=1196
 # @@protoc_insertion_point(module_scope)

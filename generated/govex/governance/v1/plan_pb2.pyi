@@ -226,8 +226,9 @@ class Plan(_message.Message):
     version: _builtins.int
     """Version, incremented on every write. Starts at 1."""
     etag: _builtins.str
-    """Opaque concurrency token; send it back with every mutation. Changes on
-    every write.
+    """Opaque concurrency token (AIP-154), set by the server and changed on
+    every write; send it back with every mutation (in UpdatePlan, as
+    plan.etag).
     """
     proposed_under_mode: Global___GovernanceMode.ValueType
     """The governance mode in force when the plan was proposed."""

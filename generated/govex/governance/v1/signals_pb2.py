@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!govex/governance/v1/signals.proto\x12\x13govex.governance.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"B\n\x13RegimeProbabilities\x12\x0c\n\x04\x62ull\x18\x01 \x01(\x01\x12\x0f\n\x07neutral\x18\x02 \x01(\x01\x12\x0c\n\x04\x62\x65\x61r\x18\x03 \x01(\x01\"\xfb\x03\n\x0bPhaseInputs\x12\x1e\n\x11\x62tc_dominance_pct\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12#\n\x16\x62tc_dominance_delta_7d\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\trs_eth_7d\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x17\n\nrs_eth_30d\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x18\n\x0brs_large_7d\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x19\n\x0crs_large_30d\x18\x06 \x01(\x01H\x05\x88\x01\x01\x12\x16\n\trs_alt_7d\x18\x07 \x01(\x01H\x06\x88\x01\x01\x12\x17\n\nrs_alt_30d\x18\x08 \x01(\x01H\x07\x88\x01\x01\x12\x14\n\x07\x62readth\x18\t \x01(\x01H\x08\x88\x01\x01\x12\x17\n\ndispersion\x18\n \x01(\x01H\t\x88\x01\x01\x12!\n\x14volume_concentration\x18\x0b \x01(\x01H\n\x88\x01\x01\x42\x14\n\x12_btc_dominance_pctB\x19\n\x17_btc_dominance_delta_7dB\x0c\n\n_rs_eth_7dB\r\n\x0b_rs_eth_30dB\x0e\n\x0c_rs_large_7dB\x0f\n\r_rs_large_30dB\x0c\n\n_rs_alt_7dB\r\n\x0b_rs_alt_30dB\n\n\x08_breadthB\r\n\x0b_dispersionB\x17\n\x15_volume_concentration\"4\n\x0f\x41ssetVolatility\x12\r\n\x05\x61sset\x18\x01 \x01(\t\x12\x12\n\nvolatility\x18\x02 \x01(\x01\"\xe3\x04\n\tSignalSet\x12/\n\x05\x61s_of\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x17\n\nconfidence\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12 \n\x13\x63ontradiction_index\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x38\n\nvolatility\x18\x05 \x03(\x0b\x32$.govex.governance.v1.AssetVolatility\x12\x38\n\x06regime\x18\x06 \x01(\x0b\x32(.govex.governance.v1.RegimeProbabilities\x12\x1a\n\rblended_score\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x1b\n\x0e\x64\x65\x63ision_index\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12\x17\n\nfear_greed\x18\t \x01(\x01H\x04\x88\x01\x01\x12\x1c\n\x0f\x61vg_correlation\x18\n \x01(\x01H\x05\x88\x01\x01\x12\x36\n\x0cphase_inputs\x18\x0b \x01(\x0b\x32 .govex.governance.v1.PhaseInputs\x12\x17\n\tpublisher\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03\x12\x36\n\x0creceive_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x42\r\n\x0b_confidenceB\x16\n\x14_contradiction_indexB\x10\n\x0e_blended_scoreB\x11\n\x0f_decision_indexB\r\n\x0b_fear_greedB\x12\n\x10_avg_correlation\"\xa8\x02\n\x0f\x45xecutionPolicy\x12-\n\x04mode\x18\x01 \x01(\x0e\x32\x1f.govex.governance.v1.PolicyMode\x12\x19\n\x11\x63\x61p_daily_percent\x18\x02 \x01(\x01\x12\x12\n\nramp_hours\x18\x03 \x01(\x01\x12\x15\n\rmin_trade_usd\x18\x04 \x01(\x01\x12\x1a\n\x12slippage_limit_bps\x18\x05 \x01(\x05\x12\"\n\x1ano_trade_threshold_percent\x18\x06 \x01(\x01\x12\x1a\n\x12\x65stimated_cost_bps\x18\x07 \x01(\x05\x12\x13\n\x0b\x65xplanation\x18\x08 \x03(\t\x12/\n\x0b\x64\x65rive_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"R\n\x10PhaseProbability\x12)\n\x05phase\x18\x01 \x01(\x0e\x32\x1a.govex.governance.v1.Phase\x12\x13\n\x0bprobability\x18\x02 \x01(\x01\"\xc0\x02\n\nPhaseState\x12+\n\x07\x63urrent\x18\x01 \x01(\x0e\x32\x1a.govex.governance.v1.Phase\x12*\n\x06leader\x18\x02 \x01(\x0e\x32\x1a.govex.governance.v1.Phase\x12<\n\rprobabilities\x18\x03 \x03(\x0b\x32%.govex.governance.v1.PhaseProbability\x12\x12\n\nconfidence\x18\x04 \x01(\x01\x12\x0f\n\x07quality\x18\x05 \x01(\x01\x12/\n\x0blikely_next\x18\x06 \x01(\x0e\x32\x1a.govex.governance.v1.Phase\x12\x15\n\rleader_streak\x18\x07 \x01(\x05\x12.\n\nsince_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xa2\x01\n\x0fSignalFreshness\x12 \n\x1cSIGNAL_FRESHNESS_UNSPECIFIED\x10\x00\x12\x19\n\x15SIGNAL_FRESHNESS_NONE\x10\x01\x12\x1a\n\x16SIGNAL_FRESHNESS_FRESH\x10\x02\x12\x1a\n\x16SIGNAL_FRESHNESS_STALE\x10\x03\x12\x1a\n\x16SIGNAL_FRESHNESS_ERROR\x10\x04*\x8b\x01\n\nPolicyMode\x12\x1b\n\x17POLICY_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12POLICY_MODE_FREEZE\x10\x01\x12\x14\n\x10POLICY_MODE_SLOW\x10\x02\x12\x16\n\x12POLICY_MODE_NORMAL\x10\x03\x12\x1a\n\x16POLICY_MODE_AGGRESSIVE\x10\x04*\\\n\x05Phase\x12\x15\n\x11PHASE_UNSPECIFIED\x10\x00\x12\r\n\tPHASE_BTC\x10\x01\x12\r\n\tPHASE_ETH\x10\x02\x12\x0f\n\x0bPHASE_LARGE\x10\x03\x12\r\n\tPHASE_ALT\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!govex/governance/v1/signals.proto\x12\x13govex.governance.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"B\n\x13RegimeProbabilities\x12\x0c\n\x04\x62ull\x18\x01 \x01(\x01\x12\x0f\n\x07neutral\x18\x02 \x01(\x01\x12\x0c\n\x04\x62\x65\x61r\x18\x03 \x01(\x01\"\xfb\x03\n\x0bPhaseInputs\x12\x1e\n\x11\x62tc_dominance_pct\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12#\n\x16\x62tc_dominance_delta_7d\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\trs_eth_7d\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x17\n\nrs_eth_30d\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x18\n\x0brs_large_7d\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x19\n\x0crs_large_30d\x18\x06 \x01(\x01H\x05\x88\x01\x01\x12\x16\n\trs_alt_7d\x18\x07 \x01(\x01H\x06\x88\x01\x01\x12\x17\n\nrs_alt_30d\x18\x08 \x01(\x01H\x07\x88\x01\x01\x12\x14\n\x07\x62readth\x18\t \x01(\x01H\x08\x88\x01\x01\x12\x17\n\ndispersion\x18\n \x01(\x01H\t\x88\x01\x01\x12!\n\x14volume_concentration\x18\x0b \x01(\x01H\n\x88\x01\x01\x42\x14\n\x12_btc_dominance_pctB\x19\n\x17_btc_dominance_delta_7dB\x0c\n\n_rs_eth_7dB\r\n\x0b_rs_eth_30dB\x0e\n\x0c_rs_large_7dB\x0f\n\r_rs_large_30dB\x0c\n\n_rs_alt_7dB\r\n\x0b_rs_alt_30dB\n\n\x08_breadthB\r\n\x0b_dispersionB\x17\n\x15_volume_concentration\"4\n\x0f\x41ssetVolatility\x12\r\n\x05\x61sset\x18\x01 \x01(\t\x12\x12\n\nvolatility\x18\x02 \x01(\x01\"\xa9\x05\n\tSignalSet\x12/\n\x05\x61s_of\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x17\n\nconfidence\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12 \n\x13\x63ontradiction_index\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x38\n\nvolatility\x18\x05 \x03(\x0b\x32$.govex.governance.v1.AssetVolatility\x12\x38\n\x06regime\x18\x06 \x01(\x0b\x32(.govex.governance.v1.RegimeProbabilities\x12\x1a\n\rblended_score\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x1b\n\x0e\x64\x65\x63ision_index\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12\x17\n\nfear_greed\x18\t \x01(\x01H\x04\x88\x01\x01\x12\x1c\n\x0f\x61vg_correlation\x18\n \x01(\x01H\x05\x88\x01\x01\x12\x36\n\x0cphase_inputs\x18\x0b \x01(\x0b\x32 .govex.governance.v1.PhaseInputs\x12\x17\n\tpublisher\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03\x12\x36\n\x0creceive_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04name\x18\x0e \x01(\tB\x04\xe2\x41\x01\x08:0\xea\x41-\n\x12govex.io/SignalSet\x12\x17signalSets/{signal_set}B\r\n\x0b_confidenceB\x16\n\x14_contradiction_indexB\x10\n\x0e_blended_scoreB\x11\n\x0f_decision_indexB\r\n\x0b_fear_greedB\x12\n\x10_avg_correlation\"R\n\x10PhaseProbability\x12)\n\x05phase\x18\x01 \x01(\x0e\x32\x1a.govex.governance.v1.Phase\x12\x13\n\x0bprobability\x18\x02 \x01(\x01\"\xc0\x02\n\nPhaseState\x12+\n\x07\x63urrent\x18\x01 \x01(\x0e\x32\x1a.govex.governance.v1.Phase\x12*\n\x06leader\x18\x02 \x01(\x0e\x32\x1a.govex.governance.v1.Phase\x12<\n\rprobabilities\x18\x03 \x03(\x0b\x32%.govex.governance.v1.PhaseProbability\x12\x12\n\nconfidence\x18\x04 \x01(\x01\x12\x0f\n\x07quality\x18\x05 \x01(\x01\x12/\n\x0blikely_next\x18\x06 \x01(\x0e\x32\x1a.govex.governance.v1.Phase\x12\x15\n\rleader_streak\x18\x07 \x01(\x05\x12.\n\nsince_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xa2\x01\n\x0fSignalFreshness\x12 \n\x1cSIGNAL_FRESHNESS_UNSPECIFIED\x10\x00\x12\x19\n\x15SIGNAL_FRESHNESS_NONE\x10\x01\x12\x1a\n\x16SIGNAL_FRESHNESS_FRESH\x10\x02\x12\x1a\n\x16SIGNAL_FRESHNESS_STALE\x10\x03\x12\x1a\n\x16SIGNAL_FRESHNESS_ERROR\x10\x04*\\\n\x05Phase\x12\x15\n\x11PHASE_UNSPECIFIED\x10\x00\x12\r\n\tPHASE_BTC\x10\x01\x12\r\n\tPHASE_ETH\x10\x02\x12\x0f\n\x0bPHASE_LARGE\x10\x03\x12\r\n\tPHASE_ALT\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,24 +40,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNALSET'].fields_by_name['publisher']._serialized_options = b'\342A\001\003'
   _globals['_SIGNALSET'].fields_by_name['receive_time']._loaded_options = None
   _globals['_SIGNALSET'].fields_by_name['receive_time']._serialized_options = b'\342A\001\003'
-  _globals['_SIGNALFRESHNESS']._serialized_start=2077
-  _globals['_SIGNALFRESHNESS']._serialized_end=2239
-  _globals['_POLICYMODE']._serialized_start=2242
-  _globals['_POLICYMODE']._serialized_end=2381
-  _globals['_PHASE']._serialized_start=2383
-  _globals['_PHASE']._serialized_end=2475
-  _globals['_REGIMEPROBABILITIES']._serialized_start=124
-  _globals['_REGIMEPROBABILITIES']._serialized_end=190
-  _globals['_PHASEINPUTS']._serialized_start=193
-  _globals['_PHASEINPUTS']._serialized_end=700
-  _globals['_ASSETVOLATILITY']._serialized_start=702
-  _globals['_ASSETVOLATILITY']._serialized_end=754
-  _globals['_SIGNALSET']._serialized_start=757
-  _globals['_SIGNALSET']._serialized_end=1368
-  _globals['_EXECUTIONPOLICY']._serialized_start=1371
-  _globals['_EXECUTIONPOLICY']._serialized_end=1667
-  _globals['_PHASEPROBABILITY']._serialized_start=1669
-  _globals['_PHASEPROBABILITY']._serialized_end=1751
-  _globals['_PHASESTATE']._serialized_start=1754
-  _globals['_PHASESTATE']._serialized_end=2074
+  _globals['_SIGNALSET'].fields_by_name['name']._loaded_options = None
+  _globals['_SIGNALSET'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_SIGNALSET']._loaded_options = None
+  _globals['_SIGNALSET']._serialized_options = b'\352A-\n\022govex.io/SignalSet\022\027signalSets/{signal_set}'
+  _globals['_SIGNALFRESHNESS']._serialized_start=1875
+  _globals['_SIGNALFRESHNESS']._serialized_end=2037
+  _globals['_PHASE']._serialized_start=2039
+  _globals['_PHASE']._serialized_end=2131
+  _globals['_REGIMEPROBABILITIES']._serialized_start=151
+  _globals['_REGIMEPROBABILITIES']._serialized_end=217
+  _globals['_PHASEINPUTS']._serialized_start=220
+  _globals['_PHASEINPUTS']._serialized_end=727
+  _globals['_ASSETVOLATILITY']._serialized_start=729
+  _globals['_ASSETVOLATILITY']._serialized_end=781
+  _globals['_SIGNALSET']._serialized_start=784
+  _globals['_SIGNALSET']._serialized_end=1465
+  _globals['_PHASEPROBABILITY']._serialized_start=1467
+  _globals['_PHASEPROBABILITY']._serialized_end=1549
+  _globals['_PHASESTATE']._serialized_start=1552
+  _globals['_PHASESTATE']._serialized_end=1872
 # @@protoc_insertion_point(module_scope)

@@ -52,38 +52,6 @@ SIGNAL_FRESHNESS_ERROR: SignalFreshness.ValueType  # 4
 """Older than the error threshold: the policy freezes."""
 Global___SignalFreshness: _TypeAlias = SignalFreshness  # noqa: Y015
 
-class _PolicyMode:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
-    V: _TypeAlias = ValueType  # noqa: Y015
-
-class _PolicyModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PolicyMode.ValueType], _builtins.type):
-    DESCRIPTOR: _descriptor.EnumDescriptor
-    POLICY_MODE_UNSPECIFIED: _PolicyMode.ValueType  # 0
-    """Never used by the server."""
-    POLICY_MODE_FREEZE: _PolicyMode.ValueType  # 1
-    """No new execution except selling to stables."""
-    POLICY_MODE_SLOW: _PolicyMode.ValueType  # 2
-    """Small daily cap, long ramp."""
-    POLICY_MODE_NORMAL: _PolicyMode.ValueType  # 3
-    """The usual pace."""
-    POLICY_MODE_AGGRESSIVE: _PolicyMode.ValueType  # 4
-    """Larger cap, short ramp; only with high confidence."""
-
-class PolicyMode(_PolicyMode, metaclass=_PolicyModeEnumTypeWrapper):
-    """The execution mode derived from the signals."""
-
-POLICY_MODE_UNSPECIFIED: PolicyMode.ValueType  # 0
-"""Never used by the server."""
-POLICY_MODE_FREEZE: PolicyMode.ValueType  # 1
-"""No new execution except selling to stables."""
-POLICY_MODE_SLOW: PolicyMode.ValueType  # 2
-"""Small daily cap, long ramp."""
-POLICY_MODE_NORMAL: PolicyMode.ValueType  # 3
-"""The usual pace."""
-POLICY_MODE_AGGRESSIVE: PolicyMode.ValueType  # 4
-"""Larger cap, short ramp; only with high confidence."""
-Global___PolicyMode: _TypeAlias = PolicyMode  # noqa: Y015
-
 class _Phase:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -282,7 +250,9 @@ Global___AssetVolatility: _TypeAlias = AssetVolatility  # noqa: Y015
 @_typing.final
 class SignalSet(_message.Message):
     """One published set of ML signals. Every numeric field is optional: missing
-    values make the derived policy more conservative, never invented.
+    values make the derived policy more conservative, never invented. The
+    signals are model outputs (ratios and scores), not amounts: they stay
+    doubles.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -300,6 +270,7 @@ class SignalSet(_message.Message):
     PHASE_INPUTS_FIELD_NUMBER: _builtins.int
     PUBLISHER_FIELD_NUMBER: _builtins.int
     RECEIVE_TIME_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
     source: _builtins.str
     """Which model or service produced the set."""
     confidence: _builtins.float
@@ -316,6 +287,10 @@ class SignalSet(_message.Message):
     """Average pairwise correlation, in [-1, 1]."""
     publisher: _builtins.str
     """The principal that published the set."""
+    name: _builtins.str
+    """Resource name, "signalSets/{signal_set}". Server-generated, sortable by
+    receive time.
+    """
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp:
         """When the signals were computed. Required; not in the future, not older
@@ -354,10 +329,11 @@ class SignalSet(_message.Message):
         phase_inputs: Global___PhaseInputs | None = ...,
         publisher: _builtins.str = ...,
         receive_time: _timestamp_pb2.Timestamp | None = ...,
+        name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_avg_correlation", b"_avg_correlation", "_blended_score", b"_blended_score", "_confidence", b"_confidence", "_contradiction_index", b"_contradiction_index", "_decision_index", b"_decision_index", "_fear_greed", b"_fear_greed", "as_of", b"as_of", "avg_correlation", b"avg_correlation", "blended_score", b"blended_score", "confidence", b"confidence", "contradiction_index", b"contradiction_index", "decision_index", b"decision_index", "fear_greed", b"fear_greed", "phase_inputs", b"phase_inputs", "receive_time", b"receive_time", "regime", b"regime"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_avg_correlation", b"_avg_correlation", "_blended_score", b"_blended_score", "_confidence", b"_confidence", "_contradiction_index", b"_contradiction_index", "_decision_index", b"_decision_index", "_fear_greed", b"_fear_greed", "as_of", b"as_of", "avg_correlation", b"avg_correlation", "blended_score", b"blended_score", "confidence", b"confidence", "contradiction_index", b"contradiction_index", "decision_index", b"decision_index", "fear_greed", b"fear_greed", "phase_inputs", b"phase_inputs", "publisher", b"publisher", "receive_time", b"receive_time", "regime", b"regime", "source", b"source", "volatility", b"volatility"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_avg_correlation", b"_avg_correlation", "_blended_score", b"_blended_score", "_confidence", b"_confidence", "_contradiction_index", b"_contradiction_index", "_decision_index", b"_decision_index", "_fear_greed", b"_fear_greed", "as_of", b"as_of", "avg_correlation", b"avg_correlation", "blended_score", b"blended_score", "confidence", b"confidence", "contradiction_index", b"contradiction_index", "decision_index", b"decision_index", "fear_greed", b"fear_greed", "name", b"name", "phase_inputs", b"phase_inputs", "publisher", b"publisher", "receive_time", b"receive_time", "regime", b"regime", "source", b"source", "volatility", b"volatility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__avg_correlation: _TypeAlias = _typing.Literal["avg_correlation"]  # noqa: Y015
     _WhichOneofArgType__avg_correlation: _TypeAlias = _typing.Literal["_avg_correlation", b"_avg_correlation"]  # noqa: Y015
@@ -385,66 +361,6 @@ class SignalSet(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__fear_greed) -> _WhichOneofReturnType__fear_greed | None: ...
 
 Global___SignalSet: _TypeAlias = SignalSet  # noqa: Y015
-
-@_typing.final
-class ExecutionPolicy(_message.Message):
-    """The execution policy derived from the signals, freezes and time. Execution
-    enforces every value.
-    """
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    MODE_FIELD_NUMBER: _builtins.int
-    CAP_DAILY_PERCENT_FIELD_NUMBER: _builtins.int
-    RAMP_HOURS_FIELD_NUMBER: _builtins.int
-    MIN_TRADE_USD_FIELD_NUMBER: _builtins.int
-    SLIPPAGE_LIMIT_BPS_FIELD_NUMBER: _builtins.int
-    NO_TRADE_THRESHOLD_PERCENT_FIELD_NUMBER: _builtins.int
-    ESTIMATED_COST_BPS_FIELD_NUMBER: _builtins.int
-    EXPLANATION_FIELD_NUMBER: _builtins.int
-    DERIVE_TIME_FIELD_NUMBER: _builtins.int
-    mode: Global___PolicyMode.ValueType
-    """Execution mode."""
-    cap_daily_percent: _builtins.float
-    """Maximum share of the portfolio traded per UTC day, in percent, 1 to 50."""
-    ramp_hours: _builtins.float
-    """Hours over which a leg is spread in slices, 1 to 72."""
-    min_trade_usd: _builtins.float
-    """Legs below this notional in USD are dropped."""
-    slippage_limit_bps: _builtins.int
-    """Maximum distance of a limit price from the reference price, 1 to 500 bps."""
-    no_trade_threshold_percent: _builtins.float
-    """Weight changes smaller than this, in percent (0 to 10), are not traded."""
-    estimated_cost_bps: _builtins.int
-    """Estimated execution cost in basis points of the traded notional."""
-    @_builtins.property
-    def explanation(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """One line per rule or ceiling that changed a value, in order."""
-
-    @_builtins.property
-    def derive_time(self) -> _timestamp_pb2.Timestamp:
-        """When the policy was derived."""
-
-    def __init__(
-        self,
-        *,
-        mode: Global___PolicyMode.ValueType = ...,
-        cap_daily_percent: _builtins.float = ...,
-        ramp_hours: _builtins.float = ...,
-        min_trade_usd: _builtins.float = ...,
-        slippage_limit_bps: _builtins.int = ...,
-        no_trade_threshold_percent: _builtins.float = ...,
-        estimated_cost_bps: _builtins.int = ...,
-        explanation: _abc.Iterable[_builtins.str] | None = ...,
-        derive_time: _timestamp_pb2.Timestamp | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["derive_time", b"derive_time"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cap_daily_percent", b"cap_daily_percent", "derive_time", b"derive_time", "estimated_cost_bps", b"estimated_cost_bps", "explanation", b"explanation", "min_trade_usd", b"min_trade_usd", "mode", b"mode", "no_trade_threshold_percent", b"no_trade_threshold_percent", "ramp_hours", b"ramp_hours", "slippage_limit_bps", b"slippage_limit_bps"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ExecutionPolicy: _TypeAlias = ExecutionPolicy  # noqa: Y015
 
 @_typing.final
 class PhaseProbability(_message.Message):

@@ -8,7 +8,9 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
+from govex_server.domain import money
 from govex_server.domain.errors import failed_precondition
 from govex_server.domain.freezes import Freeze, Operation, allows
 from govex_server.domain.plans import Target
@@ -42,9 +44,9 @@ class Leg:
     side: Side
     current_percent: float
     target_percent: float
-    notional: float
-    quantity: float
-    price: float
+    notional: Decimal
+    quantity: Decimal
+    price: Decimal
     operation: Operation
     # Every operation the freezes must allow for this leg to be sent.
     requires: frozenset[Operation]
@@ -61,7 +63,7 @@ class LegPlan:
     """The legs of an execution and what it is as a whole."""
 
     kind: ExecutionKind
-    portfolio_value: float
+    portfolio_value: Decimal
     stable_percent_now: float
     stable_percent_target: float
     legs: tuple[Leg, ...]
@@ -74,46 +76,53 @@ class LegPlan:
 
 def compute_legs(
     targets: Iterable[Target],
-    holdings: Mapping[str, float],
-    prices: Mapping[str, float],
+    holdings: Mapping[str, Decimal],
+    prices: Mapping[str, Decimal],
     quote: str,
     no_trade_threshold_percent: float,
-    min_trade_usd: float,
+    min_trade_usd: Decimal,
     stables: frozenset[str] = DEFAULT_STABLES,
 ) -> LegPlan:
     """Legs from the targets against the holdings valued at ``prices`` (in the
     quote currency; stables count 1). Deltas inside the no-trade zone and legs
     under the minimum trade are kept but skipped, with the reason. Sells come
-    before the buys they fund."""
+    before the buys they fund. Money is exact: a weight (a float percentage)
+    enters it through ``money.from_ratio``; notionals are cut down to the
+    quote step and quantities to ``money.QUANTITY_STEP``."""
     target = {t.asset: t.weight_percent for t in targets}
+    hundred = Decimal(100)
 
-    def price_of(asset: str) -> float:
+    def price_of(asset: str) -> Decimal:
         if asset in stables or asset == quote:
-            return 1.0
+            return money.ONE
         price = prices.get(asset)
-        if price is None or not math.isfinite(price) or price <= 0:
+        if price is None or not price.is_finite() or price <= 0:
             raise failed_precondition(
                 "NO_PRICE", asset, f"no usable {asset}/{quote} price from the exchange"
             )
         return price
 
     assets = sorted(set(target) | {a for a, q in holdings.items() if q > 0})
-    values = {a: holdings.get(a, 0.0) * price_of(a) for a in assets}
-    total = math.fsum(values.values())
+    values = {a: money.mul(holdings.get(a, money.ZERO), price_of(a)) for a in assets}
+    total = sum(values.values(), money.ZERO)
     if total <= 0:
         raise failed_precondition("EMPTY_PORTFOLIO", "portfolio", "the account holds nothing")
-    current = {a: values[a] / total * 100 for a in assets}
-    stable_now = math.fsum(current[a] for a in assets if a in stables or a == quote)
+    exact_current = {a: money.div(values[a] * hundred, total) for a in assets}
+    current = {a: float(exact_current[a]) for a in assets}
+    stable_now = float(
+        sum((exact_current[a] for a in assets if a in stables or a == quote), money.ZERO)
+    )
     stable_target = math.fsum(target.get(a, 0.0) for a in assets if a in stables or a == quote)
 
     raw = []
     for asset in assets:
         if asset in stables or asset == quote:
             continue  # stables are the other side of every leg
-        delta = target.get(asset, 0.0) - current[asset]
-        if delta == 0:
+        exact_delta = money.from_ratio(target.get(asset, 0.0)) - exact_current[asset]
+        if exact_delta == 0:
             continue
-        notional = abs(delta) / 100 * total
+        delta = float(exact_delta)
+        notional = money.notional(money.div(abs(exact_delta) * total, hundred))
         skip = ""
         if abs(delta) < no_trade_threshold_percent:
             skip = (
@@ -150,7 +159,7 @@ def compute_legs(
                 current_percent=current[asset],
                 target_percent=target.get(asset, 0.0),
                 notional=notional,
-                quantity=notional / price,
+                quantity=money.down_to(money.div(notional, price), money.QUANTITY_STEP),
                 price=price,
                 operation=operation,
                 requires=requires,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from govex_server.domain.errors import failed_precondition
 from govex_server.domain.ids import is_valid_id
@@ -113,13 +114,15 @@ def parse_client_order_id(value: str) -> ClientOrderKey | None:
     return ClientOrderKey(tag, int(leg), int(slice_index), int(attempt))
 
 
-def next_fill(order_name: str, filled_before: float, filled_now: float, quantity: float) -> float:
-    """Fills only grow and never exceed the order's quantity."""
-    if filled_now + 1e-12 < filled_before:
+def next_fill(
+    order_name: str, filled_before: Decimal, filled_now: Decimal, quantity: Decimal
+) -> Decimal:
+    """Fills only grow and never exceed the order's quantity (exactly)."""
+    if filled_now < filled_before:
         raise failed_precondition(
             "ORDER_FILL", order_name, f"fill went back from {filled_before} to {filled_now}"
         )
-    if filled_now > quantity * (1 + 1e-9):
+    if filled_now > quantity:
         raise failed_precondition(
             "ORDER_FILL", order_name, f"filled {filled_now} exceeds the quantity {quantity}"
         )

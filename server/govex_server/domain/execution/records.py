@@ -6,8 +6,10 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from govex_server.domain import money
 from govex_server.domain.execution.orders import OrderState
 
 
@@ -50,7 +52,7 @@ class ExecutionRecord:
     actor_kind: str
     legs: tuple[dict[str, Any], ...]
     policy: dict[str, Any]
-    portfolio_value: float
+    portfolio_value: Decimal
     create_time: datetime
     version: int = 1
     state_reason: str = ""
@@ -72,9 +74,9 @@ class OrderRecord:
     client_order_id: str
     symbol: str
     side: str
-    quantity: float
-    price: float
-    reference_price: float
+    quantity: Decimal
+    price: Decimal
+    reference_price: Decimal
     leg_index: int
     slice_index: int
     attempt: int
@@ -86,9 +88,9 @@ class OrderRecord:
     update_time: datetime
     state_reason: str = ""
     exchange_order_id: str = ""
-    filled: float = 0.0
-    average_price: float = 0.0
-    fee: float = 0.0
+    filled: Decimal = money.ZERO
+    average_price: Decimal = money.ZERO
+    fee: Decimal = money.ZERO
     safety: dict[str, Any] = field(default_factory=dict)
 
     @property

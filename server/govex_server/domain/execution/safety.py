@@ -4,9 +4,11 @@ a 0-100 score (100 - 30 per error - 10 per warning, floored at 0)."""
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Collection
 from dataclasses import dataclass
+from decimal import Decimal
+
+from govex_server.domain import money
 
 
 class Level(enum.Enum):
@@ -52,22 +54,22 @@ class Verdict:
 class Market:
     """What the exchange says about a symbol."""
 
-    amount_step: float
-    price_step: float
-    min_notional: float
-    min_amount: float = 0.0
+    amount_step: Decimal
+    price_step: Decimal
+    min_notional: Decimal
+    min_amount: Decimal = money.ZERO
 
 
 @dataclass(frozen=True)
 class Limits:
     """Configured limits and switches."""
 
-    max_order_notional: float
-    daily_notional_limit: float
+    max_order_notional: Decimal
+    daily_notional_limit: Decimal
     price_collar_bps: float
     allowed_symbols: frozenset[str] | None
     live_trading_enabled: bool
-    fee_rate: float = 0.001
+    fee_rate: Decimal = Decimal("0.001")
 
 
 @dataclass(frozen=True)
@@ -77,31 +79,24 @@ class ProposedOrder:
     client_order_id: str
     symbol: str
     side: str  # "BUY" or "SELL"
-    quantity: float
-    price: float
-    reference_price: float
+    quantity: Decimal
+    price: Decimal
+    reference_price: Decimal
     sandbox: bool
 
     @property
-    def notional(self) -> float:
-        """Quantity times price."""
-        return self.quantity * self.price
-
-
-def _on_step(value: float, step: float) -> bool:
-    if step <= 0:
-        return True
-    ratio = value / step
-    return abs(ratio - round(ratio)) <= 1e-9 * max(1.0, abs(ratio))
+    def notional(self) -> Decimal:
+        """Quantity times price, exactly."""
+        return money.mul(self.quantity, self.price)
 
 
 def validate(
     order: ProposedOrder,
     limits: Limits,
     market: Market,
-    daily_used: float,
-    free_quote: float,
-    free_base: float,
+    daily_used: Decimal,
+    free_quote: Decimal,
+    free_base: Decimal,
     known_client_ids: Collection[str],
     level: Level,
 ) -> Verdict:
@@ -115,11 +110,11 @@ def validate(
         issues.append(Issue(rule, Severity.WARNING, message))
 
     notional = order.notional
-    if not (math.isfinite(notional) and order.quantity > 0 and order.price > 0):
+    if not (order.quantity > 0 and order.price > 0):
         error("PRECISION", "quantity and price must be positive numbers")
     if notional > limits.max_order_notional:
         error("MAX_ORDER_NOTIONAL", f"{notional:.2f} exceeds {limits.max_order_notional:.2f}")
-    elif notional > 0.8 * limits.max_order_notional:
+    elif notional * 5 > 4 * limits.max_order_notional:
         warning("MAX_ORDER_NOTIONAL", f"{notional:.2f} is over 80% of the per-order maximum")
     if daily_used + notional > limits.daily_notional_limit:
         error(
@@ -127,22 +122,24 @@ def validate(
             f"{daily_used:.2f} traded today + {notional:.2f} exceeds "
             f"{limits.daily_notional_limit:.2f}",
         )
-    elif daily_used + notional > 0.9 * limits.daily_notional_limit:
+    elif (daily_used + notional) * 10 > 9 * limits.daily_notional_limit:
         warning("DAILY_NOTIONAL", "over 90% of the daily notional limit")
-    if order.side == "BUY" and notional * (1 + limits.fee_rate) > free_quote + 1e-9:
-        error("BALANCE", f"needs {notional * (1 + limits.fee_rate):.2f}, {free_quote:.2f} free")
-    if order.side == "SELL" and order.quantity > free_base + 1e-12:
+    # Exact comparisons: no tolerance lets an order spend what is not there.
+    needed = money.mul(notional, money.ONE + limits.fee_rate)
+    if order.side == "BUY" and needed > free_quote:
+        error("BALANCE", f"needs {needed:.2f}, {free_quote:.2f} free")
+    if order.side == "SELL" and order.quantity > free_base:
         error("BALANCE", f"sells {order.quantity}, {free_base} free")
-    if not _on_step(order.quantity, market.amount_step):
+    if not money.on_step(order.quantity, market.amount_step):
         error("PRECISION", f"quantity {order.quantity} is not a multiple of {market.amount_step}")
-    if not _on_step(order.price, market.price_step):
+    if not money.on_step(order.price, market.price_step):
         error("PRECISION", f"price {order.price} is not a multiple of {market.price_step}")
     if notional < market.min_notional:
         error("MIN_NOTIONAL", f"{notional:.2f} is under the exchange minimum {market.min_notional}")
     if order.quantity < market.min_amount:
         error("MIN_NOTIONAL", f"quantity under the exchange minimum {market.min_amount}")
     if order.reference_price > 0:
-        distance_bps = abs(order.price / order.reference_price - 1) * 10_000
+        distance_bps = float(abs(money.div(order.price, order.reference_price) - 1) * 10_000)
         if distance_bps > limits.price_collar_bps:
             error(
                 "PRICE_COLLAR",

@@ -8,7 +8,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
+from govex_server.domain import money
 from govex_server.domain.execution.legs import Leg
 
 MAX_SLICES_PER_DAY = 24
@@ -22,7 +24,7 @@ class Slice:
     slice_index: int
     day: int
     scheduled_time: datetime
-    notional: float
+    notional: Decimal
 
 
 def _midnight_after(moment: datetime) -> datetime:
@@ -32,15 +34,18 @@ def _midnight_after(moment: datetime) -> datetime:
 
 def schedule(
     legs: Sequence[Leg],
-    portfolio_value: float,
+    portfolio_value: Decimal,
     cap_daily: float,
     ramp_hours: float,
-    min_trade_usd: float,
+    min_trade_usd: Decimal,
     start: datetime,
-    used_today: float = 0.0,
+    used_today: Decimal = money.ZERO,
 ) -> list[Slice]:
-    """Slices for the traded legs, sells first (they fund the buys)."""
-    budget_per_day = cap_daily * portfolio_value
+    """Slices for the traded legs, sells first (they fund the buys). The
+    daily budget (cap x portfolio value) is cut down to the quote step; a
+    portion split into slices gives each its share cut down, and the last
+    slice the remainder, so the slices of a leg add up to its notional."""
+    budget_per_day = money.notional(money.mul(money.from_ratio(cap_daily), portfolio_value))
     if budget_per_day <= 0:
         raise ValueError("the daily cap must be positive")
     remaining = {leg.index: leg.notional for leg in legs if not leg.skipped}
@@ -49,16 +54,16 @@ def schedule(
     counters = dict.fromkeys(order, 0)
     day = 0
     day_start = start
-    left_today = max(0.0, budget_per_day - used_today)
-    while any(remaining[i] > 1e-9 for i in order):
-        portions: list[tuple[int, float]] = []
+    left_today = max(money.ZERO, budget_per_day - used_today)
+    while any(remaining[i] > 0 for i in order):
+        portions: list[tuple[int, Decimal]] = []
         for index in order:
-            if left_today <= 1e-9:
+            if left_today <= 0:
                 break
             take = min(remaining[index], left_today)
-            if take <= 1e-9:
+            if take <= 0:
                 continue
-            if take < remaining[index] - 1e-9 and take < min_trade_usd:
+            if take < remaining[index] and take < min_trade_usd:
                 # A sliver of today's budget: better whole tomorrow than an
                 # order under the minimum trade today.
                 break
@@ -72,10 +77,10 @@ def schedule(
                 1, min(MAX_SLICES_PER_DAY, math.ceil(window), int(notional // min_trade_usd))
             )
             step = timedelta(hours=window / count)
+            share = money.notional(money.div(notional, Decimal(count)))
             for k in range(count):
-                slices.append(
-                    Slice(index, counters[index], day, day_start + k * step, notional / count)
-                )
+                amount = share if k < count - 1 else notional - share * (count - 1)
+                slices.append(Slice(index, counters[index], day, day_start + k * step, amount))
                 counters[index] += 1
         day += 1
         day_start = _midnight_after(day_start)
