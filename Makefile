@@ -8,7 +8,12 @@ STAMP := $(VENV)/.installed
 PROTO_FILES := $(shell find protos/govex -name '*.proto' | sort)
 GOVEX_LISTEN ?= 127.0.0.1:50051
 
-.PHONY: run test lint generate protoset bench fuzz system-deps venv clean format
+.PHONY: run test lint generate protoset breaking bench fuzz system-deps venv clean format
+
+# The contract as released (docs/contract.md): `make breaking` compares protos/
+# with it. A commit id, because a fresh clone in CI may have no tags; move it
+# forward only together with a CHANGELOG.md entry.
+CONTRACT_RELEASE := d23995752cc363e15a10464c37b8f01dac12d27f
 
 # The virtualenv is rebuilt whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -65,6 +70,13 @@ protoset: $(STAMP)
 	mkdir -p build
 	$(BIN)/govex-server protoset > build/govex.protoset
 	@echo "wrote build/govex.protoset"
+
+# buf breaking (FILE rules, buf.yaml) against the released contract, taken from git.
+breaking: $(STAMP)
+	rm -rf build/contract-release && mkdir -p build/contract-release
+	git archive $(CONTRACT_RELEASE) buf.yaml protos | tar -x -C build/contract-release
+	$(BIN)/buf breaking --against build/contract-release
+	@echo "no breaking change against the contract released at $(CONTRACT_RELEASE)"
 
 bench: $(STAMP)
 	@command -v h2load >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null; }
