@@ -109,6 +109,8 @@ class FakeBinance:
                     "balances": [
                         {"asset": "BTC", "free": "1.5", "locked": "0.5"},
                         {"asset": "USDT", "free": "1000", "locked": "0"},
+                        # More digits than a binary float holds.
+                        {"asset": "ETH", "free": "1.123456789012345678", "locked": "0"},
                     ]
                 },
                 {},
@@ -180,6 +182,7 @@ async def test_markets_balances_and_prices(binance: Any) -> None:
     )
     balances = await exchange.balances()
     assert (balances["BTC"].free, balances["BTC"].total) == (Decimal("1.5"), Decimal("2.0"))
+    assert str(balances["ETH"].total) == "1.123456789012345678"
     assert (await exchange.prices(["BTC"])) == {"BTC": Decimal("50000.5")}
 
 
