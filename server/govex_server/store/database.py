@@ -43,14 +43,13 @@ from govex_server.store.execution_repositories import (
     OrderRepository,
 )
 from govex_server.store.group_commit import GroupCommitWriter
+from govex_server.store.policy_repositories import PolicyStateRepository, SignalRepository
 from govex_server.store.repositories import (
     EventEncoder,
     EventRepository,
     FreezeRepository,
     ModeRepository,
     PlanRepository,
-    PolicyStateRepository,
-    SignalRepository,
     StoredEvent,
 )
 
