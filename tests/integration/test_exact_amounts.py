@@ -9,13 +9,17 @@ import sqlite3
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.type import decimal_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 
+from govex.execution.v1 import execution_pb2
+from govex.governance.v1 import events_pb2
 from govex_server.api.convert import decimal
 from govex_server.domain import money
 from govex_server.domain.execution.orders import OrderState, client_order_id
@@ -27,10 +31,45 @@ from govex_server.domain.execution.records import (
 )
 from govex_server.domain.ids import UlidFactory
 from govex_server.store import migrate as migrations
+from govex_server.store import tables as t
 from govex_server.store.database import Store, UnitOfWork
 from tests.conftest import Harness
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+F = descriptor_pb2.FieldDescriptorProto
+
+
+def old_contract() -> dict[str, Any]:
+    """The message classes of the draft contract's events (doubles and a
+    string type), built from descriptors: independent of the migration's own
+    wire code."""
+    file = descriptor_pb2.FileDescriptorProto(name="old.proto", package="old", syntax="proto3")
+    order = file.message_type.add(name="Order")
+    order.field.add(name="symbol", number=4, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    order.field.add(name="type", number=6, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    for number, name in enumerate(
+        ("quantity", "price", "filled_quantity", "average_price", "fee"), start=7
+    ):
+        order.field.add(name=name, number=number, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL)
+    order.field.add(name="state", number=12, type=F.TYPE_INT32, label=F.LABEL_OPTIONAL)
+    event = file.message_type.add(name="OrderEvent")
+    event.field.add(name="sequence", number=1, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
+    event.field.add(
+        name="order", number=3, type=F.TYPE_MESSAGE, type_name=".old.Order", label=F.LABEL_OPTIONAL
+    )
+    policy = file.message_type.add(name="ExecutionPolicy")
+    policy.field.add(name="cap_daily_percent", number=2, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL)
+    policy.field.add(name="min_trade_usd", number=4, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL)
+    governance = file.message_type.add(name="GovernanceEvent")
+    governance.field.add(name="sequence", number=1, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
+    governance.field.add(
+        name="policy",
+        number=13,
+        type=F.TYPE_MESSAGE,
+        type_name=".old.ExecutionPolicy",
+        label=F.LABEL_OPTIONAL,
+    )
+    return message_factory.GetMessages([file], pool=descriptor_pool.DescriptorPool())
 
 
 @st.composite
@@ -163,6 +202,26 @@ async def test_a_database_of_floats_is_converted_exactly(tmp_path: Path) -> None
         "'2026-03-02 09:00:00', '2026-03-02 09:00:00')"
     )
     db.execute("INSERT INTO daily_notional VALUES ('paper', '2026-03-02', 5002.501)")
+    old = old_contract()
+    order_event = old["old.OrderEvent"](sequence=1)
+    order_event.order.symbol, order_event.order.type = "BTC/USDT", "limit"
+    order_event.order.quantity, order_event.order.price, order_event.order.fee = (
+        0.1,
+        50025.01,
+        5.002501,
+    )
+    order_event.order.state = 5
+    policy_event = old["old.GovernanceEvent"](sequence=2)
+    policy_event.policy.cap_daily_percent, policy_event.policy.min_trade_usd = 3.0, 100.0
+    for sequence, kind, payload in (
+        (1, "ORDER_UPDATED", order_event.SerializeToString()),
+        (2, "POLICY_CHANGED", policy_event.SerializeToString()),
+    ):
+        db.execute(
+            "INSERT INTO events (sequence, kind, time, actor, resource, payload) "
+            "VALUES (?, ?, '2026-03-02 09:00:00', 'carol', 'x', ?)",
+            (sequence, kind, payload),
+        )
     db.commit()
     db.close()
     store = Store(url, lambda event, sequence: b"")
@@ -176,6 +235,19 @@ async def test_a_database_of_floats_is_converted_exactly(tmp_path: Path) -> None
         assert execution is not None and money.text(execution.portfolio_value) == "175000.1"
         day = await store.read(lambda uow: uow.daily_notional.get("paper", NOW.date()))
         assert money.text(day) == "5002.501"
+        # The stored events now decode with the v1 contract, amounts intact.
+        stored = dict(
+            await store.read(
+                lambda uow: uow.conn.execute(select(t.events.c.sequence, t.events.c.payload)).all()
+            )
+        )
+        replayed = execution_pb2.OrderEvent.FromString(stored[1])
+        o = replayed.order
+        assert (o.symbol, o.type, o.state) == ("BTC/USDT", execution_pb2.ORDER_TYPE_LIMIT, 5)
+        assert (o.quantity.value, o.price.value, o.fee.value) == ("0.1", "50025.01", "5.002501")
+        assert not o.HasField("average_price")  # it was 0: a proto3 default, never sent
+        policy = events_pb2.GovernanceEvent.FromString(stored[2]).policy
+        assert (policy.cap_daily_percent, policy.min_trade_usd.value) == (3.0, "100.0")
     finally:
         await store.close()
     raw = sqlite3.connect(tmp_path / "old.db")
