@@ -3,6 +3,8 @@ encrypted at rest and never returned; the live-trading switch."""
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import grpc
 from cryptography.fernet import Fernet
 from sqlalchemy import select
@@ -37,6 +39,7 @@ async def test_connect_lists_and_survives_a_restart(harness_factory: HarnessFact
     assert response.exchange.kind == exchange_pb2.EXCHANGE_KIND_CCXT
     assert response.exchange.has_credentials
     assert response.exchange.rate_budget.max_orders == 20
+    assert response.exchange.update_time.ToDatetime(tzinfo=UTC) == h.clock.now()
     assert SECRET not in str(response)
     listed = await h.exe.ListExchanges(exe.ListExchangesRequest(), metadata=md("victor"))
     # Sorted by name (the order pages follow).
@@ -49,6 +52,8 @@ async def test_connect_lists_and_survives_a_restart(harness_factory: HarnessFact
     await h.restart()
     again = await h.exe.ListExchanges(exe.ListExchangesRequest(), metadata=md("victor"))
     assert "exchanges/binance-test" in [e.name for e in again.exchanges]
+    reloaded = next(e for e in again.exchanges if e.name == "exchanges/binance-test")
+    assert reloaded.update_time == response.exchange.update_time  # as stored
 
 
 async def test_bad_connect_requests(harness_factory: HarnessFactory) -> None:

@@ -146,6 +146,10 @@ def exchange_to_pb(exchange: Exchange, budget: Budget | None) -> exchange_pb2.Ex
         has_credentials=exchange.kind != "paper",
         quote_currency=exchange.quote,
     )
+    # The paper account is configured at start-up only: no update time.
+    configured = getattr(exchange, "update_time", None)
+    if configured is not None:
+        out.update_time.CopyFrom(timestamp(configured))
     if budget is not None:
         out.rate_budget.max_orders = budget.max_orders
         out.rate_budget.window.FromTimedelta(budget.window)

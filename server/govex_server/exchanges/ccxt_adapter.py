@@ -9,6 +9,7 @@ order id up, never by sending again under a new id."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -107,6 +108,8 @@ class CcxtExchange:
         self._x.number = str
         # None until a call was made; then whether the last one reached it.
         self.reachable: bool | None = None
+        # When ConnectExchange last configured the account (set by it).
+        self.update_time: datetime | None = None
         if sandbox:
             # ccxt fails with a TypeError for an exchange without test URLs.
             if not self._x.urls.get("test"):

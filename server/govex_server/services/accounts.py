@@ -110,6 +110,7 @@ class AccountService:
         )
         secret = self._fernet.encrypt(json.dumps(request.credentials).encode())
         now = self._clock.now()
+        exchange.update_time = now
         row: dict[str, Any] = {
             "id": account,
             "kind": "ccxt",
@@ -167,11 +168,11 @@ class AccountService:
                 raise failed_precondition(
                     "BAD_CREDENTIALS_KEY", row["id"], "credentials_key cannot decrypt it"
                 ) from None
-            self._exchanges.put(
-                _ccxt().CcxtExchange(
-                    row["id"], row["ccxt_id"], row["sandbox"], credentials, row["quote"]
-                )
+            loaded = _ccxt().CcxtExchange(
+                row["id"], row["ccxt_id"], row["sandbox"], credentials, row["quote"]
             )
+            loaded.update_time = row["updated_at"]
+            self._exchanges.put(loaded)
             self._limiters[row["id"]] = OrderRateLimiter(
                 self._clock, row["max_orders_per_window"], self._window
             )
