@@ -438,3 +438,41 @@ async def test_orders_the_safety_validator_refuses_block_the_execution(
     assert "MAX_ORDER_NOTIONAL" in str(error)
     assert await snapshot(h.store) == before
     assert await paper(h).orders("gx") == []
+
+
+async def test_an_impossible_fill_report_is_not_recorded(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    plan = await active(h, BIG)
+    started = await execute(h, plan)
+    await idle(h, started.name)
+    assert h.running is not None
+    engine = h.running.engine
+    execution_id = started.name.split("/")[1]
+    stored = await h.store.read(lambda uow: uow.orders.for_execution(execution_id))
+    filled = next(o for o in stored if o.filled > 0)
+    execution = await h.store.read(lambda uow: uow.executions.get(execution_id))
+    assert execution is not None
+    from govex_server.exchanges.base import ExchangeOrder
+
+    for reported in (filled.filled - Decimal("0.00001"), filled.quantity + Decimal("0.00001")):
+        report = ExchangeOrder(
+            filled.client_order_id,
+            filled.exchange_order_id,
+            filled.symbol,
+            filled.side,
+            filled.quantity,
+            filled.price,
+            reported,
+            filled.average_price,
+            filled.fee,
+            "open",
+        )
+        with caplog.at_level("ERROR", logger="govex.engine"):
+            kept = await engine._apply(execution, filled, report)
+        assert (kept.filled, kept.state) == (filled.filled, filled.state)
+        again = await h.store.read(lambda uow: uow.orders.get(filled.id))
+        assert again is not None and again.filled == filled.filled
+        assert f"exchange report for {filled.name} ignored" in caplog.text
+        caplog.clear()

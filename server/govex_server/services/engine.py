@@ -35,6 +35,7 @@ from govex_server.domain.execution.legs import Leg, Side
 from govex_server.domain.execution.orders import (
     OrderState,
     client_order_id,
+    next_fill,
     parse_client_order_id,
 )
 from govex_server.domain.execution.orders import move as move_state
@@ -855,9 +856,17 @@ class ExecutionEngine:
         found: ExchangeOrder,
         reason: str = "",
     ) -> OrderRecord:
-        """Records what the exchange says of ``order``, in the caller's unit."""
+        """Records what the exchange says of ``order``, in the caller's unit.
+        A report whose fill went back or exceeds the order's quantity is not
+        recorded (an error line says so): the order keeps what was known, and
+        the next lookup may bring a sane report."""
         state = _status_to_state(found)
         if state is order.state and found.filled == order.filled:
+            return order
+        try:
+            next_fill(order.name, order.filled, found.filled, order.quantity)
+        except GovexError as exc:
+            log.error("exchange report for %s ignored: %s", order.name, exc.message)
             return order
         traded = money.notional(
             money.mul(
