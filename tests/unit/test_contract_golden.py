@@ -3,6 +3,7 @@ integrators, checked on every message of every govex file."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from google.api import field_behavior_pb2, resource_pb2
@@ -12,6 +13,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, FileDescript
 from govex.execution.v1 import execution_pb2
 from govex.execution.v1 import execution_service_pb2 as exe
 from govex.governance.v1 import governance_service_pb2 as gov
+from govex_server.api.reflection import protoset_bytes
+from govex_server.domain import list_filters
 
 FILES: list[FileDescriptor] = [
     exe.DESCRIPTOR,
@@ -162,3 +165,36 @@ def test_both_execute_plans_have_identical_fields() -> None:
     # One operation behind two services (lint forbids sharing one request type).
     assert _shape(gov.ExecutePlanRequest.DESCRIPTOR) == _shape(exe.ExecutePlanRequest.DESCRIPTOR)
     assert _shape(gov.ExecutePlanResponse.DESCRIPTOR) == _shape(exe.ExecutePlanResponse.DESCRIPTOR)
+
+
+FILTER_SPECS = {
+    "govex.governance.v1.ListPlansRequest": list_filters.PLANS,
+    "govex.governance.v1.ListFreezesRequest": list_filters.FREEZES,
+    "govex.governance.v1.ListSignalsRequest": list_filters.SIGNAL_SETS,
+    "govex.governance.v1.ListAuditRecordsRequest": list_filters.AUDIT_RECORDS,
+    "govex.execution.v1.ListExecutionsRequest": list_filters.EXECUTIONS,
+    "govex.execution.v1.ListOrdersRequest": list_filters.ORDERS,
+    "govex.execution.v1.ListExchangesRequest": list_filters.EXCHANGES,
+}
+
+
+def test_each_filter_comment_names_exactly_the_fields_the_server_accepts() -> None:
+    files = descriptor_pb2.FileDescriptorSet.FromString(protoset_bytes())
+    seen = set()
+    for file in files.file:
+        for m_index, message in enumerate(file.message_type):
+            full = f"{file.package}.{message.name}"
+            if full not in FILTER_SPECS:
+                continue
+            f_index = [f.name for f in message.field].index("filter")
+            comment = next(
+                loc.leading_comments
+                for loc in file.source_code_info.location
+                if list(loc.path) == [4, m_index, 2, f_index]
+            )
+            fields_part = comment.split("Fields:")[1]
+            named = set(re.findall(r"\b([a-z][a-z_]*[a-z])\b", fields_part))
+            for field in FILTER_SPECS[full]:
+                assert field in named, f"{full}: {field} is filterable but not documented"
+            seen.add(full)
+    assert seen == set(FILTER_SPECS)

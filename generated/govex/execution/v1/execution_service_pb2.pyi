@@ -376,8 +376,10 @@ class ListExecutionsRequest(_message.Message):
     """Only executions of this plan, "plans/{plan}"; empty for every plan."""
     filter: _builtins.str
     """An AIP-160 filter: comparisons joined by AND. Fields: state (for example
-    `state = RUNNING`), plan, exchange, dry_run, create_time and end_time (an
-    RFC 3339 string, for example `create_time > "2026-01-01T00:00:00Z"`).
+    `state = RUNNING`), plan ("plans/{plan}"), exchange ("exchanges/{exchange}"),
+    create_time and end_time (RFC 3339 strings, for example
+    `create_time > "2026-01-01T00:00:00Z"`). Dry runs are not stored: they are
+    never listed.
     """
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_execution_pb2.ExecutionState.ValueType]:

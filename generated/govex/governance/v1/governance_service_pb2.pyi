@@ -138,8 +138,8 @@ class ListSignalsRequest(_message.Message):
     match the call that produced it.
     """
     filter: _builtins.str
-    """An AIP-160 filter: comparisons joined by AND. Fields: as_of and
-    receive_time (RFC 3339 strings), source and publisher.
+    """An AIP-160 filter: comparisons joined by AND. Fields: as_of (an RFC 3339
+    string, for example `as_of > "2026-01-01T00:00:00Z"`) and publisher.
     """
     def __init__(
         self,
