@@ -173,7 +173,10 @@ async def test_every_amount_survives_the_store_byte_for_byte(harness: Harness) -
     assert again is not None
     assert money.text(again.portfolio_value) == "175000.123456789012345678"
     total = await harness.store.read(lambda uow: uow.daily_notional.get("paper", NOW.date()))
-    assert total == sum((Decimal(t) for t in texts[:50]), Decimal(0))  # no float on the way
+    expected = Decimal(0)
+    for text in texts[:50]:
+        expected = money.CONTEXT.add(expected, Decimal(text))  # 50 digits: exact here
+    assert total == expected  # no float, and no rounding at 28 digits, on the way
 
 
 async def test_a_database_of_floats_is_converted_exactly(tmp_path: Path) -> None:

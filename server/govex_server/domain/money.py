@@ -25,6 +25,11 @@ CONTEXT = decimal.Context(
     rounding=ROUND_HALF_EVEN,
     traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
 )
+# Plain ``a + b`` between amounts must not round either: every thread's
+# default context gets the money context's precision (threads started later
+# copy DefaultContext; the importing thread's context is set here).
+decimal.DefaultContext.prec = CONTEXT.prec
+decimal.getcontext().prec = CONTEXT.prec
 ZERO = Decimal(0)
 ONE = Decimal(1)
 # Notionals in the quote currency (legs, slices, daily totals) are kept to

@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from govex_server.domain import money
@@ -50,9 +50,18 @@ _NOTIONAL_KEY = (
     t.daily_notional.c.day == bindparam("b_day"),
 )
 _NOTIONAL_GET = select(t.daily_notional.c.notional).where(*_NOTIONAL_KEY)
-_NOTIONAL_SET = (
-    update(t.daily_notional).where(*_NOTIONAL_KEY).values(notional=bindparam("b_amount"))
-)
+# The sum is made by the database, exactly: NUMERIC + on PostgreSQL, and on
+# SQLite the govex_decimal_add function the store registers (its + would go
+# through binary floats).
+_AMOUNT = bindparam("b_amount", type_=t.Amount)
+_NOTIONAL_ADD = {
+    "sqlite": update(t.daily_notional)
+    .where(*_NOTIONAL_KEY)
+    .values(notional=func.govex_decimal_add(t.daily_notional.c.notional, _AMOUNT)),
+    "postgresql": update(t.daily_notional)
+    .where(*_NOTIONAL_KEY)
+    .values(notional=t.daily_notional.c.notional + _AMOUNT),
+}
 _NOTIONAL_INSERT = insert(t.daily_notional)
 
 
@@ -284,15 +293,13 @@ class DailyNotionalRepository:
         return value if value is not None else money.ZERO
 
     def add(self, account: str, day: date, amount: Decimal) -> None:
-        """Adds ``amount`` to that day's total, exactly: the sum is made here,
-        not in SQL (SQLite would add decimal text as binary floats). The row
-        is read FOR UPDATE (PostgreSQL; SQLite's single writer holds the
-        database lock anyway), so no other writer adds in between."""
+        """Adds ``amount`` to that day's total, exactly, in one statement
+        (the UPDATE's row lock orders concurrent writers)."""
         key = {"b_account": account, "b_day": day.isoformat()}
-        locked = self._conn.execute(_NOTIONAL_GET.with_for_update(), key).scalar_one_or_none()
-        if locked is None:
+        updated = self._conn.execute(
+            _NOTIONAL_ADD[self._conn.dialect.name], {**key, "b_amount": amount}
+        )
+        if updated.rowcount == 0:
             self._conn.execute(
                 _NOTIONAL_INSERT, {"account": account, "day": day.isoformat(), "notional": amount}
             )
-        else:
-            self._conn.execute(_NOTIONAL_SET, {**key, "b_amount": locked + amount})
