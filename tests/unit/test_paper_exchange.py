@@ -183,3 +183,17 @@ async def test_a_book_of_floats_is_upgraded_to_exact_text(tmp_path: Path) -> Non
     # And it trades exactly from there.
     await t.create_order("gxNEW", "BTC/USDT", "SELL", D("0.1"), D(49_000))
     assert (await t.balances())["BTC"].total == D("1.0")
+
+
+async def test_balances_keep_more_digits_than_a_float_holds(tmp_path: Path) -> None:
+    fine = PaperConfig(
+        balances={"USDT": D("100000.000000000000000001"), "BTC": D(1)},
+        prices={"BTC": D(50_000)},
+        slippage_bps=10,
+        fee_rate=D("0.001"),
+    )
+    t = trading(tmp_path, fine)
+    await t.create_order("gxE1", "BTC/USDT", "BUY", D("0.1"), D("50100.0"))
+    balances = await t.balances()
+    # The book sums in SQLite itself, exactly (its own + is a binary float).
+    assert str(balances["USDT"].free) == "94989.995000000000000001"

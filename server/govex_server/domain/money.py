@@ -15,6 +15,7 @@ from __future__ import annotations
 import decimal
 import re
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 from govex_server.domain.errors import invalid_field
 
@@ -72,9 +73,10 @@ def text(value: Decimal) -> str:
     return format(value, "f")
 
 
-def exact(value: float | int | str) -> Decimal:
-    """A configured number as the decimal it was written as: a float goes
-    through its shortest repr, so ``0.1`` is ``Decimal("0.1")``."""
+def exact(value: float | int | str | Decimal) -> Decimal:
+    """A number as the decimal it was written as (from configuration, from
+    a stored row): a float goes through its shortest repr, so ``0.1`` is
+    ``Decimal("0.1")``; text and integers are exact already."""
     if isinstance(value, float):
         return Decimal(repr(value))
     return Decimal(value)
@@ -140,3 +142,18 @@ def notional(value: Decimal) -> Decimal:
 def cents(value: Decimal) -> Decimal:
     """An estimate shown in money, rounded half even to the cent."""
     return value.quantize(CENT, rounding=ROUND_HALF_EVEN, context=CONTEXT)
+
+
+def _add_text(a: str | None, b: str | None) -> str | None:
+    """``a + b`` of two amounts stored as decimal text, exactly (NULL stays
+    NULL, as SQL's + would)."""
+    if a is None or b is None:
+        return None
+    return text(CONTEXT.add(Decimal(a), Decimal(b)))
+
+
+def register_sqlite_add(connection: Any) -> None:
+    """Registers ``govex_decimal_add(a, b)`` on a sqlite3 connection: exact
+    sums of decimal text inside SQLite (whose own + goes through binary
+    floats), in the statement that writes them, with no read into Python."""
+    connection.create_function("govex_decimal_add", 2, _add_text, deterministic=True)

@@ -74,11 +74,17 @@ class Exchange(Protocol):
         ...
 
 
+def is_account_id(text: str) -> bool:
+    """Account ids are chosen by operators: a lower case letter, then lower
+    case letters, digits and dashes, 63 at most."""
+    return bool(_ACCOUNT_RE.match(text))
+
+
 def parse_account(name: str, field: str = "exchange") -> str:
     """The account id of ``exchanges/{id}`` (ids are chosen by operators:
     lower case letters, digits and dashes)."""
     prefix = "exchanges/"
-    if not name.startswith(prefix) or not _ACCOUNT_RE.match(name[len(prefix) :]):
+    if not name.startswith(prefix) or not is_account_id(name[len(prefix) :]):
         raise invalid_field(field, f"malformed exchange name {name[:80]!r}: exchanges/{{id}}")
     return name[len(prefix) :]
 

@@ -3,6 +3,8 @@ ccxt's errors to these; the paper exchange raises them on injected faults)."""
 
 from __future__ import annotations
 
+from govex_server.domain.errors import Category, GovexError
+
 
 class ExchangeError(Exception):
     """Any exchange failure."""
@@ -36,3 +38,15 @@ class RateLimited(ExchangeError):
 
 class ExchangeUnavailable(ExchangeError):
     """The exchange is down (HTTP 503); nothing was placed."""
+
+
+def unreachable(account: str, exc: ExchangeError) -> GovexError:
+    """UNAVAILABLE (retry in 5 s) for a read of ``exchanges/{account}`` that
+    failed: what ValidatePlan and GetExchange answer."""
+    return GovexError(
+        Category.UNAVAILABLE,
+        "EXCHANGE_UNAVAILABLE",
+        f"exchanges/{account} cannot be reached: {exc}"[:500],
+        retry_after_seconds=5,
+        metadata={"exchange": f"exchanges/{account}"},
+    )

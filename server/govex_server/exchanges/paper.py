@@ -30,7 +30,7 @@ from govex_server.exchanges.errors import (
     OutcomeUnknown,
     RateLimited,
 )
-from govex_server.exchanges.paper_book import PaperBook, amount, row_to_order
+from govex_server.exchanges.paper_book import PaperBook, row_to_order
 
 D = Decimal
 # Decimals are immutable: safe as dataclass defaults.
@@ -146,7 +146,7 @@ class PaperExchange:
 
         def read(db: sqlite3.Connection) -> dict[str, Balance]:
             rows = db.execute("SELECT asset, free, locked FROM balances").fetchall()
-            held = [(a, amount(f), amount(lk)) for a, f, lk in rows]
+            held = [(a, money.exact(f), money.exact(lk)) for a, f, lk in rows]
             return {a: Balance(f, f + lk) for a, f, lk in held if f + lk > 0}
 
         return await self._book.run(read)
@@ -202,7 +202,7 @@ class PaperExchange:
         if reference is None or quote != self._config.quote:
             raise OrderRejected(f"unknown symbol {symbol}")
         fee_rate = self._config.fee_rate
-        balance = {a: amount(f) for a, f in db.execute("SELECT asset, free FROM balances")}
+        balance = {a: money.exact(f) for a, f in db.execute("SELECT asset, free FROM balances")}
         if side == "BUY":
             hold_asset, hold = quote, money.mul(money.mul(quantity, price), 1 + fee_rate)
         else:
@@ -330,14 +330,13 @@ def _received(db: sqlite3.Connection, client_id: str) -> None:
 
 
 def _move(db: sqlite3.Connection, asset: str, free: Decimal, locked: Decimal) -> None:
-    """Adds to an asset's free and locked amounts, exactly (in Python: SQL
-    arithmetic on decimal text would go through binary floats)."""
-    row = db.execute("SELECT free, locked FROM balances WHERE asset = ?", (asset,)).fetchone()
-    now_free, now_locked = (amount(row[0]), amount(row[1])) if row else (money.ZERO, money.ZERO)
+    """Adds to an asset's free and locked amounts, exactly, in one statement
+    (govex_decimal_add: SQLite's own + would go through binary floats)."""
     db.execute(
-        "INSERT INTO balances VALUES (?, ?, ?) "
-        "ON CONFLICT (asset) DO UPDATE SET free = excluded.free, locked = excluded.locked",
-        (asset, money.text(now_free + free), money.text(now_locked + locked)),
+        "INSERT INTO balances VALUES (?, ?, ?) ON CONFLICT (asset) DO UPDATE SET "
+        "free = govex_decimal_add(free, excluded.free), "
+        "locked = govex_decimal_add(locked, excluded.locked)",
+        (asset, money.text(free), money.text(locked)),
     )
 
 

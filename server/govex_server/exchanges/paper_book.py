@@ -33,12 +33,6 @@ _AMOUNTS = {
 }
 
 
-def amount(value: Any) -> Decimal:
-    """A stored amount (decimal text; a float from a version-1 book goes
-    through its shortest repr)."""
-    return money.exact(value) if isinstance(value, float) else Decimal(str(value))
-
-
 def _upgrade(db: sqlite3.Connection) -> None:
     """A version-1 book (REAL columns) becomes version 2 in one transaction."""
     db.execute("BEGIN IMMEDIATE")
@@ -50,7 +44,7 @@ def _upgrade(db: sqlite3.Connection) -> None:
         names = [r[1] for r in db.execute(f"PRAGMA table_info({table}_v1)")]
         for row in db.execute(f"SELECT * FROM {table}_v1").fetchall():
             values = [
-                money.text(amount(v)) if name in columns else v
+                money.text(money.exact(v)) if name in columns else v
                 for name, v in zip(names, row, strict=True)
             ]
             marks = ", ".join("?" * len(values))
@@ -72,6 +66,7 @@ class PaperBook:
         # check), only not a power cut. That is this simulated exchange's
         # durability; govex's own store keeps FULL.
         self._db.execute("PRAGMA synchronous=NORMAL")
+        money.register_sqlite_add(self._db)
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         exists = self._db.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'balances'"
@@ -115,10 +110,10 @@ def row_to_order(row: tuple[Any, ...]) -> ExchangeOrder:
         str(exchange_id),
         str(symbol),
         str(side),
-        amount(quantity),
-        amount(price),
-        amount(filled),
-        amount(avg),
-        amount(fee),
+        money.exact(quantity),
+        money.exact(price),
+        money.exact(filled),
+        money.exact(avg),
+        money.exact(fee),
         str(status),
     )

@@ -3,17 +3,20 @@ balances and markets read from the exchange now."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from govex_server.domain import filters, list_filters
-from govex_server.domain.errors import Category, GovexError, invalid_field
+from govex_server.domain.errors import invalid_field
 from govex_server.domain.execution.safety import Market
 from govex_server.domain.paging import filter_key, next_token, parse_page
-from govex_server.exchanges.base import Balance, Exchange, ExchangeRegistry, parse_account
-from govex_server.exchanges.errors import ExchangeError
-
-_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+from govex_server.exchanges.base import (
+    Balance,
+    Exchange,
+    ExchangeRegistry,
+    is_account_id,
+    parse_account,
+)
+from govex_server.exchanges.errors import ExchangeError, unreachable
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class ExchangeViews:
             page_size,
             page_token,
             filter_key(filters.key(conditions)),
-            lambda position: bool(_ACCOUNT.match(position)),
+            is_account_id,
         )
         found = [
             e
@@ -63,13 +66,7 @@ class ExchangeViews:
             balances = await exchange.balances()
             markets = await exchange.markets()
         except ExchangeError as exc:
-            raise GovexError(
-                Category.UNAVAILABLE,
-                "EXCHANGE_UNAVAILABLE",
-                f"exchanges/{exchange.account} cannot be reached: {exc}"[:500],
-                retry_after_seconds=5,
-                metadata={"exchange": f"exchanges/{exchange.account}"},
-            ) from exc
+            raise unreachable(exchange.account, exc) from exc
         return ExchangeDetails(exchange, balances, markets)
 
 

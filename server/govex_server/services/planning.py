@@ -12,7 +12,6 @@ from decimal import Decimal
 
 from govex_server.domain import money
 from govex_server.domain.clock import Clock
-from govex_server.domain.errors import Category, GovexError
 from govex_server.domain.execution.legs import ExecutionKind, Leg, LegPlan, Side, compute_legs
 from govex_server.domain.execution.orders import client_order_id
 from govex_server.domain.execution.pricing import limit_order
@@ -31,7 +30,7 @@ from govex_server.domain.ids import UlidFactory
 from govex_server.domain.plans import PlanState
 from govex_server.domain.policy import Policy, PolicyMode
 from govex_server.exchanges.base import Balance, ExchangeRegistry
-from govex_server.exchanges.errors import ExchangeError
+from govex_server.exchanges.errors import ExchangeError, unreachable
 from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import GovernanceService
 from govex_server.services.policy import PolicyService
@@ -107,13 +106,7 @@ class ExecutionPlanner:
             prices = await exchange.prices(assets)
             markets = await exchange.markets()
         except ExchangeError as exc:
-            raise GovexError(
-                Category.UNAVAILABLE,
-                "EXCHANGE_UNAVAILABLE",
-                f"exchanges/{exchange.account} cannot be reached: {exc}"[:500],
-                retry_after_seconds=5,
-                metadata={"exchange": f"exchanges/{exchange.account}"},
-            ) from exc
+            raise unreachable(exchange.account, exc) from exc
         legs = compute_legs(
             plan.targets,
             {a: b.total for a, b in balances.items()},

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -82,14 +81,6 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def decimal_add(a: str | None, b: str | None) -> str | None:
-    """``a + b`` of two amounts stored as decimal text, exactly (NULL stays
-    NULL, as SQL's + would)."""
-    if a is None or b is None:
-        return None
-    return money.text(money.CONTEXT.add(Decimal(a), Decimal(b)))
-
-
 def _sqlite_engine(url: str, begin: str, **kwargs: Any) -> Engine:
     """A sqlite3 engine whose transactions we begin ourselves: pysqlite's own
     implicit BEGIN would break SAVEPOINTs and defer the write lock."""
@@ -110,7 +101,7 @@ def _sqlite_engine(url: str, begin: str, **kwargs: Any) -> Engine:
         cursor.close()
         # Exact sums of decimal text inside SQLite (its own + goes through
         # binary floats): one statement, no read back into Python first.
-        dbapi_conn.create_function("govex_decimal_add", 2, decimal_add, deterministic=True)
+        money.register_sqlite_add(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:

@@ -77,7 +77,7 @@ class Amount(TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None or isinstance(value, Decimal):
             return value
-        return money.exact(value) if isinstance(value, float) else Decimal(str(value))
+        return money.exact(value)
 
 
 metadata = MetaData()
