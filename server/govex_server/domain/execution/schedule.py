@@ -67,6 +67,12 @@ def schedule(
                 # A sliver of today's budget: better whole tomorrow than an
                 # order under the minimum trade today.
                 break
+            rest = remaining[index] - take
+            if 0 < rest < min_trade_usd:
+                # Nor a sliver left behind for tomorrow: leave a tradable rest.
+                take = remaining[index] - min_trade_usd
+                if take < min_trade_usd:
+                    break
             portions.append((index, take))
             remaining[index] -= take
             left_today -= take
