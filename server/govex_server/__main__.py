@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config, overrides=overrides)
     except ConfigError as exc:
-        print(f"govex-server: configuration error: {exc}", file=sys.stderr)
+        print(exc.lines("govex-server: configuration error: "), file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
     try:
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             asyncio.run(serve(settings))
     except ConfigError as exc:
-        print(f"govex-server: configuration error: {exc}", file=sys.stderr)
+        print(exc.lines("govex-server: configuration error: "), file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"govex-server: {exc}", file=sys.stderr)

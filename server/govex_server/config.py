@@ -15,13 +15,18 @@ from govex_server.domain.governance import (
     MIN_COOLDOWN_HOURS,
     cooldown_hours_valid,
 )
-from govex_server.domain.phase import PhaseSettings
-from govex_server.domain.policy import PolicySettings
+from govex_server.domain.phase import PhaseSettings, phase_problems
+from govex_server.domain.policy_settings import PolicySettings, policy_problems
 from govex_server.domain.principals import Principal, parse_principals
 
 
 class ConfigError(ValueError):
-    """The configuration is invalid; the server refuses to start."""
+    """The configuration is invalid; the server refuses to start. The
+    message has one line per problem."""
+
+    def lines(self, prefix: str) -> str:
+        """Every problem on its own line, each starting with ``prefix``."""
+        return "\n".join(f"{prefix}{line}" for line in str(self).splitlines())
 
 
 @dataclass(frozen=True)
@@ -119,12 +124,16 @@ class Settings:
         if not 1 <= self.request_id_retention_hours <= 8760:
             raise ConfigError("request_id_retention_hours: must be between 1 and 8760")
         self._validate_transport(host)
-        _validate_policy(self.policy)
-        if self.phase.streak_needed < 1 or self.phase.min_span < timedelta(0):
-            raise ConfigError("phase: streak_needed >= 1, min_span_minutes >= 0")
-        if self.phase.freshness_horizon_minutes <= 0:
-            raise ConfigError("phase: freshness_horizon_minutes > 0")
+        # Every bad number of the two tables at once, one line each: tuning
+        # is done in bulk and a fix-one-rerun loop helps nobody.
+        bad = policy_problems(self.policy) + phase_problems(self.phase)
+        if bad:
+            raise ConfigError("\n".join(bad))
         return self
+
+    def policy_settings(self) -> PolicySettings:
+        """The ``[policy]`` table with the top-level minimum trade in it."""
+        return replace(self.policy, min_trade_usd=self.min_trade_usd)
 
     def _validate_transport(self, host: str) -> None:
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
@@ -161,25 +170,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
-
-
-def _validate_policy(p: PolicySettings) -> None:
-    checks = [
-        (p.fresh_below < p.stale_after < p.error_after, "fresh_below < stale_after < error_after"),
-        (0 <= p.prudent_exit < p.prudent_enter <= 1, "0 <= prudent_exit < prudent_enter <= 1"),
-        (p.prudent_min_dwell >= timedelta(0), "prudent_min_dwell_minutes >= 0"),
-        (0 <= p.missing_contradiction <= 1, "missing_contradiction in [0, 1]"),
-        (0 <= p.missing_confidence <= 1, "missing_confidence in [0, 1]"),
-        (p.default_volatility >= 0, "default_volatility >= 0"),
-        (0.01 <= p.initial_cap <= 0.5, "initial_cap in [0.01, 0.5]"),
-        (0 <= p.dead_zone < 0.5, "dead_zone in [0, 0.5)"),
-        (0 <= p.smoothing < 1, "smoothing in [0, 1)"),
-        (0 < p.max_step <= 0.5, "max_step in (0, 0.5]"),
-        (0 <= p.aggressive_min_blended <= 100, "aggressive_min_blended in [0, 100]"),
-    ]
-    for ok, rule in checks:
-        if not ok:
-            raise ConfigError(f"policy: {rule}")
 
 
 def _table(table: Any, where: str, section: str, kind: type, skip: str = "") -> dict[str, Any]:

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows = dev_tokens(DEV_PRINCIPALS)
     except ConfigError as exc:
-        print(f"make run: {exc}", file=sys.stderr)
+        print(exc.lines("make run: "), file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
     print(banner(settings.listen, rows), flush=True)

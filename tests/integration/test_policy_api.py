@@ -57,8 +57,10 @@ async def test_publish_returns_the_policy_and_state_shows_it(harness: Harness) -
     assert before.signals_freshness == SP.SIGNAL_FRESHNESS_NONE
     assert before.policy.mode == policy_pb2.POLICY_MODE_SLOW
     assert list(before.policy.explanation) == [
-        "no signals: SLOW, cap 3%, ramp 48h",
-        "no volatility given: 0.15 assumed",
+        "step 1: no signals: SLOW, cap 3.00%, ramp 48h",
+        "step 9: no volatility given: 0.15 assumed",
+        "step 9: no-trade zone 1.75%, cost 30 bps (volatility 0.15)",
+        "step 10: slippage limit 38 bps (SLOW 30 + 50 x 0.15), minimum trade 100.0",
     ]
     response = await publish(
         h,

@@ -13,7 +13,8 @@ from govex_server.domain.clock import ManualClock
 from govex_server.domain.errors import GovexError
 from govex_server.domain.phase import CYCLE, Phase, PhaseSettings, PhaseState, advance, read, scores
 from govex_server.domain.plans import Target
-from govex_server.domain.policy import PolicySettings, PolicyState, derive
+from govex_server.domain.policy import PolicyState, derive
+from govex_server.domain.policy_settings import PolicySettings
 from govex_server.domain.signals import Regime, SignalSet, validate_signals
 
 T0 = ManualClock().now()
@@ -42,11 +43,11 @@ PS = PhaseSettings()
     ],
 )
 def test_each_scoring_rule(inputs: dict[str, float], phase: Phase, score: float) -> None:
-    assert scores(inputs)[phase] == pytest.approx(score)
+    assert scores(inputs, PS)[phase] == pytest.approx(score)
 
 
 def test_missing_inputs_score_nothing() -> None:
-    assert scores({}) == dict.fromkeys(CYCLE, 0)
+    assert scores({}, PS) == dict.fromkeys(CYCLE, 0)
     reading = read(SignalSet(as_of=T0), T0, PS)
     assert reading.probabilities == dict.fromkeys(CYCLE, 0.25)
     assert reading.quality == pytest.approx((1 + 0 + 1) / 3)

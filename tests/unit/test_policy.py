@@ -17,12 +17,12 @@ from govex_server.domain.policy import (
     Freshness,
     Policy,
     PolicyMode,
-    PolicySettings,
     PolicyState,
     derive,
     freshness_of,
     next_time_change,
 )
+from govex_server.domain.policy_settings import PolicySettings
 from govex_server.domain.signals import SignalSet
 
 S = PolicySettings()
@@ -159,7 +159,7 @@ def test_stale_signals_cap_at_8_percent_and_normal() -> None:
     assert d.state.freshness is Freshness.STALE
     assert d.policy.mode is PolicyMode.NORMAL
     assert d.policy.cap_daily == 0.08
-    explains(d, "signals STALE", "cap <= 8%", "mode NORMAL")
+    explains(d, "signals STALE", "cap <= 8.00%", "mode NORMAL")
     assert d.state.smoothed_cap == pytest.approx(0.12)  # step 8: before the ceiling
 
 

@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from govex_server.domain.policy_settings import minutes, number, problems
 from govex_server.domain.signals import PHASE_INPUTS, SignalSet
+
+_W = (0.0, 1.0)  # weights, and thresholds of inputs in [0, 1]
+_RS = (0.0, 1000.0)  # relative strength ratios
+_POINTS = (0.0, 100.0)  # dominance points
 
 
 class Phase(enum.IntEnum):
@@ -28,11 +33,97 @@ CYCLE = (Phase.BTC, Phase.ETH, Phase.LARGE, Phase.ALT)
 
 @dataclass(frozen=True)
 class PhaseSettings:
-    """Persistence rule and freshness horizon."""
+    """Every number of the phase engine (POLICY.md), as the ``[phase]`` table.
 
-    streak_needed: int = 3
-    min_span: timedelta = timedelta(minutes=30)
-    freshness_horizon_minutes: float = 30.0
+    Each score rule is a weight and a threshold named after the phase it
+    scores for and the input it reads (``above``: the rule holds when the
+    input is greater; ``below``: smaller; ``within``: its magnitude is
+    smaller)."""
+
+    # Persistence: a new leader must lead this many sets spanning this long.
+    streak_needed: int = number(3, (1, 1000), "persistence")
+    min_span: timedelta = minutes(30, (0, 10080), "persistence")
+    # Quality: freshness falls to 0 over this many minutes of age.
+    freshness_horizon_minutes: float = number(30.0, (0.1, 10080), "quality")
+    # Quality: coherence is lowered by ``incoherence_penalty`` for each input
+    # outside its plausible range.
+    coherent_rs_eth_min: float = number(0.3, (0, 1000), "quality")
+    coherent_rs_eth_max: float = number(3.0, (0, 1000), "quality")
+    coherent_dominance_min: float = number(20.0, (0, 100), "quality")
+    coherent_dominance_max: float = number(80.0, (0, 100), "quality")
+    incoherence_penalty: float = number(0.5, (0, 1), "quality")
+    # Confidence = p_max * quality * this, clamped to [0, 1].
+    confidence_boost: float = number(1.2, (0, 10), "confidence")
+    # BTC scores.
+    btc_dominance_delta_7d_weight: float = number(0.4, _W, "scores")
+    btc_dominance_delta_7d_above: float = number(0.5, (-100, 100), "scores")
+    btc_rs_eth_7d_weight: float = number(0.3, _W, "scores")
+    btc_rs_eth_7d_below: float = number(0.95, _RS, "scores")
+    btc_rs_large_7d_weight: float = number(0.2, _W, "scores")
+    btc_rs_large_7d_below: float = number(0.95, _RS, "scores")
+    btc_rs_alt_7d_weight: float = number(0.1, _W, "scores")
+    btc_rs_alt_7d_below: float = number(0.95, _RS, "scores")
+    # ETH scores.
+    eth_rs_eth_7d_weight: float = number(0.5, _W, "scores")
+    eth_rs_eth_7d_above: float = number(1.05, _RS, "scores")
+    eth_rs_eth_30d_weight: float = number(0.2, _W, "scores")
+    eth_rs_eth_30d_above: float = number(1.05, _RS, "scores")
+    eth_dominance_delta_7d_weight: float = number(0.2, _W, "scores")
+    eth_dominance_delta_7d_within: float = number(0.5, _POINTS, "scores")
+    eth_rs_large_7d_weight: float = number(0.1, _W, "scores")
+    eth_rs_large_7d_below: float = number(1.05, _RS, "scores")
+    # LARGE scores.
+    large_rs_large_7d_weight: float = number(0.4, _W, "scores")
+    large_rs_large_7d_above: float = number(1.05, _RS, "scores")
+    large_rs_large_30d_weight: float = number(0.2, _W, "scores")
+    large_rs_large_30d_above: float = number(1.05, _RS, "scores")
+    large_rs_eth_7d_weight: float = number(0.2, _W, "scores")
+    large_rs_eth_7d_above: float = number(0.98, _RS, "scores")
+    large_breadth_weight: float = number(0.2, _W, "scores")
+    large_breadth_above: float = number(0.5, _W, "scores")
+    # ALT scores.
+    alt_rs_alt_7d_weight: float = number(0.3, _W, "scores")
+    alt_rs_alt_7d_above: float = number(1.05, _RS, "scores")
+    alt_breadth_weight: float = number(0.3, _W, "scores")
+    alt_breadth_above: float = number(0.65, _W, "scores")
+    alt_dispersion_weight: float = number(0.2, _W, "scores")
+    alt_dispersion_above: float = number(0.6, _W, "scores")
+    alt_volume_concentration_weight: float = number(0.2, _W, "scores")
+    alt_volume_concentration_below: float = number(0.7, _W, "scores")
+
+
+# (phase, input, comparison): each rule's weight and threshold are the
+# settings ``<phase>_<input>_weight`` and ``<phase>_<input>_<comparison>``.
+RULES: tuple[tuple[str, str, str], ...] = (
+    ("btc", "dominance_delta_7d", "above"),
+    ("btc", "rs_eth_7d", "below"),
+    ("btc", "rs_large_7d", "below"),
+    ("btc", "rs_alt_7d", "below"),
+    ("eth", "rs_eth_7d", "above"),
+    ("eth", "rs_eth_30d", "above"),
+    ("eth", "dominance_delta_7d", "within"),
+    ("eth", "rs_large_7d", "below"),
+    ("large", "rs_large_7d", "above"),
+    ("large", "rs_large_30d", "above"),
+    ("large", "rs_eth_7d", "above"),
+    ("large", "breadth", "above"),
+    ("alt", "rs_alt_7d", "above"),
+    ("alt", "breadth", "above"),
+    ("alt", "dispersion", "above"),
+    ("alt", "volume_concentration", "below"),
+)
+# The signal set's names for the rules' inputs.
+_INPUT = {"dominance_delta_7d": "btc_dominance_delta_7d"}
+
+
+def phase_problems(p: PhaseSettings) -> list[str]:
+    """Each value's range, then the rules that tie values together."""
+    lines = problems(p, "phase")
+    if p.coherent_rs_eth_min >= p.coherent_rs_eth_max:
+        lines.append("phase: coherent_rs_eth_min < coherent_rs_eth_max does not hold")
+    if p.coherent_dominance_min >= p.coherent_dominance_max:
+        lines.append("phase: coherent_dominance_min < coherent_dominance_max does not hold")
+    return lines
 
 
 @dataclass(frozen=True)
@@ -107,41 +198,30 @@ class PhaseState:
         )
 
 
-def _gt(value: float | None, limit: float) -> bool:
-    return value is not None and value > limit
+def _holds(value: float | None, comparison: str, threshold: float) -> bool:
+    if value is None:
+        return False  # a rule whose input is missing scores nothing
+    if comparison == "above":
+        return value > threshold
+    if comparison == "below":
+        return value < threshold
+    return abs(value) < threshold
 
 
-def _lt(value: float | None, limit: float) -> bool:
-    return value is not None and value < limit
-
-
-def scores(inputs: dict[str, float]) -> dict[Phase, float]:
+def scores(inputs: dict[str, float], settings: PhaseSettings) -> dict[Phase, float]:
     """Rule scores per phase; a rule whose input is missing scores nothing."""
-    g = inputs.get
-    delta = g("btc_dominance_delta_7d")
-    return {
-        Phase.BTC: 0.4 * _gt(delta, 0.5)
-        + 0.3 * _lt(g("rs_eth_7d"), 0.95)
-        + 0.2 * _lt(g("rs_large_7d"), 0.95)
-        + 0.1 * _lt(g("rs_alt_7d"), 0.95),
-        Phase.ETH: 0.5 * _gt(g("rs_eth_7d"), 1.05)
-        + 0.2 * _gt(g("rs_eth_30d"), 1.05)
-        + 0.2 * (delta is not None and abs(delta) < 0.5)
-        + 0.1 * _lt(g("rs_large_7d"), 1.05),
-        Phase.LARGE: 0.4 * _gt(g("rs_large_7d"), 1.05)
-        + 0.2 * _gt(g("rs_large_30d"), 1.05)
-        + 0.2 * _gt(g("rs_eth_7d"), 0.98)
-        + 0.2 * _gt(g("breadth"), 0.5),
-        Phase.ALT: 0.3 * _gt(g("rs_alt_7d"), 1.05)
-        + 0.3 * _gt(g("breadth"), 0.65)
-        + 0.2 * _gt(g("dispersion"), 0.6)
-        + 0.2 * _lt(g("volume_concentration"), 0.7),
-    }
+    out = dict.fromkeys(CYCLE, 0.0)
+    for phase, name, comparison in RULES:
+        prefix = f"{phase}_{name}"
+        value = inputs.get(_INPUT.get(name, name))
+        if _holds(value, comparison, getattr(settings, f"{prefix}_{comparison}")):
+            out[Phase[phase.upper()]] += getattr(settings, f"{prefix}_weight")
+    return out
 
 
 def read(signals: SignalSet, now: datetime, settings: PhaseSettings) -> PhaseReading:
     """Probabilities, leader, quality, confidence and likely next phase."""
-    raw = scores(signals.phase_inputs)
+    raw = scores(signals.phase_inputs, settings)
     total = sum(raw.values())
     probabilities = (
         {p: raw[p] / total for p in CYCLE} if total > 0 else {p: 1 / len(CYCLE) for p in CYCLE}
@@ -153,12 +233,15 @@ def read(signals: SignalSet, now: datetime, settings: PhaseSettings) -> PhaseRea
     coherence = 1.0
     rs_eth = signals.phase_inputs.get("rs_eth_7d")
     dominance = signals.phase_inputs.get("btc_dominance_pct")
-    if rs_eth is not None and not 0.3 <= rs_eth <= 3:
-        coherence -= 0.5
-    if dominance is not None and not 20 <= dominance <= 80:
-        coherence -= 0.5
+    s = settings
+    if rs_eth is not None and not s.coherent_rs_eth_min <= rs_eth <= s.coherent_rs_eth_max:
+        coherence -= s.incoherence_penalty
+    if dominance is not None and not (
+        s.coherent_dominance_min <= dominance <= s.coherent_dominance_max
+    ):
+        coherence -= s.incoherence_penalty
     quality = (freshness + completeness + max(0.0, coherence)) / 3
-    confidence = max(0.0, min(1.0, probabilities[leader] * quality * 1.2))
+    confidence = max(0.0, min(1.0, probabilities[leader] * quality * s.confidence_boost))
     successor = CYCLE[(CYCLE.index(leader) + 1) % len(CYCLE)]
     others = [p for p in CYCLE if p not in (leader, successor)]
     best_other = max(others, key=lambda p: probabilities[p])

@@ -15,6 +15,13 @@ from typing import Any
 
 from govex_server.domain import money
 from govex_server.domain.freezes import Freeze, FreezeType
+from govex_server.domain.policy_settings import (
+    CAP_RANGE,
+    NO_TRADE_RANGE,
+    RAMP_RANGE,
+    SLIPPAGE_RANGE,
+    PolicySettings,
+)
 from govex_server.domain.signals import SignalSet
 
 
@@ -34,27 +41,6 @@ class Freshness(enum.Enum):
     FRESH = "FRESH"
     STALE = "STALE"
     ERROR = "ERROR"
-
-
-@dataclass(frozen=True)
-class PolicySettings:
-    """Every number of POLICY.md, as a setting (defaults are the reference)."""
-
-    stale_after: timedelta = timedelta(minutes=60)
-    fresh_below: timedelta = timedelta(minutes=30)
-    error_after: timedelta = timedelta(minutes=120)
-    missing_contradiction: float = 0.5
-    missing_confidence: float = 0.4
-    prudent_enter: float = 0.45
-    prudent_exit: float = 0.40
-    prudent_min_dwell: timedelta = timedelta(minutes=15)
-    default_volatility: float = 0.15
-    initial_cap: float = 0.08
-    dead_zone: float = 0.005
-    smoothing: float = 0.8
-    max_step: float = 0.02
-    min_trade_usd: float = 100.0
-    aggressive_min_blended: float = 70.0
 
 
 @dataclass(frozen=True)
@@ -187,6 +173,66 @@ def freshness_of(
     return Freshness.STALE
 
 
+def pct(fraction: float) -> str:
+    """A fraction as the percent people read (0.07 -> "7.00%")."""
+    return f"{fraction * 100:.2f}%"
+
+
+def _wants_prudent(c: float, prudent: bool, s: PolicySettings) -> bool:
+    if c >= s.prudent_enter:
+        return True
+    if c <= s.prudent_exit:
+        return False
+    return prudent  # between the two thresholds: keep the state
+
+
+def _regime(
+    c: float, f: float, prudent: bool, b: float | None, s: PolicySettings, lines: list[str]
+) -> tuple[PolicyMode, float, float]:
+    """Steps 4 and 5: mode, raw cap and ramp from the inputs."""
+    if c > s.distress_contradiction or f < s.distress_confidence:
+        mode = PolicyMode.FREEZE if c > s.freeze_contradiction else PolicyMode.SLOW
+        raw_cap = max(s.distress_cap_floor, s.distress_cap_base - s.distress_cap_slope * c)
+        ramp = s.distress_ramp_hours
+        lines.append(
+            f"step 4: high contradiction or low confidence (c={c:.2f}, f={f:.2f}): "
+            f"{mode.name}, cap {pct(raw_cap)}, ramp {ramp:g}h"
+        )
+    elif prudent or f < s.slow_confidence:
+        mode, raw_cap, ramp = PolicyMode.SLOW, s.slow_cap, s.slow_ramp_hours
+        why = "prudent" if prudent else f"confidence {f:.2f} < {s.slow_confidence:.2f}"
+        lines.append(f"step 4: {why}: SLOW, cap {pct(raw_cap)}, ramp {ramp:g}h")
+    elif f > s.aggressive_confidence and c < s.aggressive_contradiction:
+        mode, raw_cap, ramp = PolicyMode.AGGRESSIVE, s.aggressive_cap, s.aggressive_ramp_hours
+        lines.append(
+            f"step 4: confidence {f:.2f}, contradiction {c:.2f}: AGGRESSIVE, "
+            f"cap {pct(raw_cap)}, ramp {ramp:g}h"
+        )
+    else:
+        mode, raw_cap, ramp = PolicyMode.NORMAL, s.normal_cap, s.normal_ramp_hours
+        lines.append(f"step 4: NORMAL, cap {pct(raw_cap)}, ramp {ramp:g}h")
+    if mode is PolicyMode.AGGRESSIVE and b is not None and b < s.aggressive_min_blended:
+        mode, raw_cap, ramp = PolicyMode.NORMAL, min(raw_cap, s.normal_cap), s.normal_ramp_hours
+        lines.append(
+            f"step 5: blended score {b:g} < {s.aggressive_min_blended:g}: NORMAL, "
+            f"cap {pct(raw_cap)}, ramp {ramp:g}h"
+        )
+    return mode, raw_cap, ramp
+
+
+def _smooth(raw_cap: float, last: float, s: PolicySettings, lines: list[str]) -> float:
+    """Step 6: dead zone, smoothing and a bounded step from the last cap."""
+    if abs(raw_cap - last) < s.dead_zone:
+        if raw_cap != last:
+            lines.append(f"step 6: cap kept at {pct(last)}: raw {pct(raw_cap)} is in the dead zone")
+        return last
+    smoothed = s.smoothing * last + (1 - s.smoothing) * raw_cap
+    cap = last + _clamp(smoothed - last, -s.max_step, s.max_step)
+    if abs(cap - raw_cap) > 1e-12:
+        lines.append(f"step 6: cap smoothed from {pct(last)} towards {pct(raw_cap)}: {pct(cap)}")
+    return cap
+
+
 def derive(
     signals: SignalSet | None,
     state: PolicyState,
@@ -196,95 +242,67 @@ def derive(
     new_set: bool = False,
 ) -> Derivation:
     """One derivation (POLICY.md steps 1-11). ``new_set`` is True when this
-    derivation follows the publication of ``signals``."""
+    derivation follows the publication of ``signals``: only then is the cap
+    smoothed (step 6); otherwise (time passed, a freeze started or ended) the
+    stored smoothed cap is used as it is (step 8)."""
+    s = settings
     lines: list[str] = []
     active = sorted((f for f in freezes if f.active_at(now)), key=lambda f: f.id)
     volatility = signals.mean_volatility if signals else None
-    v = settings.default_volatility if volatility is None else volatility
+    v = s.default_volatility if volatility is None else volatility
     new_state = replace(state, freeze_ids=tuple(f.id for f in active))
 
     if signals is None:
         # Step 1.
-        mode, cap, ramp = PolicyMode.SLOW, 0.03, 48.0
-        lines.append("no signals: SLOW, cap 3%, ramp 48h")
+        mode, cap, ramp = PolicyMode.SLOW, s.no_signals_cap, s.no_signals_ramp_hours
+        lines.append(f"step 1: no signals: SLOW, cap {pct(cap)}, ramp {ramp:g}h")
         new_state = replace(new_state, freshness=Freshness.NONE)
         freshness = Freshness.NONE
     else:
         # Step 2.
         age = now - signals.as_of
-        freshness = freshness_of(state.freshness, age, new_set, settings)
+        freshness = freshness_of(state.freshness, age, new_set, s)
         if freshness is not state.freshness:
             lines.append(
-                f"signals {freshness.value} (age {int(age.total_seconds() // 60)} min, "
+                f"step 2: signals {freshness.value} (age {int(age.total_seconds() // 60)} min, "
                 f"was {state.freshness.value})"
             )
         c, f = signals.contradiction_index, signals.confidence
         if c is None or f is None:
             missing = [n for n, x in (("contradiction", c), ("confidence", f)) if x is None]
             lines.append(
-                f"missing {' and '.join(missing)}: counted as contradiction "
-                f"{settings.missing_contradiction}, confidence {settings.missing_confidence}"
+                f"step 2: missing {' and '.join(missing)}: counted as contradiction "
+                f"{s.missing_contradiction:g}, confidence {s.missing_confidence:g}"
             )
-        c = settings.missing_contradiction if c is None else c
-        f = settings.missing_confidence if f is None else f
+        c = s.missing_contradiction if c is None else c
+        f = s.missing_confidence if f is None else f
         # Step 3: prudent state with hysteresis and a minimum dwell.
         prudent, changed = state.prudent, state.prudent_changed
-        wants = prudent
-        if c >= settings.prudent_enter:
-            wants = True
-        elif c <= settings.prudent_exit:
-            wants = False
+        wants = _wants_prudent(c, prudent, s)
         if wants != prudent:
-            dwell_ok = changed is None or now - changed >= settings.prudent_min_dwell
-            if dwell_ok:
+            if changed is None or now - changed >= s.prudent_min_dwell:
                 prudent, changed = wants, now
                 lines.append(
-                    f"prudent state {'entered' if prudent else 'left'} (contradiction {c:.2f})"
+                    f"step 3: prudent state {'entered' if prudent else 'left'} "
+                    f"(contradiction {c:.2f})"
                 )
             else:
                 lines.append(
-                    f"prudent state change held back: last change under "
-                    f"{int(settings.prudent_min_dwell.total_seconds() // 60)} min ago"
+                    f"step 3: prudent state change held back: last change under "
+                    f"{s.prudent_min_dwell.total_seconds() / 60:g} min ago"
                 )
         new_state = replace(
             new_state, freshness=freshness, prudent=prudent, prudent_changed=changed
         )
-        # Step 4: raw regime.
-        if c > 0.70 or f < 0.30:
-            mode = PolicyMode.FREEZE if c > 0.80 else PolicyMode.SLOW
-            raw_cap = max(0.03, 0.12 - 0.09 * c)
-            ramp = 48.0
-            lines.append(
-                f"high contradiction or low confidence (c={c:.2f}, f={f:.2f}): "
-                f"{mode.name}, cap {raw_cap:.2%}, ramp 48h"
-            )
-        elif prudent or f < 0.60:
-            mode, raw_cap, ramp = PolicyMode.SLOW, 0.07, 24.0
-            lines.append(
-                f"{'prudent' if prudent else f'confidence {f:.2f} < 0.60'}: SLOW, cap 7%, ramp 24h"
-            )
-        elif f > 0.80 and c < 0.20:
-            mode, raw_cap, ramp = PolicyMode.AGGRESSIVE, 0.12, 6.0
-            lines.append(f"confidence {f:.2f}, contradiction {c:.2f}: AGGRESSIVE, cap 12%, ramp 6h")
+        mode, raw_cap, ramp = _regime(c, f, prudent, signals.blended_score, s, lines)
+        last = state.smoothed_cap if state.smoothed_cap is not None else s.initial_cap
+        if new_set or state.smoothed_cap is None:
+            cap = _smooth(raw_cap, last, s, lines)
         else:
-            mode, raw_cap, ramp = PolicyMode.NORMAL, 0.08, 12.0
-            lines.append("NORMAL, cap 8%, ramp 12h")
-        # Step 5: guard.
-        b = signals.blended_score
-        if mode is PolicyMode.AGGRESSIVE and b is not None and b < settings.aggressive_min_blended:
-            mode, raw_cap, ramp = PolicyMode.NORMAL, min(raw_cap, 0.08), 12.0
-            lines.append(f"blended score {b:g} < {settings.aggressive_min_blended:g}: NORMAL")
-        # Step 6: anti-oscillation of the cap.
-        last = state.smoothed_cap if state.smoothed_cap is not None else settings.initial_cap
-        if abs(raw_cap - last) < settings.dead_zone:
+            # Step 8: smoothing ran when the set was published; time and
+            # freezes never smooth again.
             cap = last
-            if raw_cap != last:
-                lines.append(f"cap kept at {last:.2%}: raw {raw_cap:.2%} is in the dead zone")
-        else:
-            smoothed = settings.smoothing * last + (1 - settings.smoothing) * raw_cap
-            cap = last + _clamp(smoothed - last, -settings.max_step, settings.max_step)
-            if abs(cap - raw_cap) > 1e-12:
-                lines.append(f"cap smoothed from {last:.2%} towards {raw_cap:.2%}: {cap:.2%}")
+            lines.append(f"step 8: cap {pct(cap)} as smoothed when the signals were published")
         # Step 8: the smoothing state keeps the cap from before the ceilings.
         new_state = replace(new_state, smoothed_cap=cap)
 
@@ -294,7 +312,7 @@ def derive(
         changed = []
         if cap > cap_max:
             cap = cap_max
-            changed.append(f"cap <= {cap_max:.0%}")
+            changed.append(f"cap <= {pct(cap_max)}")
         if ramp_max is not None and ramp > ramp_max:
             ramp = ramp_max
             changed.append(f"ramp <= {ramp_max:g}h")
@@ -302,50 +320,60 @@ def derive(
             mode = mode_max
             changed.append(f"mode {mode_max.name}")
         if changed:
-            lines.append(f"{why}: {', '.join(changed)}")
+            lines.append(f"step 7: {why}: {', '.join(changed)}")
 
     if freshness is Freshness.STALE:
-        ceiling("signals STALE", 0.08, None, PolicyMode.NORMAL)
+        ceiling("signals STALE", s.stale_cap, None, PolicyMode.NORMAL)
     elif freshness is Freshness.ERROR:
-        ceiling("signals ERROR", 0.05, None, PolicyMode.FREEZE)
+        ceiling("signals ERROR", s.error_cap, None, PolicyMode.FREEZE)
     for frz in active:
         if frz.type is FreezeType.FULL_FREEZE:
-            ceiling(f"{frz.name} FULL_FREEZE", 0.01, 1.0, PolicyMode.FREEZE)
+            ceiling(f"{frz.name} FULL_FREEZE", s.full_freeze_cap, s.full_freeze_ramp_hours, _F)
         elif frz.type is FreezeType.S3_ALERT_FREEZE:
-            ceiling(f"{frz.name} S3_ALERT_FREEZE", 0.03, 6.0, PolicyMode.FREEZE)
+            ceiling(f"{frz.name} S3_ALERT_FREEZE", s.s3_freeze_cap, s.s3_freeze_ramp_hours, _F)
         else:
-            ceiling(f"{frz.name} ERROR_FREEZE", 0.05, 12.0, PolicyMode.FREEZE)
+            ceiling(f"{frz.name} ERROR_FREEZE", s.error_freeze_cap, s.error_freeze_ramp_hours, _F)
 
     # Step 9: no-trade zone and cost.
-    no_trade = _clamp(0.01 + 0.05 * v, 0.01, 0.10)
-    cost = int(_clamp(round(15 + 100 * v), 0, 100))
+    no_trade = _clamp(
+        s.no_trade_base + s.no_trade_per_volatility * v, s.no_trade_min, s.no_trade_max
+    )
+    cost = int(_clamp(round(s.cost_base_bps + s.cost_per_volatility_bps * v), 0, s.cost_max_bps))
     if volatility is None:
-        lines.append(f"no volatility given: {v:g} assumed")
+        lines.append(f"step 9: no volatility given: {v:g} assumed")
+    lines.append(f"step 9: no-trade zone {pct(no_trade)}, cost {cost} bps (volatility {v:g})")
     # Step 10: slippage by mode, and the minimum trade.
     base = {
-        PolicyMode.AGGRESSIVE: 100,
-        PolicyMode.NORMAL: 50,
-        PolicyMode.SLOW: 30,
-        PolicyMode.FREEZE: 20,
+        PolicyMode.AGGRESSIVE: s.slippage_aggressive_bps,
+        PolicyMode.NORMAL: s.slippage_normal_bps,
+        PolicyMode.SLOW: s.slippage_slow_bps,
+        PolicyMode.FREEZE: s.slippage_freeze_bps,
     }[mode]
-    slippage = round(_clamp(base + 50 * v, 1, 500))
-    min_trade = max(Decimal(10), money.exact(settings.min_trade_usd))
+    slippage = round(_clamp(base + s.slippage_per_volatility_bps * v, *SLIPPAGE_RANGE))
+    min_trade = max(Decimal(10), money.exact(s.min_trade_usd))
+    lines.append(
+        f"step 10: slippage limit {slippage} bps ({mode.name} {base:g} + "
+        f"{s.slippage_per_volatility_bps:g} x {v:g}), minimum trade {money.text(min_trade)}"
+    )
     # Step 11: every value within its declared range.
-    final_cap = _clamp(cap, 0.01, 0.50)
+    final_cap = _clamp(cap, *CAP_RANGE)
     if final_cap != cap:
-        lines.append(f"cap clamped to {final_cap:.0%}")
+        lines.append(f"step 11: cap clamped to {pct(final_cap)}")
     policy = Policy(
         mode=mode,
         cap_daily=round(final_cap, 10),
-        ramp_hours=_clamp(ramp, 1, 72),
+        ramp_hours=_clamp(ramp, *RAMP_RANGE),
         min_trade_usd=min_trade,
-        slippage_limit_bps=int(_clamp(slippage, 1, 500)),
-        no_trade_threshold=round(_clamp(no_trade, 0, 0.10), 10),
+        slippage_limit_bps=int(_clamp(slippage, *SLIPPAGE_RANGE)),
+        no_trade_threshold=round(_clamp(no_trade, *NO_TRADE_RANGE), 10),
         estimated_cost_bps=cost,
         explanation=tuple(lines),
         derive_time=now,
     )
     return Derivation(policy, replace(new_state, policy=policy))
+
+
+_F = PolicyMode.FREEZE
 
 
 def next_time_change(
@@ -363,11 +391,6 @@ def next_time_change(
     if state.prudent_changed is not None:
         c = signals.contradiction_index
         c = settings.missing_contradiction if c is None else c
-        wants = state.prudent
-        if c >= settings.prudent_enter:
-            wants = True
-        elif c <= settings.prudent_exit:
-            wants = False
-        if wants != state.prudent:
+        if _wants_prudent(c, state.prudent, settings) != state.prudent:
             candidates.append(state.prudent_changed + settings.prudent_min_dwell)
     return min(candidates) if candidates else None

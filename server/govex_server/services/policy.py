@@ -18,11 +18,11 @@ from govex_server.domain.policy import (
     Derivation,
     Freshness,
     Policy,
-    PolicySettings,
     PolicyState,
     derive,
     next_time_change,
 )
+from govex_server.domain.policy_settings import PolicySettings
 from govex_server.domain.principals import Principal
 from govex_server.domain.signals import SignalSet, validate_signals
 from govex_server.services.read_cache import ReadCache
@@ -114,26 +114,27 @@ class PolicyService:
     async def rederive(self) -> bool:
         """Derives again from the current set (time passed, freezes changed);
         writes only when the policy or the freshness changed."""
+        return await self._store.write(self.rederive_in)
 
-        def unit(uow: UnitOfWork) -> bool:
-            now = self._clock.now()
-            version, state, phase = uow.policy.get(for_update=True)
-            signals = uow.signals.current()
-            freezes = uow.freezes.unended()
-            derivation = derive(signals, state, freezes, now, self._settings)
-            before = state.policy or self._default_policy(now)
-            unchanged = (
-                derivation.policy.same_values(before)
-                and derivation.state.freshness is state.freshness
-                and derivation.state.prudent is state.prudent
-            )
-            if unchanged and derivation.state.freeze_ids == state.freeze_ids:
-                return False
-            self._record_changes(uow, "", now, state, derivation, freezes)
-            self._save(uow, version, derivation.state, phase)
-            return not unchanged
-
-        return await self._store.write(unit)
+    def rederive_in(self, uow: UnitOfWork) -> bool:
+        """``rederive`` inside a caller's transaction (the one that starts or
+        ends a freeze). Never smooths the cap again (POLICY.md step 8)."""
+        now = self._clock.now()
+        version, state, phase = uow.policy.get(for_update=True)
+        signals = uow.signals.current()
+        freezes = uow.freezes.unended()
+        derivation = derive(signals, state, freezes, now, self._settings)
+        before = state.policy or self._default_policy(now)
+        unchanged = (
+            derivation.policy.same_values(before)
+            and derivation.state.freshness is state.freshness
+            and derivation.state.prudent is state.prudent
+        )
+        if unchanged and derivation.state.freeze_ids == state.freeze_ids:
+            return False
+        self._record_changes(uow, "", now, state, derivation, freezes)
+        self._save(uow, version, derivation.state, phase)
+        return not unchanged
 
     async def history(
         self, page_size: int, page_token: str, filter_text: str = ""
