@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -136,7 +136,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         policy = PolicyService(
             store,
             clock,
-            replace(settings.policy, min_trade_usd=settings.min_trade_usd),
+            settings.policy_settings(),
             settings.phase,
             timedelta(seconds=settings.signals_future_skew_seconds),
             recorder=recorder,
@@ -148,7 +148,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             PolicyBounds(policy, clock),
             recorder=recorder,
         )
-        freezes = FreezeService(store, clock, recorder=recorder)
+        freezes = FreezeService(store, clock, policy.rederive_in, recorder=recorder)
         keys = IdempotencyKeys(store, clock, retention_of_ids)
         bus = EventBus(
             store,

@@ -30,7 +30,7 @@ from govex_server.domain.execution.records import (
 from govex_server.domain.execution.safety import Level, Limits
 from govex_server.domain.ids import UlidFactory
 from govex_server.domain.phase import PhaseSettings
-from govex_server.domain.policy import PolicySettings
+from govex_server.domain.policy_settings import PolicySettings
 from govex_server.exchanges.base import ExchangeRegistry
 from govex_server.exchanges.paper import PaperConfig, PaperExchange
 from govex_server.exchanges.paper_book import PaperBook
@@ -55,7 +55,7 @@ async def run(latency_ms: float) -> tuple[float, float]:
     await migrate(store)
     policy = PolicyService(store, clock, PolicySettings(), PhaseSettings())
     governance = GovernanceService(store, clock, timedelta(hours=24), PolicyBounds(policy, clock))
-    freezes = FreezeService(store, clock)
+    freezes = FreezeService(store, clock, policy.rederive_in)
     config = PaperConfig(
         balances={"USDT": Decimal(10_000_000)},
         prices={"BTC": Decimal(50_000)},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -54,9 +54,14 @@ class FreezeService:
         self,
         store: Store,
         clock: Clock,
+        rederive_in: Callable[[UnitOfWork], object],
         ids: UlidFactory | None = None,
         recorder: Recorder | None = None,
     ) -> None:
+        # The policy re-derivation, run inside every unit that starts or
+        # ends a freeze: the freeze and the policy it clamps commit together,
+        # so a read after the response (on any replica) sees both.
+        self._rederive_in = rederive_in
         self._recorder = recorder or Recorder()
         self._store = store
         self._clock = clock
@@ -80,6 +85,7 @@ class FreezeService:
 
         def unit(uow: UnitOfWork) -> Freeze:
             uow.freezes.add(created)
+            self._rederive_in(uow)
             self._record(
                 uow, actor, "Freeze", EventKind.FREEZE_CREATED, created, reason, call, created
             )
@@ -128,6 +134,8 @@ class FreezeService:
                 )
                 if uow.freezes.end(ended):
                     lifted.append(ended)
+            if lifted:
+                self._rederive_in(uow)
             for index, ended in enumerate(lifted):
                 last = index == len(lifted) - 1
                 self._record(
@@ -193,6 +201,8 @@ class FreezeService:
                         [DomainEvent(EventKind.FREEZE_EXPIRED, now, "", ended.name, ended)],
                     )
                     expired.append(ended)
+            if expired:
+                self._rederive_in(uow)
             return expired
 
         return await self._store.write(unit)

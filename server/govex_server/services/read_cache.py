@@ -5,7 +5,13 @@ state, the policy in force) are kept in memory and dropped on every change
 the store reports: our own commits, and other replicas' through
 LISTEN/NOTIFY. A generation counter keeps a read that overlapped a change
 from caching what it saw. Without a way to hear about other replicas'
-changes (PostgreSQL while the LISTEN connection is down) it is turned off."""
+changes (PostgreSQL while the LISTEN connection is down) it is turned off.
+
+A notification arrives a little after the commit, so on PostgreSQL a cached
+value is also checked against the store's change stamp (the newest event
+sequence, one indexed read) before it is served: a read that follows another
+replica's response sees that replica's change, even before its
+notification."""
 
 from __future__ import annotations
 
@@ -26,6 +32,9 @@ class ReadCache(Generic[T]):
         self._enabled = store.is_sqlite  # SQLite: this process is the only writer
         self._generation = 0
         self._value: T | None = None
+        self._value_stamp: int | None = None
+        # SQLite: every change is this process's own, heard at its commit.
+        self._stamp = None if store.is_sqlite else store.change_stamp
         store.on_change(self.invalidate, kinds)
 
     def enable(self, enabled: bool) -> None:
@@ -40,10 +49,15 @@ class ReadCache(Generic[T]):
 
     async def get(self, load: Callable[[], Awaitable[T]]) -> T:
         """The cached value, or a fresh load (cached if nothing changed meanwhile)."""
-        if self._enabled and self._value is not None:
+        if not self._enabled:
+            return await load()
+        stamp = await self._stamp() if self._stamp is not None else None
+        if self._value is not None and stamp == self._value_stamp:
             return self._value
         generation = self._generation
         value = await load()
+        # A change between the stamp and the load leaves a newer value under
+        # an older stamp: the next read loads again, never the other way.
         if self._enabled and generation == self._generation:
-            self._value = value
+            self._value, self._value_stamp = value, stamp
         return value

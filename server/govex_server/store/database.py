@@ -217,6 +217,11 @@ class Store:
             listener(events)
         self.changed(frozenset(e.kind for e in events))
 
+    async def change_stamp(self) -> int:
+        """The newest event sequence: every committed change another replica
+        must see records an event, and so moves it."""
+        return await self.read(lambda uow: uow.events.newest())
+
     @property
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``."""
