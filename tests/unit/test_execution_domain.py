@@ -17,6 +17,7 @@ from govex_server.domain.execution.legs import (
     Side,
     blocked_by,
     compute_legs,
+    mode_refusal,
 )
 from govex_server.domain.execution.orders import (
     TERMINAL,
@@ -41,6 +42,7 @@ from govex_server.domain.execution.safety import (
 from govex_server.domain.execution.schedule import days_needed, schedule
 from govex_server.domain.freezes import Freeze, FreezeType, Operation
 from govex_server.domain.plans import Target
+from govex_server.domain.policy import PolicyMode
 
 D = Decimal
 OS = OrderState
@@ -159,6 +161,77 @@ def test_de_risk_only_sells_to_stables() -> None:
     )
     assert plan.kind is ExecutionKind.DE_RISK
     assert [leg.operation for leg in plan.legs] == [Operation.SELL_TO_STABLES]
+
+
+def test_hedge_targets_make_hedge_legs_and_leave_the_kind_to_the_rest() -> None:
+    holdings = {"BTC": D(1), "USDT": D(50_000)}
+    prices = {**PRICES, "BTCDOWN": D(10)}
+    only_hedge = compute_legs(
+        [Target("BTC", 50), Target("BTCDOWN", 5, hedge=True), Target("USDT", 45)],
+        holdings,
+        prices,
+        "USDT",
+        1.0,
+        D(100),
+    )
+    [leg] = only_hedge.legs
+    assert (leg.asset, leg.side, leg.operation) == ("BTCDOWN", Side.BUY, Operation.HEDGE)
+    assert leg.requires == {Operation.HEDGE}
+    assert only_hedge.kind is ExecutionKind.HEDGE
+    # A hedge beside a sale: the sale still makes the execution a de-risking,
+    # and the hedge leg stays HEDGE (never a purchase).
+    mixed = compute_legs(
+        [Target("BTC", 30), Target("BTCDOWN", 5, hedge=True), Target("USDT", 65)],
+        holdings,
+        prices,
+        "USDT",
+        1.0,
+        D(100),
+    )
+    assert mixed.kind is ExecutionKind.DE_RISK
+    assert {leg.asset: leg.operation for leg in mixed.legs} == {
+        "BTC": Operation.SELL_TO_STABLES,
+        "BTCDOWN": Operation.HEDGE,
+    }
+    # Unmarked, the same asset is a plain purchase.
+    plain = compute_legs(
+        [Target("BTC", 50), Target("BTCDOWN", 5), Target("USDT", 45)],
+        holdings,
+        prices,
+        "USDT",
+        1.0,
+        D(100),
+    )
+    assert plain.legs[0].operation is Operation.PURCHASE
+
+
+@pytest.mark.parametrize(
+    ("targets", "refused"),
+    [
+        ((("BTC", 30.0, False), ("USDT", 70.0, False)), False),  # sells only
+        ((("ETH", 50.0, False), ("USDT", 50.0, False)), False),  # rotation
+        ((("BTC", 50.0, False), ("BTCDOWN", 5.0, True), ("USDT", 45.0, False)), False),  # hedge
+        ((("BTC", 60.0, False), ("USDT", 40.0, False)), True),  # purchase
+        ((("BTC", 30.0, False), ("ETH", 30.0, False), ("USDT", 40.0, False)), True),  # rebalancing
+    ],
+)
+def test_mode_freeze_refuses_only_what_buys_risk(
+    targets: tuple[tuple[str, float, bool], ...], refused: bool
+) -> None:
+    legs = compute_legs(
+        [Target(a, w, hedge=h) for a, w, h in targets],
+        {"BTC": D(1), "USDT": D(50_000)},
+        {**PRICES, "BTCDOWN": D(10)},
+        "USDT",
+        1.0,
+        D(100),
+    )
+    reason = mode_refusal(PolicyMode.FREEZE, legs)
+    assert (reason is not None) == refused, (legs.kind, reason)
+    if reason is not None:
+        assert "buys risk" in reason and "BUY" in reason
+    for mode in (PolicyMode.SLOW, PolicyMode.NORMAL, PolicyMode.AGGRESSIVE):
+        assert mode_refusal(mode, legs) is None
 
 
 def test_no_trade_zone_and_min_trade_skip_with_a_reason() -> None:

@@ -25,6 +25,12 @@ def test_valid_targets_pass_unchanged() -> None:
     assert validate_targets(targets) == tuple(targets)
 
 
+def test_a_stable_cannot_be_a_hedge() -> None:
+    assert fields_of([Target("BTC", 95), Target("USDC", 5, hedge=True)]) == ["targets[1].hedge"]
+    hedged = [Target("BTC", 95), Target("BTCDOWN", 5, hedge=True)]
+    assert validate_targets(hedged) == tuple(hedged)
+
+
 def test_sum_within_tolerance_passes() -> None:
     validate_targets([Target("BTC", 50.005), Target("USDT", 50.0)])
 

@@ -123,7 +123,9 @@ def plan_to_pb(plan: Plan) -> plan_pb2.Plan:
         cooldown_overridden=plan.cooldown_overridden,
     )
     for target in plan.targets:
-        out.targets.add(asset=target.asset, weight_percent=target.weight_percent)
+        out.targets.add(
+            asset=target.asset, weight_percent=target.weight_percent, hedge=target.hedge
+        )
     _step_to_pb(plan.proposed, out.proposed)
     _step_to_pb(plan.reviewed, out.reviewed)
     _step_to_pb(plan.approved, out.approved)
@@ -139,7 +141,7 @@ def plan_to_pb(plan: Plan) -> plan_pb2.Plan:
 
 def targets_from_pb(targets: list[plan_pb2.TargetWeight]) -> list[Target]:
     """Proto targets as domain targets (validated by the domain)."""
-    return [Target(t.asset, t.weight_percent) for t in targets]
+    return [Target(t.asset, t.weight_percent, t.hedge) for t in targets]
 
 
 def cooldown_to_pb(status: CooldownStatus) -> governance_state_pb2.CooldownStatus:

@@ -83,10 +83,12 @@ def next_state(name: str, state: PlanState, action: PlanAction) -> PlanState:
 
 @dataclass(frozen=True)
 class Target:
-    """One asset's target weight in percent."""
+    """One asset's target weight in percent. A hedge target's asset is a
+    short position or hedge instrument: its legs are HEDGE operations."""
 
     asset: str
     weight_percent: float
+    hedge: bool = False
 
 
 @dataclass(frozen=True)

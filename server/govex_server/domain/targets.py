@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 
 from govex_server.domain.errors import FieldViolation, invalid_argument
+from govex_server.domain.execution.legs import DEFAULT_STABLES
 from govex_server.domain.plans import Target
 
 MAX_ASSETS = 200
@@ -20,7 +21,8 @@ def validate_targets(targets: Sequence[Target], field: str = "targets") -> tuple
 
     Valid: 1 to 200 entries; each asset 1-20 characters of A-Z 0-9 . _ -,
     upper case, not repeated; each weight finite and in (0, 100]; the weights
-    sum to 100 within 0.01.
+    sum to 100 within 0.01; a hedge is not a stable (a stable hedges
+    nothing: it is the other side of every leg).
     """
     violations: list[FieldViolation] = []
     if not targets:
@@ -50,6 +52,12 @@ def validate_targets(targets: Sequence[Target], field: str = "targets") -> tuple
             )
         else:
             seen[target.asset] = i
+        if target.hedge and target.asset in DEFAULT_STABLES:
+            violations.append(
+                FieldViolation(
+                    f"{where}.hedge", f"{target.asset} is a stable and cannot be a hedge"
+                )
+            )
         weight = target.weight_percent
         if not math.isfinite(weight):
             violations.append(FieldViolation(f"{where}.weight_percent", "must be a finite number"))

@@ -12,7 +12,13 @@ from decimal import Decimal
 
 from govex_server.domain import money
 from govex_server.domain.clock import Clock
-from govex_server.domain.execution.legs import ExecutionKind, Leg, LegPlan, Side, compute_legs
+from govex_server.domain.execution.legs import (
+    Leg,
+    LegPlan,
+    Side,
+    compute_legs,
+    mode_refusal,
+)
 from govex_server.domain.execution.orders import client_order_id
 from govex_server.domain.execution.pricing import limit_order
 from govex_server.domain.execution.safety import (
@@ -28,7 +34,7 @@ from govex_server.domain.freezes import Operation, verdict
 from govex_server.domain.freezes import Verdict as FreezeVerdict
 from govex_server.domain.ids import UlidFactory
 from govex_server.domain.plans import PlanState
-from govex_server.domain.policy import Policy, PolicyMode
+from govex_server.domain.policy import Policy
 from govex_server.exchanges.base import Balance, ExchangeRegistry
 from govex_server.exchanges.errors import ExchangeError, unreachable
 from govex_server.services.freezes import FreezeService
@@ -118,8 +124,8 @@ class ExecutionPlanner:
         reasons: list[str] = []
         if plan.state is not PlanState.ACTIVE:
             reasons.append(f"{plan.name} is {plan.state.value}; only the ACTIVE plan is executed")
-        if policy.mode is PolicyMode.FREEZE and legs.kind is not ExecutionKind.DE_RISK:
-            reasons.append("the policy mode is FREEZE: only executions that sell to stables start")
+        if refusal := mode_refusal(policy.mode, legs):
+            reasons.append(refusal)
         operations = sorted({op for leg in legs.active_legs for op in leg.requires}, key=_op_key)
         freeze_verdicts = [verdict(op, active_freezes, now) for op in operations]
         for leg in legs.active_legs:

@@ -68,7 +68,11 @@ def _plan_row(plan: Plan) -> dict[str, Any]:
         "id": plan.id,
         "state": plan.state.value,
         "version": plan.version,
-        "targets": [[tg.asset, tg.weight_percent] for tg in plan.targets],
+        # [asset, weight], and a third element ``true`` for a hedge: rows
+        # written before hedges existed read the same.
+        "targets": [
+            [tg.asset, tg.weight_percent, *([True] if tg.hedge else [])] for tg in plan.targets
+        ],
         "reason": plan.reason,
         "proposed_by": plan.proposed.principal,
         "proposed_under_mode": plan.proposed_under_mode,
@@ -89,7 +93,9 @@ def _plan_from_row(row: RowMapping) -> Plan:
     return Plan(
         id=row["id"],
         state=PlanState(row["state"]),
-        targets=tuple(Target(asset, float(weight)) for asset, weight in row["targets"]),
+        targets=tuple(
+            Target(str(t[0]), float(t[1]), len(t) > 2 and bool(t[2])) for t in row["targets"]
+        ),
         reason=row["reason"],
         version=row["version"],
         proposed=_step_from_json(steps["proposed"]),

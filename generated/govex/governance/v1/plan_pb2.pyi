@@ -132,6 +132,7 @@ class TargetWeight(_message.Message):
 
     ASSET_FIELD_NUMBER: _builtins.int
     WEIGHT_PERCENT_FIELD_NUMBER: _builtins.int
+    HEDGE_FIELD_NUMBER: _builtins.int
     asset: _builtins.str
     """Asset symbol as the exchanges name it, upper case, for example "BTC" or
     "USDT". 1 to 20 characters from A-Z, 0-9, '.', '-' and '_'.
@@ -140,15 +141,24 @@ class TargetWeight(_message.Message):
     """Share of the portfolio in percent, in (0, 100]. The weights of a plan sum
     to 100 (within 0.01).
     """
+    hedge: _builtins.bool
+    """True when the asset is a short position or a hedge instrument (for
+    example an inverse token): its legs are HEDGE operations, which the
+    freezes judge on their own (S3_ALERT_FREEZE allows them, ERROR_FREEZE and
+    FULL_FREEZE do not) and which a policy in mode FREEZE lets start. A
+    stable cannot be a hedge (INVALID_ARGUMENT naming targets[i].hedge).
+    Default false.
+    """
     def __init__(
         self,
         *,
         asset: _builtins.str = ...,
         weight_percent: _builtins.float = ...,
+        hedge: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "weight_percent", b"weight_percent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "hedge", b"hedge", "weight_percent", b"weight_percent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -14,6 +14,7 @@ from govex_server.domain import money
 from govex_server.domain.errors import failed_precondition
 from govex_server.domain.freezes import Freeze, Operation, allows
 from govex_server.domain.plans import Target
+from govex_server.domain.policy import PolicyMode
 
 DEFAULT_STABLES = frozenset({"USDT", "USDC", "DAI", "TUSD", "FDUSD", "USD", "BUSD", "PYUSD"})
 
@@ -31,6 +32,8 @@ class ExecutionKind(enum.Enum):
     ROTATION = "ROTATION"
     DE_RISK = "DE_RISK"
     REBALANCING = "REBALANCING"
+    # Only hedge legs are traded.
+    HEDGE = "HEDGE"
     NOTHING = "NOTHING"
 
 
@@ -89,7 +92,9 @@ def compute_legs(
     before the buys they fund. Money is exact: a weight (a float percentage)
     enters it through ``money.from_ratio``; notionals are cut down to the
     quote step and quantities to ``money.QUANTITY_STEP``."""
+    targets = tuple(targets)
     target = {t.asset: t.weight_percent for t in targets}
+    hedges = {t.asset for t in targets if t.hedge}
     hundred = Decimal(100)
 
     def price_of(asset: str) -> Decimal:
@@ -132,11 +137,14 @@ def compute_legs(
             skip = f"below the minimum trade ({notional:.2f} < {min_trade_usd:.2f})"
         raw.append((asset, Side.BUY if delta > 0 else Side.SELL, delta, notional, skip))
 
-    traded = [r for r in raw if not r[4]]
+    # What the execution is, from its legs that are not hedges: a hedge
+    # leg is classified HEDGE whatever the others do.
+    traded = [r for r in raw if not r[4] and r[0] not in hedges]
     buys = any(r[1] is Side.BUY for r in traded)
     sells = any(r[1] is Side.SELL for r in traded)
     if not traded:
-        kind = ExecutionKind.NOTHING
+        hedging = any(not r[4] for r in raw)
+        kind = ExecutionKind.HEDGE if hedging else ExecutionKind.NOTHING
     elif sells and not buys:
         kind = ExecutionKind.DE_RISK
     elif abs(stable_target - stable_now) <= no_trade_threshold_percent and buys and sells:
@@ -149,7 +157,7 @@ def compute_legs(
     legs = []
     for index, (asset, side, _delta, notional, skip) in enumerate(raw):
         price = price_of(asset)
-        operation, requires = _classify(kind, side)
+        operation, requires = _classify(kind, side, asset in hedges)
         legs.append(
             Leg(
                 index=index,
@@ -169,13 +177,39 @@ def compute_legs(
     return LegPlan(kind, total, stable_now, stable_target, tuple(legs))
 
 
-def _classify(kind: ExecutionKind, side: Side) -> tuple[Operation, frozenset[Operation]]:
+def _classify(
+    kind: ExecutionKind, side: Side, hedge: bool
+) -> tuple[Operation, frozenset[Operation]]:
+    if hedge:
+        # Opening, growing or closing a hedge: the freezes' HEDGE rule alone.
+        return Operation.HEDGE, frozenset({Operation.HEDGE})
     if kind is ExecutionKind.ROTATION:
         return Operation.ROTATION, frozenset({Operation.ROTATION})
     if side is Side.SELL:
         return Operation.SELL_TO_STABLES, frozenset({Operation.SELL_TO_STABLES})
     # A buy in a rebalancing is a purchase too: both must be allowed.
     return Operation.PURCHASE, frozenset({Operation.PURCHASE, Operation.REBALANCING})
+
+
+RISK_BUYING = frozenset({Operation.PURCHASE, Operation.REBALANCING})
+
+
+def buys_risk(leg: Leg) -> bool:
+    """True when the leg is a purchase or part of a rebalancing: what a
+    policy in mode FREEZE refuses to start (POLICY.md, "What the policy does
+    downstream"). Sells to stables, rotations and hedges do not buy risk;
+    whether they may go is the freezes' decision."""
+    return bool(leg.requires & RISK_BUYING)
+
+
+def mode_refusal(mode: PolicyMode, legs: LegPlan) -> str | None:
+    """Why a policy in ``mode`` refuses to start an execution of ``legs``,
+    or None: mode FREEZE refuses any that buys risk."""
+    buying = [leg for leg in legs.active_legs if buys_risk(leg)]
+    if mode is not PolicyMode.FREEZE or not buying:
+        return None
+    listed = ", ".join(f"{leg.index} ({leg.side.value} {leg.symbol})" for leg in buying)
+    return f"the policy mode is FREEZE: no execution that buys risk starts (legs {listed})"
 
 
 def blocked_by(leg: Leg, freezes: Iterable[Freeze], now: datetime) -> list[Freeze]:
