@@ -85,10 +85,11 @@ class FreezeService:
 
         def unit(uow: UnitOfWork) -> Freeze:
             uow.freezes.add(created)
-            self._rederive_in(uow)
             self._record(
                 uow, actor, "Freeze", EventKind.FREEZE_CREATED, created, reason, call, created
             )
+            # After the freeze's event: readers see the cause, then the effect.
+            self._rederive_in(uow)
             return created
 
         return await self._store.write(unit)
@@ -134,8 +135,6 @@ class FreezeService:
                 )
                 if uow.freezes.end(ended):
                     lifted.append(ended)
-            if lifted:
-                self._rederive_in(uow)
             for index, ended in enumerate(lifted):
                 last = index == len(lifted) - 1
                 self._record(
@@ -148,7 +147,9 @@ class FreezeService:
                     call if last else None,
                     lifted,
                 )
-            if not lifted:
+            if lifted:
+                self._rederive_in(uow)
+            else:
                 # Nothing was active: the request is still audited (and
                 # replayed by its request_id), with no event.
                 self._recorder.record(
