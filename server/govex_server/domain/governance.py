@@ -77,6 +77,37 @@ def check_propose(mode: GovernanceMode, principal: Principal) -> None:
         )
 
 
+def check_cancel(mode: GovernanceMode, plan: Plan, principal: Principal) -> None:
+    """Who may cancel ``plan``. Humans: approvers, operators and admins any
+    plan, others their own. An ai principal: only plans it proposed, and in
+    MANUAL mode none (the mode that forbids it to reject forbids it to
+    cancel: cancelling a human's ACTIVE plan is a rejection after the fact)."""
+    if not principal.is_human:
+        if mode is GovernanceMode.MANUAL:
+            raise failed_precondition(
+                "MODE_FORBIDS",
+                plan.name,
+                f"in MANUAL mode only humans cancel plans; {principal.name} is an ai principal",
+                mode=mode.value,
+            )
+        if plan.proposed.principal != principal.name:
+            raise permission_denied(
+                "NOT_PROPOSER",
+                f"an ai principal cancels only its own plans; {plan.name} was proposed by "
+                f"{plan.proposed.principal}",
+                resource=plan.name,
+            )
+        return
+    privileged = principal.has_any((Role.APPROVER, Role.OPERATOR, Role.ADMIN))
+    if not privileged and plan.proposed.principal != principal.name:
+        raise permission_denied(
+            "NOT_PROPOSER",
+            f"{principal.name} may cancel only its own plans; {plan.name} was proposed "
+            f"by {plan.proposed.principal}",
+            resource=plan.name,
+        )
+
+
 def check_step(
     mode: GovernanceMode,
     plan: Plan,

@@ -15,6 +15,7 @@ from govex_server.domain.clock import Clock
 from govex_server.domain.errors import (
     GovexError,
     etag_mismatch,
+    failed_precondition,
     invalid_field,
     not_found,
     permission_denied,
@@ -25,6 +26,7 @@ from govex_server.domain.governance import (
     CooldownStatus,
     GovernanceMode,
     ModeSetting,
+    check_cancel,
     check_cooldown,
     check_propose,
     check_step,
@@ -41,7 +43,7 @@ from govex_server.domain.plans import (
     combined_etag,
     require_transition,
 )
-from govex_server.domain.principals import Principal, Role
+from govex_server.domain.principals import Principal
 from govex_server.domain.targets import validate_targets
 from govex_server.services.bounds import FullAiBounds
 from govex_server.services.read_cache import ReadCache
@@ -355,14 +357,7 @@ class GovernanceService:
         _text(reason, "reason")
 
         def mutate(plan: Plan, mode: ModeSetting, now: datetime) -> Plan:
-            privileged = actor.has_any((Role.APPROVER, Role.OPERATOR, Role.ADMIN))
-            if not privileged and plan.proposed.principal != actor.name:
-                raise permission_denied(
-                    "NOT_PROPOSER",
-                    f"{actor.name} may cancel only its own plans; {plan.name} was proposed "
-                    f"by {plan.proposed.principal}",
-                    resource=plan.name,
-                )
+            check_cancel(mode.mode, plan, actor)
             return plan.moved(PlanAction.CANCEL, now, cancelled=Step.by(actor, now, reason))
 
         return await self._transition(
@@ -398,6 +393,17 @@ class GovernanceService:
             overridden = override_cooldown and not status.publishing_allowed
             superseded: Plan | None = None
             old = uow.plans.active()
+            running = uow.executions.running_for_plan(old.id) if old is not None else None
+            if old is not None and running is not None:
+                # Superseding it would leave the execution trading for a
+                # CANCELLED plan: the desk cancels (or lets finish) it first.
+                raise failed_precondition(
+                    "EXECUTION_RUNNING",
+                    old.name,
+                    f"{old.name} has a running execution (executions/{running.id}); cancel it "
+                    f"or let it finish before activating {plan.name}",
+                    execution=f"executions/{running.id}",
+                )
             if old is not None:
                 superseded = old.moved(
                     PlanAction.SUPERSEDE,
