@@ -170,24 +170,6 @@ async def test_multi_day_execution_keeps_under_the_daily_cap(harness: Harness) -
     await assert_store_matches_book(h, started.name)
 
 
-async def test_s3_freeze_mid_execution_stops_purchases_not_sells(harness: Harness) -> None:
-    h = harness
-    plan = await active(h, BIG)
-    started = await execute(h, plan, strategy=ES.EXECUTION_STRATEGY_SEQUENTIAL)
-    await freeze(h, freeze_pb2.FREEZE_TYPE_S3_ALERT_FREEZE, minutes=60 * 24 * 7)
-    ended = await run_days(h, started.name, 12)
-    assert ended.state == ES.EXECUTION_STATE_PARTIALLY_FILLED
-    by_side: dict[int, set[int]] = {}
-    for o in await orders(h, started.name):
-        by_side.setdefault(o.side, set()).add(o.state)
-    assert by_side[ES.ORDER_SIDE_SELL] == {ES.ORDER_STATE_FILLED}
-    assert ES.ORDER_STATE_CANCELLED in by_side[ES.ORDER_SIDE_BUY]
-    cancelled = [o for o in await orders(h, started.name) if o.state == ES.ORDER_STATE_CANCELLED]
-    assert all("S3_ALERT_FREEZE" in o.state_reason for o in cancelled)
-    assert await plan_state(h, plan) == plan_pb2.PLAN_STATE_ACTIVE
-    await assert_store_matches_book(h, started.name)
-
-
 async def test_full_freeze_cancels_open_orders_and_stops_the_execution(harness: Harness) -> None:
     h = harness
     plan = await active(h, BIG)

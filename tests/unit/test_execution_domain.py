@@ -275,8 +275,18 @@ def test_freezes_block_legs_by_what_they_require() -> None:
     plan = rebalancing()
     sell, buy = plan.legs
     s3 = [freeze(FreezeType.S3_ALERT_FREEZE)]
-    assert blocked_by(sell, s3, NOW) == []  # S3 lets sells to stables through
-    assert blocked_by(buy, s3, NOW) == s3  # and stops purchases
+    # S3 forbids rebalancing: a rebalancing's sells stop with its buys.
+    assert blocked_by(sell, s3, NOW) == s3
+    assert blocked_by(buy, s3, NOW) == s3
+    de_risk = compute_legs(
+        [Target("BTC", 20), Target("USDT", 80)],
+        {"BTC": D(1), "USDT": D(50_000)},
+        PRICES,
+        "USDT",
+        1.0,
+        D(100),
+    )
+    assert blocked_by(de_risk.legs[0], s3, NOW) == []  # selling to stables goes on
     full = [freeze(FreezeType.FULL_FREEZE)]
     assert blocked_by(sell, full, NOW) == full
     assert blocked_by(sell, full, NOW + timedelta(hours=2)) == []  # expired

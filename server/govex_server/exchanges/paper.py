@@ -91,6 +91,11 @@ FAULTS = frozenset(
         "unavailable",
         "partial_fill",
         "fill_races_cancel",
+        # The account's reads failing (one call each).
+        "prices_unavailable",
+        "markets_unavailable",
+        "balances_unavailable",
+        "cancel_refused",
     }
 )
 
@@ -108,9 +113,13 @@ class PaperExchange:
         self._config = config
         self._book = book
         self._faults: deque[str] = deque()
+        # Cancels refused by the "cancel_refused" fault (tests count them).
+        self.cancels_refused = 0
 
     async def markets(self) -> dict[str, Market]:
         """One market per priced asset against the quote currency."""
+        if self._take("markets_unavailable"):
+            raise ExchangeUnavailable("503 Service Unavailable (markets)")
         c = self._config
         return {
             f"{asset}/{c.quote}": Market(c.amount_step, c.price_step, c.min_notional)
@@ -119,6 +128,8 @@ class PaperExchange:
 
     async def prices(self, assets: Iterable[str]) -> dict[str, Decimal]:
         """The configured prices of the assets that have one."""
+        if self._take("prices_unavailable"):
+            raise ExchangeUnavailable("503 Service Unavailable (prices)")
         return {a: self._config.prices[a] for a in assets if a in self._config.prices}
 
     @property
@@ -143,6 +154,8 @@ class PaperExchange:
 
     async def balances(self) -> dict[str, Balance]:
         """Free and total (free + locked) per asset, from the book."""
+        if self._take("balances_unavailable"):
+            raise ExchangeUnavailable("503 Service Unavailable (balances)")
 
         def read(db: sqlite3.Connection) -> dict[str, Balance]:
             rows = db.execute("SELECT asset, free, locked FROM balances").fetchall()
@@ -266,7 +279,11 @@ class PaperExchange:
     async def cancel_order(self, client_id: str, symbol: str = "") -> ExchangeOrder:
         """Cancels what is left of an open order; the order as it ends up
         (a fill may win the race: the order is then closed, not canceled)."""
-        race = self._take("fill_races_cancel")
+        fault = self._take("fill_races_cancel", "cancel_refused")
+        if fault == "cancel_refused":
+            self.cancels_refused += 1
+            raise ExchangeUnavailable("503 Service Unavailable (cancel)")
+        race = fault == "fill_races_cancel"
 
         def cancel(db: sqlite3.Connection) -> ExchangeOrder:
             o = _order(db, client_id)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from govex_server.domain import filters, list_filters, money
@@ -31,6 +32,7 @@ from govex_server.domain.errors import (
     not_found,
 )
 from govex_server.domain.events import DomainEvent, EventKind, OrderUpdate
+from govex_server.domain.execution.budget import day_cap, deferral
 from govex_server.domain.execution.legs import Leg, Side
 from govex_server.domain.execution.orders import (
     OrderState,
@@ -47,6 +49,7 @@ from govex_server.domain.execution.records import (
     Strategy,
     outcome,
 )
+from govex_server.domain.execution.restarts import restart_delay
 from govex_server.domain.execution.safety import (
     Level,
     Limits,
@@ -79,6 +82,7 @@ from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import GovernanceService
 from govex_server.services.planning import ExecutionPlanner, PlanValidation
 from govex_server.services.recorder import Call, Recorder
+from govex_server.services.waiting import until_or_poked
 from govex_server.store.audit_repositories import AuditRecord
 from govex_server.store.database import Store, UnitOfWork
 
@@ -120,6 +124,8 @@ class _Quotes:
     prices: Mapping[str, Decimal]
     markets: Mapping[str, Market]
     balances: Mapping[str, Balance]
+    # The daily cap of the policy in force at the round (a fraction).
+    current_cap: float
     reserved: dict[str, Decimal] = field(default_factory=dict)
 
     def free(self, asset: str) -> Decimal:
@@ -173,6 +179,8 @@ class ExecutionEngine:
         self._background: set[asyncio.Task[None]] = set()
         self.accepting = False
         self.adopted: list[str] = []
+        # Runner restarts after a failure, since start (for the benchmark).
+        self.restarts = 0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -493,12 +501,55 @@ class ExecutionEngine:
     # --------------------------------------------------------------- runner
 
     async def _run(self, execution_id: str) -> None:
+        """The supervisor of one execution's runner: a runner that fails (an
+        exchange or store error) runs again after a growing, jittered wait,
+        forever; a cancel or a freeze cuts the wait short."""
+        failures = 0
+        while True:
+            try:
+                await self._loop(execution_id)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                self.restarts += 1
+                delay = restart_delay(failures, random.random())
+                if isinstance(exc, ExchangeError):
+                    log.warning(
+                        "execution %s: runner stopped by the exchange (%s); restart %d in %.1fs",
+                        execution_id,
+                        exc,
+                        failures,
+                        delay.total_seconds(),
+                    )
+                else:
+                    log.exception(
+                        "execution %s: runner failed; restart %d in %.1fs",
+                        execution_id,
+                        failures,
+                        delay.total_seconds(),
+                    )
+                await self._note_failure(execution_id, f"restart {failures} after: {exc}")
+                wake = self._wake.setdefault(execution_id, asyncio.Event())
+                wake.clear()
+                await until_or_poked(self._clock, self._clock.now() + delay, wake)
+
+    async def _note_failure(self, execution_id: str, text: str) -> None:
+        """The runner's last error, on the execution (GetExecution shows it
+        in state_reason while it runs; the end's reason replaces it)."""
+
+        def unit(uow: UnitOfWork) -> None:
+            current = uow.executions.get(execution_id)
+            if current is None or current.state.terminal:
+                return
+            noted = replace(current, state_reason=text[:500], version=current.version + 1)
+            uow.executions.replace(noted, current.version)
+
         try:
-            await self._loop(execution_id)
-        except asyncio.CancelledError:
-            raise
+            await self._store.write(unit)
         except Exception:
-            log.exception("execution %s: runner failed; it resumes at the next start", execution_id)
+            log.exception("execution %s: the runner's error could not be recorded", execution_id)
 
     async def _loop(self, execution_id: str) -> None:
         wake = self._wake.setdefault(execution_id, asyncio.Event())
@@ -558,7 +609,10 @@ class ExecutionEngine:
         # every order of the round is priced at the same moment.
         assets = sorted({o.symbol.split("/")[0] for o in due})
         quotes = _Quotes(
-            await exchange.prices(assets), await exchange.markets(), await exchange.balances()
+            await exchange.prices(assets),
+            await exchange.markets(),
+            await exchange.balances(),
+            (await self._planner.policy_now()).cap_daily,
         )
         if execution.strategy is Strategy.SEQUENTIAL:
             for order in [*sells, *buys]:
@@ -604,11 +658,10 @@ class ExecutionEngine:
             market,
         )
         quote = exchange.quote
-        cap = money.notional(
-            money.mul(
-                money.from_ratio(float(execution.policy.get("cap_daily", 0))),
-                execution.portfolio_value,
-            )
+        cap = day_cap(
+            execution.portfolio_value,
+            float(execution.policy.get("cap_daily", 0)),
+            quotes.current_cap,
         )
         limiter = self._limiters.get(exchange.account)
         if limiter is not None:
@@ -622,11 +675,11 @@ class ExecutionEngine:
             twin = uow.orders.by_client_id(order.client_order_id)
             # The duplicate rule: this client order id belongs to another order.
             known = {order.client_order_id} if twin is not None and twin.id != order.id else set()
-            # 1% over the day's cap is tolerated: slices are cut on steps.
-            if used + money.mul(quantity, price) > money.mul(cap, Decimal("1.01")):
-                # The schedule spreads the cap, but a late slice (a restart, a
-                # backlog) must not push today's traded notional over it.
-                tomorrow = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
+            # The schedule spreads the cap, but a late slice (a restart, a
+            # backlog) or a cap lowered since the start must not push
+            # today's traded notional over it.
+            tomorrow = deferral(now, used, money.mul(quantity, price), cap)
+            if tomorrow is not None:
                 return self._move_in(
                     uow,
                     execution,
@@ -788,14 +841,20 @@ class ExecutionEngine:
         exchange: Exchange,
         reason: str,
     ) -> None:
+        refused: ExchangeError | None = None
+        limiter = self._limiters.get(exchange.account)
         for order in orders:
             if order.state is OrderState.PENDING:
                 await self._move(execution, order, OrderState.CANCELLED, reason=reason)
             elif order.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED):
+                # A cancel is a call like a send: inside the account's budget.
+                if limiter is not None:
+                    await limiter.acquire()
                 try:
                     ended = await exchange.cancel_order(order.client_order_id, order.symbol)
                 except ExchangeError as exc:
                     log.warning("cancel of %s failed: %s", order.client_order_id, exc)
+                    refused = exc
                     continue
                 await self._apply(execution, order, ended, reason)
             elif order.state in (OrderState.SUBMITTED, OrderState.UNKNOWN):
@@ -803,6 +862,10 @@ class ExecutionEngine:
         remaining = await self._store.read(lambda uow: uow.orders.for_execution(execution.id))
         if all(o.state.terminal for o in remaining):
             await self._finish(execution, remaining, reason)
+        elif refused is not None:
+            # The supervisor tries again after a growing wait, not at once
+            # (a refused cancel retried in a loop hammered the exchange).
+            raise refused
 
     async def _finish(
         self, execution: ExecutionRecord, orders: Sequence[OrderRecord], cancelled_by: str = ""

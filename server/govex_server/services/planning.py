@@ -96,6 +96,10 @@ class ExecutionPlanner:
         self._clock = clock
         self._ids = UlidFactory()
 
+    async def policy_now(self) -> Policy:
+        """The policy in force now (a running execution's sends obey it too)."""
+        return (await self._policy.view()).policy
+
     async def validate(
         self, plan_name: str, exchange_name: str, level: Level | None
     ) -> PlanValidation:

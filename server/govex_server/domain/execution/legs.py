@@ -185,9 +185,15 @@ def _classify(
         return Operation.HEDGE, frozenset({Operation.HEDGE})
     if kind is ExecutionKind.ROTATION:
         return Operation.ROTATION, frozenset({Operation.ROTATION})
-    if side is Side.SELL:
+    if kind is ExecutionKind.DE_RISK:
         return Operation.SELL_TO_STABLES, frozenset({Operation.SELL_TO_STABLES})
-    # A buy in a rebalancing is a purchase too: both must be allowed.
+    # Every leg of a rebalancing is part of it: a freeze that forbids
+    # rebalancing (S3, ERROR_FREEZE) stops its sells as well as its buys, and
+    # a buy is a purchase too.
+    if side is Side.SELL:
+        return Operation.SELL_TO_STABLES, frozenset(
+            {Operation.SELL_TO_STABLES, Operation.REBALANCING}
+        )
     return Operation.PURCHASE, frozenset({Operation.PURCHASE, Operation.REBALANCING})
 
 
