@@ -331,7 +331,14 @@ def _execution(
         fee_rate=paper.fee_rate,
     )
     planner = ExecutionPlanner(
-        governance, policy, freezes, exchanges, limits, Level(settings.safety_level), clock
+        governance,
+        policy,
+        freezes,
+        exchanges,
+        limits,
+        Level(settings.safety_level),
+        clock,
+        settings.max_execution_days,
     )
     window = timedelta(seconds=settings.order_window_seconds)
     limiters = {

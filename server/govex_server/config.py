@@ -46,6 +46,8 @@ class Settings:
     event_retention_hours: float = 168.0
     event_retention_keep: int = 10000
     min_trade_usd: float = 100.0
+    # The longest schedule an execution may have (a longer one is refused).
+    max_execution_days: int = 30
     signals_future_skew_seconds: float = 30.0
     paper_exchange_file: str = ""
     # The paper exchange's own book (balances, orders); beside a SQLite
@@ -111,6 +113,8 @@ class Settings:
             raise ConfigError("event_retention_hours: at least 1")
         if self.event_retention_keep < 0:
             raise ConfigError("event_retention_keep: not negative")
+        if not 1 <= self.max_execution_days <= 3650:
+            raise ConfigError("max_execution_days: must be between 1 and 3650")
         if self.min_trade_usd < 10:
             raise ConfigError("min_trade_usd: at least 10")
         if not 0 <= self.signals_future_skew_seconds <= 600:

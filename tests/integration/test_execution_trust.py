@@ -8,6 +8,7 @@ Each ends, where orders were sent, with the store agreeing with the book."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 import pytest
@@ -16,7 +17,7 @@ from govex.controls.v1 import freeze_pb2
 from govex.execution.v1 import execution_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
 from govex.governance.v1 import plan_pb2
-from tests.conftest import Harness
+from tests.conftest import Harness, HarnessFactory
 from tests.integration.freeze_helpers import freeze, wait_for
 from tests.integration.helpers import activate, approve, propose, refused, review
 from tests.integration.test_execution import (
@@ -193,3 +194,39 @@ async def _set_mode(h: Harness, mode: plan_pb2.GovernanceMode.ValueType) -> None
         gov.SetGovernanceModeRequest(mode=mode, etag=state.mode_etag, reason="test"),
         metadata=md("dana"),
     )
+
+
+SMALL_BOOK = """
+[balances]
+USDT = 1000
+BTC = 0.01
+[prices]
+BTC = 50000
+"""
+
+
+async def test_a_schedule_too_long_is_a_precondition_with_its_length(
+    harness_factory: HarnessFactory, tmp_path: Path
+) -> None:
+    from tests.integration.test_validate_plan import validate
+
+    book = tmp_path / "paper.toml"
+    book.write_text(SMALL_BOOK)
+    # 1,500 in all: no signals, 3% = 45 a day, under the 100 minimum trade.
+    h = await harness_factory(paper_exchange_file=str(book), max_execution_days=5)
+    plan = await active(h, (("BTC", 90.0), ("USDT", 10.0)))
+    never = await refused(validate(h, plan.name))
+    assert (never.code, never.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "SCHEDULE_TOO_LONG")
+    assert "never end" in never.message and "45.00" in never.message
+    error = await refused(execute(h, plan))
+    assert error.reason == "SCHEDULE_TOO_LONG"
+
+
+async def test_a_long_schedule_says_how_many_days(harness_factory: HarnessFactory) -> None:
+    from tests.integration.test_validate_plan import validate
+
+    h = await harness_factory(max_execution_days=3)
+    plan = await active(h, BIG)  # 42,500 at 5,250 a day: 9 days
+    error = await refused(validate(h, plan.name))
+    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "SCHEDULE_TOO_LONG")
+    assert "about 9 days" in error.message, error.message

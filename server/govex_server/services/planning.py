@@ -29,7 +29,12 @@ from govex_server.domain.execution.safety import (
     validate,
 )
 from govex_server.domain.execution.safety import Verdict as SafetyVerdict
-from govex_server.domain.execution.schedule import Slice, days_needed, schedule
+from govex_server.domain.execution.schedule import (
+    MAX_EXECUTION_DAYS,
+    Slice,
+    days_needed,
+    schedule,
+)
 from govex_server.domain.freezes import Operation, verdict
 from govex_server.domain.freezes import Verdict as FreezeVerdict
 from govex_server.domain.ids import UlidFactory
@@ -86,7 +91,9 @@ class ExecutionPlanner:
         limits: Limits,
         default_level: Level,
         clock: Clock,
+        max_days: int = MAX_EXECUTION_DAYS,
     ) -> None:
+        self._max_days = max_days
         self._governance = governance
         self._policy = policy
         self._freezes = freezes
@@ -144,6 +151,7 @@ class ExecutionPlanner:
                 policy.ramp_hours,
                 policy.min_trade_usd,
                 now,
+                max_days=self._max_days,
             )
             if legs.active_legs
             else []

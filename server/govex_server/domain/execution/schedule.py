@@ -11,9 +11,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from govex_server.domain import money
+from govex_server.domain.errors import failed_precondition
 from govex_server.domain.execution.legs import Leg
 
 MAX_SLICES_PER_DAY = 24
+# How many days an execution may take by default (the setting
+# max_execution_days): a longer schedule is refused, with its length.
+MAX_EXECUTION_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,16 @@ def schedule(
     min_trade_usd: Decimal,
     start: datetime,
     used_today: Decimal = money.ZERO,
+    max_days: int = MAX_EXECUTION_DAYS,
 ) -> list[Slice]:
     """Slices for the traded legs, sells first (they fund the buys). The
     daily budget (cap x portfolio value) is cut down to the quote step; a
     portion split into slices gives each its share cut down, and the last
-    slice the remainder, so the slices of a leg add up to its notional."""
+    slice the remainder, so the slices of a leg add up to its notional.
+    ``used_today`` is what the account already traded today. More than
+    ``max_days`` days is FAILED_PRECONDITION SCHEDULE_TOO_LONG, saying how
+    many days it would take (or that it never ends: a day's cap under the
+    minimum trade)."""
     budget_per_day = money.notional(money.mul(money.from_ratio(cap_daily), portfolio_value))
     if budget_per_day <= 0:
         raise ValueError("the daily cap must be positive")
@@ -91,9 +100,29 @@ def schedule(
         day += 1
         day_start = _midnight_after(day_start)
         left_today = budget_per_day
-        if day > 3650:
-            raise ValueError("the execution would take more than ten years")
+        if day >= max_days and any(remaining[i] > 0 for i in order):
+            raise _too_long(
+                day, sum(remaining.values(), money.ZERO), budget_per_day, min_trade_usd, max_days
+            )
     return slices
+
+
+def _too_long(
+    day: int, left: Decimal, per_day: Decimal, min_trade_usd: Decimal, max_days: int
+) -> Exception:
+    if per_day < min_trade_usd:
+        length = (
+            f"it would never end: the day's cap of {per_day:.2f} is under the minimum "
+            f"trade of {min_trade_usd:.2f}"
+        )
+    else:
+        days = day + math.ceil(left / per_day)
+        length = f"it would take about {days} days ({left:.2f} left after day {day})"
+    return failed_precondition(
+        "SCHEDULE_TOO_LONG",
+        "schedule",
+        f"the execution is limited to {max_days} days (max_execution_days); {length}",
+    )
 
 
 def days_needed(slices: Sequence[Slice]) -> int:
