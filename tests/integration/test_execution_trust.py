@@ -230,3 +230,18 @@ async def test_a_long_schedule_says_how_many_days(harness_factory: HarnessFactor
     error = await refused(validate(h, plan.name))
     assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "SCHEDULE_TOO_LONG")
     assert "about 9 days" in error.message, error.message
+
+
+async def test_a_target_the_account_cannot_reach_blocks_the_plan(harness: Harness) -> None:
+    from tests.integration.test_validate_plan import validate
+
+    h = harness
+    # The paper account trades against USDT only: USDC can never be bought.
+    plan = await active(h, (("BTC", 28.57), ("ETH", 14.29), ("USDC", 10.0), ("USDT", 47.14)))
+    verdict = await validate(h, plan.name)
+    assert not verdict.executable
+    assert any(r.startswith("USDC: a stable other than") for r in verdict.blocking_reasons)
+    error = await refused(execute(h, plan))
+    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "TARGET_UNREACHABLE")
+    got = await h.gov.GetPlan(gov.GetPlanRequest(name=plan.name), metadata=md("victor"))
+    assert got.plan.state == plan_pb2.PLAN_STATE_ACTIVE  # never called EXECUTED

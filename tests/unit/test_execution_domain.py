@@ -18,6 +18,7 @@ from govex_server.domain.execution.legs import (
     blocked_by,
     compute_legs,
     mode_refusal,
+    unreached,
 )
 from govex_server.domain.execution.orders import (
     TERMINAL,
@@ -232,6 +233,25 @@ def test_mode_freeze_refuses_only_what_buys_risk(
         assert "buys risk" in reason and "BUY" in reason
     for mode in (PolicyMode.SLOW, PolicyMode.NORMAL, PolicyMode.AGGRESSIVE):
         assert mode_refusal(mode, legs) is None
+
+
+def test_what_the_account_cannot_trade_is_named() -> None:
+    legs = compute_legs(
+        [Target("BTC", 40), Target("SOL", 10), Target("USDC", 10), Target("USDT", 40)],
+        {"BTC": D(1), "USDT": D(50_000)},
+        PRICES,
+        "USDT",
+        1.0,
+        D(100),
+    )
+    assert legs.unreached_stables == ("USDC",)
+    reasons = unreached(legs, {"BTC/USDT"}, "USDT", "exchanges/x")
+    assert reasons == [
+        "leg 1 (BUY SOL/USDT): no SOL/USDT market on exchanges/x",
+        "USDC: a stable other than the account's quote USDT; legs trade against USDT only, "
+        "so its target cannot be reached",
+    ]
+    assert len(unreached(legs, {"BTC/USDT", "SOL/USDT"}, "USDT", "exchanges/x")) == 1
 
 
 def test_no_trade_zone_and_min_trade_skip_with_a_reason() -> None:

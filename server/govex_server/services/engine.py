@@ -1154,6 +1154,8 @@ def _refusal(plan: str, validation: PlanValidation) -> GovexError:
         reason = "FROZEN"
     elif any("policy mode is FREEZE" in r for r in validation.blocking_reasons):
         reason = "POLICY_FREEZE"
+    elif any("cannot be reached" in r or " market on " in r for r in validation.blocking_reasons):
+        reason = "TARGET_UNREACHABLE"
     elif any("safety refused" in r for r in validation.blocking_reasons):
         reason = "SAFETY_REJECTED"
     else:

@@ -18,6 +18,7 @@ from govex_server.domain.execution.legs import (
     Side,
     compute_legs,
     mode_refusal,
+    unreached,
 )
 from govex_server.domain.execution.orders import client_order_id
 from govex_server.domain.execution.pricing import limit_order
@@ -137,6 +138,7 @@ class ExecutionPlanner:
             reasons.append(f"{plan.name} is {plan.state.value}; only the ACTIVE plan is executed")
         if refusal := mode_refusal(policy.mode, legs):
             reasons.append(refusal)
+        reasons += unreached(legs, markets, exchange.quote, f"exchanges/{exchange.account}")
         operations = sorted({op for leg in legs.active_legs for op in leg.requires}, key=_op_key)
         freeze_verdicts = [verdict(op, active_freezes, now) for op in operations]
         for leg in legs.active_legs:

@@ -70,6 +70,10 @@ class LegPlan:
     stable_percent_now: float
     stable_percent_target: float
     legs: tuple[Leg, ...]
+    # Stables other than the quote whose target differs from the holding by
+    # the no-trade zone or more: no leg trades them (every leg is against the
+    # quote), so the plan could never reach its targets.
+    unreached_stables: tuple[str, ...] = ()
 
     @property
     def active_legs(self) -> tuple[Leg, ...]:
@@ -174,7 +178,33 @@ def compute_legs(
                 skip_reason=skip,
             )
         )
-    return LegPlan(kind, total, stable_now, stable_target, tuple(legs))
+    unreached = tuple(
+        a
+        for a in sorted(set(target) | set(exact_current))
+        if a in stables
+        and a != quote
+        and abs(target.get(a, 0.0) - current.get(a, 0.0)) >= no_trade_threshold_percent
+    )
+    return LegPlan(kind, total, stable_now, stable_target, tuple(legs), unreached)
+
+
+def unreached(legs: LegPlan, markets: Iterable[str], quote: str, account: str) -> list[str]:
+    """Why the plan cannot reach its targets on the account, one line each:
+    a traded leg with no market, a stable other than the quote to be bought
+    or sold. A leg is skipped only for the no-trade zone or the minimum
+    trade; these are blockers, never quietly skipped."""
+    known = set(markets)
+    reasons = [
+        f"leg {leg.index} ({leg.side.value} {leg.symbol}): no {leg.symbol} market on {account}"
+        for leg in legs.active_legs
+        if leg.symbol not in known
+    ]
+    reasons += [
+        f"{asset}: a stable other than the account's quote {quote}; legs trade against "
+        f"{quote} only, so its target cannot be reached"
+        for asset in legs.unreached_stables
+    ]
+    return reasons
 
 
 def _classify(
