@@ -331,6 +331,7 @@ def _execution(
         fee_rate=paper.fee_rate,
     )
     planner = ExecutionPlanner(
+        store,
         governance,
         policy,
         freezes,

@@ -66,7 +66,7 @@ async def run(latency_ms: float) -> tuple[float, float]:
     )
     limits = Limits(Decimal("1e9"), Decimal("1e12"), 600, None, False, config.fee_rate)
     planner = ExecutionPlanner(
-        governance, policy, freezes, exchanges, limits, Level.MODERATE, clock
+        store, governance, policy, freezes, exchanges, limits, Level.MODERATE, clock
     )
     engine = ExecutionEngine(store, clock, governance, planner, freezes, exchanges, {}, limits)
     ids = UlidFactory()

@@ -245,3 +245,18 @@ async def test_a_target_the_account_cannot_reach_blocks_the_plan(harness: Harnes
     assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "TARGET_UNREACHABLE")
     got = await h.gov.GetPlan(gov.GetPlanRequest(name=plan.name), metadata=md("victor"))
     assert got.plan.state == plan_pb2.PLAN_STATE_ACTIVE  # never called EXECUTED
+
+
+async def test_validate_counts_what_was_traded_today(harness: Harness) -> None:
+    from tests.integration.test_validate_plan import validate
+
+    h = harness
+    plan = await active(h, BIG)  # no signals: 3% = 5,250 a day
+    started = await execute(h, plan)
+    h.clock.advance(timedelta(hours=11))  # still the first UTC day: its slices are all due
+    await idle(h, started.name)
+    verdict = await validate(h, plan.name)
+    # Today's cap is used: what is left of the plan starts tomorrow, as the
+    # engine would send it.
+    assert verdict.schedule
+    assert min(s.day for s in verdict.schedule) == 1, [s.day for s in verdict.schedule][:5]

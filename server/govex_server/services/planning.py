@@ -46,6 +46,7 @@ from govex_server.exchanges.errors import ExchangeError, unreachable
 from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import GovernanceService
 from govex_server.services.policy import PolicyService
+from govex_server.store.database import Store
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class ExecutionPlanner:
 
     def __init__(
         self,
+        store: Store,
         governance: GovernanceService,
         policy: PolicyService,
         freezes: FreezeService,
@@ -95,6 +97,7 @@ class ExecutionPlanner:
         max_days: int = MAX_EXECUTION_DAYS,
     ) -> None:
         self._max_days = max_days
+        self._store = store
         self._governance = governance
         self._policy = policy
         self._freezes = freezes
@@ -125,6 +128,11 @@ class ExecutionPlanner:
             markets = await exchange.markets()
         except ExchangeError as exc:
             raise unreachable(exchange.account, exc) from exc
+        # What the account already traded today leaves less of today's cap:
+        # the schedule shown is the one the engine will follow.
+        used_today = await self._store.read(
+            lambda uow: uow.daily_notional.get(exchange.account, now.date())
+        )
         legs = compute_legs(
             plan.targets,
             {a: b.total for a, b in balances.items()},
@@ -153,6 +161,7 @@ class ExecutionPlanner:
                 policy.ramp_hours,
                 policy.min_trade_usd,
                 now,
+                used_today,
                 max_days=self._max_days,
             )
             if legs.active_legs
