@@ -383,10 +383,13 @@ class ExecutionEngine:
         self._cancel.setdefault(execution_id, f"cancelled by {actor.name}: {reason}".strip())
         self.poke(execution_id)
         task = self._runners.get(execution_id)
-        if task is not None:
-            await asyncio.wait({task}, timeout=30)
-        else:
-            await self._run(execution_id)
+        if task is None:
+            # No runner here (it ended, or never started on this server): a
+            # supervised one does the stop, so a failing exchange cannot hold
+            # this request forever.
+            self._spawn(execution_id)
+            task = self._runners[execution_id]
+        await asyncio.wait({task}, timeout=30)
         final = await self.get(name)
         await self._store.write(lambda uow: self._recorder.amend(uow, call, final))
         return final
