@@ -30,6 +30,7 @@ from govex.governance.v1 import governance_service_pb2 as gov
 from tests.bench import (
     execution_bench,
     fanout,
+    fault_bench,
     h2load,
     interceptor_cost,
     peer_fastapi,
@@ -263,6 +264,7 @@ def main() -> int:
         echo.terminate()
         echo.wait(timeout=30)
     ok = execution_bench.main() and ok
+    ok = fault_bench.main() and ok
     return 0 if ok else 1
 
 

@@ -10,7 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from govex_server.domain.execution.budget import day_cap, deferral
-from govex_server.domain.execution.restarts import CAP, restart_delay
+from govex_server.domain.execution.restarts import (
+    CAP,
+    HEALTHY_AFTER,
+    failures_in_a_row,
+    restart_delay,
+)
 
 NOW = datetime(2026, 3, 2, 15, 30, tzinfo=UTC)
 
@@ -29,6 +34,17 @@ def test_restart_waits_double_from_one_second_to_a_minute() -> None:
 def test_a_restart_wait_is_never_zero_nor_over_the_cap(failures: int, jitter: float) -> None:
     delay = restart_delay(failures, jitter)
     assert timedelta(seconds=0.5) <= delay <= CAP
+
+
+def test_a_runner_that_ran_healthy_for_a_while_starts_its_waits_over() -> None:
+    failures = 0
+    for _ in range(7):  # an outage: failures at once after each restart
+        failures = failures_in_a_row(failures, timedelta(seconds=2))
+    assert failures == 7 and restart_delay(failures, 0.999999) > timedelta(seconds=59)
+    # Then it traded for an hour; the next hiccup waits a second, not a minute.
+    failures = failures_in_a_row(failures, timedelta(hours=1))
+    assert failures == 1 and restart_delay(failures, 0.999999) < timedelta(seconds=1.01)
+    assert failures_in_a_row(4, HEALTHY_AFTER - timedelta(seconds=1)) == 5
 
 
 def test_the_days_cap_is_the_lower_of_the_start_and_now() -> None:

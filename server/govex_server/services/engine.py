@@ -49,7 +49,7 @@ from govex_server.domain.execution.records import (
     Strategy,
     outcome,
 )
-from govex_server.domain.execution.restarts import restart_delay
+from govex_server.domain.execution.restarts import failures_in_a_row, restart_delay
 from govex_server.domain.execution.safety import (
     Level,
     Limits,
@@ -509,13 +509,14 @@ class ExecutionEngine:
         forever; a cancel or a freeze cuts the wait short."""
         failures = 0
         while True:
+            started = self._clock.now()
             try:
                 await self._loop(execution_id)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
+                failures = failures_in_a_row(failures, self._clock.now() - started)
                 self.restarts += 1
                 delay = restart_delay(failures, random.random())
                 if isinstance(exc, ExchangeError):

@@ -12,6 +12,17 @@ from datetime import timedelta
 
 BASE = timedelta(seconds=1)
 CAP = timedelta(seconds=60)
+# A runner that ran this long before failing is counted as healthy again: its
+# next wait starts from BASE, not from where an outage of last week left it.
+HEALTHY_AFTER = timedelta(minutes=5)
+
+
+def failures_in_a_row(
+    previous: int, ran_for: timedelta, healthy_after: timedelta = HEALTHY_AFTER
+) -> int:
+    """The count of failures in a row after one more, given how long the
+    runner ran since its last start."""
+    return 1 if ran_for >= healthy_after else previous + 1
 
 
 def restart_delay(
