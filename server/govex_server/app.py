@@ -31,6 +31,7 @@ from govex_server.config import ConfigError, Settings, is_loopback, load_princip
 from govex_server.domain import money
 from govex_server.domain.clock import Clock, SystemClock
 from govex_server.domain.events import EventKind
+from govex_server.domain.execution.resting import RestingRule
 from govex_server.domain.execution.safety import Level, Limits
 from govex_server.domain.principals import Principal
 from govex_server.exchanges.base import ExchangeRegistry
@@ -347,7 +348,16 @@ def _execution(
         for e in exchanges.all()
     }
     engine = ExecutionEngine(
-        store, clock, governance, planner, freezes, exchanges, limiters, limits, recorder
+        store,
+        clock,
+        governance,
+        planner,
+        freezes,
+        exchanges,
+        limiters,
+        limits,
+        recorder,
+        RestingRule(timedelta(seconds=settings.order_ttl_seconds), settings.max_attempts),
     )
     accounts = AccountService(
         store,

@@ -10,6 +10,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from govex_server.domain.execution.resting import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TTL_SECONDS,
+    MAX_ATTEMPTS_LIMIT,
+)
 from govex_server.domain.governance import (
     MAX_COOLDOWN_HOURS,
     MIN_COOLDOWN_HOURS,
@@ -48,6 +53,10 @@ class Settings:
     min_trade_usd: float = 100.0
     # The longest schedule an execution may have (a longer one is refused).
     max_execution_days: int = 30
+    # A limit order resting unfilled this long is cancelled and sent again at
+    # a fresh price, up to max_attempts sends of a slice; then its leg fails.
+    order_ttl_seconds: float = DEFAULT_TTL_SECONDS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     signals_future_skew_seconds: float = 30.0
     paper_exchange_file: str = ""
     # The paper exchange's own book (balances, orders); beside a SQLite
@@ -115,6 +124,10 @@ class Settings:
             raise ConfigError("event_retention_keep: not negative")
         if not 1 <= self.max_execution_days <= 3650:
             raise ConfigError("max_execution_days: must be between 1 and 3650")
+        if not 1 <= self.order_ttl_seconds <= 86_400:
+            raise ConfigError("order_ttl_seconds: must be between 1 and 86400")
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS_LIMIT:
+            raise ConfigError(f"max_attempts: must be between 1 and {MAX_ATTEMPTS_LIMIT}")
         if self.min_trade_usd < 10:
             raise ConfigError("min_trade_usd: at least 10")
         if not 0 <= self.signals_future_skew_seconds <= 600:

@@ -41,7 +41,7 @@ from govex_server.domain.execution.orders import (
     parse_client_order_id,
 )
 from govex_server.domain.execution.orders import move as move_state
-from govex_server.domain.execution.pricing import limit_order
+from govex_server.domain.execution.pricing import limit_order, step_refusal
 from govex_server.domain.execution.records import (
     ExecutionRecord,
     ExecutionState,
@@ -50,6 +50,7 @@ from govex_server.domain.execution.records import (
     outcome,
 )
 from govex_server.domain.execution.restarts import failures_in_a_row, restart_delay
+from govex_server.domain.execution.resting import RestingRule
 from govex_server.domain.execution.safety import (
     Level,
     Limits,
@@ -162,8 +163,10 @@ class ExecutionEngine:
         limiters: dict[str, OrderRateLimiter],
         limits: Limits,
         recorder: Recorder | None = None,
+        resting: RestingRule | None = None,
     ) -> None:
         self._recorder = recorder or Recorder()
+        self._resting = resting or RestingRule()
         self._store = store
         self._clock = clock
         self._governance = governance
@@ -578,8 +581,12 @@ class ExecutionEngine:
                 o for o in orders if o.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
             ]
             if resting:
-                await self._refresh_all(execution, resting, exchange)
+                resting = await self._refresh_all(execution, resting, exchange)
             now = self._clock.now()
+            stale = [o for o in resting if self._resting.stale(o.send_time, now)]
+            if stale:
+                await self._reprice_all(execution, stale, exchange)
+                continue
             due = [o for o in orders if o.state is OrderState.PENDING and o.scheduled_time <= now]
             if due:
                 await self._send_all(execution, due, exchange)
@@ -654,13 +661,17 @@ class ExecutionEngine:
         asset = order.symbol.split("/")[0]
         reference = quotes.prices.get(asset, order.reference_price)
         market = quotes.markets.get(order.symbol, Market(money.ZERO, money.ZERO, money.ZERO))
+        slippage_bps = int(execution.policy.get("slippage_limit_bps", 0))
         quantity, price = limit_order(
             Side(order.side),
             money.mul(order.quantity, order.reference_price),
             reference,
-            int(execution.policy.get("slippage_limit_bps", 0)),
+            slippage_bps,
             market,
         )
+        if why := step_refusal(reference, slippage_bps, market):
+            await self._move(execution, order, OrderState.REJECTED, reason=why[:500])
+            return
         quote = exchange.quote
         cap = day_cap(
             execution.portfolio_value,
@@ -730,6 +741,7 @@ class ExecutionEngine:
                 price=price,
                 reference_price=reference,
                 safety=safety,
+                send_time=now,
             )
 
         order = await self._store.write(decide)
@@ -804,10 +816,10 @@ class ExecutionEngine:
 
     async def _refresh_all(
         self, execution: ExecutionRecord, resting: Sequence[OrderRecord], exchange: Exchange
-    ) -> None:
+    ) -> list[OrderRecord]:
         """One poll of the resting orders: looked up together (bounded by the
         execution's concurrency), and every fill of the poll recorded with
-        its events in one unit of work."""
+        its events in one unit of work. The orders still resting after it."""
         gate = asyncio.Semaphore(execution.max_parallel)
 
         async def look_up(order: OrderRecord) -> tuple[OrderRecord, ExchangeOrder | None]:
@@ -823,10 +835,48 @@ class ExecutionEngine:
             for order, now in found
             if now is not None and (now.status != "open" or now.filled != order.filled)
         ]
+        updated: dict[str, OrderRecord] = {}
         if changed:
-            await self._store.write(
+            moved = await self._store.write(
                 lambda uow: [self._apply_in(uow, execution, o, f) for o, f in changed]
             )
+            updated = {o.id: o for o in moved}
+        latest = [updated.get(o.id, o) for o in resting]
+        return [o for o in latest if o.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)]
+
+    async def _reprice_all(
+        self, execution: ExecutionRecord, stale: Sequence[OrderRecord], exchange: Exchange
+    ) -> None:
+        """Cancels orders that rested past the TTL and sends what is left of
+        each as its next attempt; a cancel the exchange refuses stops the
+        runner for the supervisor's backoff (the order stays as it is)."""
+        for order in stale:
+            await self._reprice(execution, order, exchange)
+
+    async def _reprice(
+        self, execution: ExecutionRecord, order: OrderRecord, exchange: Exchange
+    ) -> None:
+        limiter = self._limiters.get(exchange.account)
+        if limiter is not None:
+            await limiter.acquire()
+        ended = await exchange.cancel_order(order.client_order_id, order.symbol)
+        left = order.quantity - ended.filled
+        attempt = self._resting.next_attempt(order.attempt, left)
+        reason = (
+            f"rested {self._resting.ttl.total_seconds():g}s unfilled: cancelled, "
+            f"re-sent as attempt {attempt}"
+            if attempt is not None
+            else self._resting.exhausted(order.attempt)
+        )
+
+        def unit(uow: UnitOfWork) -> None:
+            moved = self._apply_in(uow, execution, order, ended, reason)
+            # A fill that won the race leaves nothing to send again.
+            if moved.state is OrderState.CANCELLED and attempt is not None:
+                self._again(uow, execution, moved, attempt, left, reason)
+
+        await self._store.write(unit)
+        log.info("execution %s: %s %s", execution.id, order.client_order_id, reason)
 
     async def _refresh(
         self, execution: ExecutionRecord, order: OrderRecord, exchange: Exchange
@@ -1002,22 +1052,45 @@ class ExecutionEngine:
         if traded > 0:
             uow.daily_notional.add(execution.exchange, now.date(), traded)
         if retry:
-            again = replace(
-                order,
-                id=self._ids.new(now),
-                attempt=order.attempt + 1,
-                client_order_id=client_order_id(
-                    execution.id, order.leg_index, order.slice_index, order.attempt + 1
-                ),
-                state=OrderState.PENDING,
-                state_reason="retry after a lost send",
-                scheduled_time=now,
-                create_time=now,
-                update_time=now,
+            self._again(
+                uow, execution, order, order.attempt + 1, order.quantity, "retry after a lost send"
             )
-            uow.orders.add(again)
-            self._event(uow, again, execution.state)
         return moved
+
+    def _again(
+        self,
+        uow: UnitOfWork,
+        execution: ExecutionRecord,
+        order: OrderRecord,
+        attempt: int,
+        quantity: Decimal,
+        reason: str,
+    ) -> None:
+        """The slice of ``order`` sent again as ``attempt`` (a new client
+        order id), due now and priced when it is sent."""
+        now = self._clock.now()
+        again = replace(
+            order,
+            id=self._ids.new(now),
+            attempt=attempt,
+            client_order_id=client_order_id(
+                execution.id, order.leg_index, order.slice_index, attempt
+            ),
+            quantity=quantity,
+            state=OrderState.PENDING,
+            state_reason=reason,
+            scheduled_time=now,
+            create_time=now,
+            update_time=now,
+            send_time=None,
+            exchange_order_id="",
+            filled=money.ZERO,
+            average_price=money.ZERO,
+            fee=money.ZERO,
+            safety={},
+        )
+        uow.orders.add(again)
+        self._event(uow, again, execution.state)
 
     def _event(self, uow: UnitOfWork, order: OrderRecord, state: ExecutionState) -> None:
         uow.events.append(

@@ -21,7 +21,7 @@ from govex_server.domain.execution.legs import (
     unreached,
 )
 from govex_server.domain.execution.orders import client_order_id
-from govex_server.domain.execution.pricing import limit_order
+from govex_server.domain.execution.pricing import limit_order, step_refusal
 from govex_server.domain.execution.safety import (
     Level,
     Limits,
@@ -147,6 +147,11 @@ class ExecutionPlanner:
         if refusal := mode_refusal(policy.mode, legs):
             reasons.append(refusal)
         reasons += unreached(legs, markets, exchange.quote, f"exchanges/{exchange.account}")
+        for leg in legs.active_legs:
+            if (market := markets.get(leg.symbol)) is not None and (
+                why := step_refusal(leg.price, policy.slippage_limit_bps, market)
+            ):
+                reasons.append(f"leg {leg.index} ({leg.side.value} {leg.symbol}): {why}")
         operations = sorted({op for leg in legs.active_legs for op in leg.requires}, key=_op_key)
         freeze_verdicts = [verdict(op, active_freezes, now) for op in operations]
         for leg in legs.active_legs:

@@ -118,6 +118,7 @@ def _order_row(o: OrderRecord) -> dict[str, Any]:
     row["scheduled_at"] = row.pop("scheduled_time")
     row["created_at"] = row.pop("create_time")
     row["updated_at"] = row.pop("update_time")
+    row["sent_at"] = row.pop("send_time")
     return row
 
 
@@ -127,6 +128,7 @@ def _order(row: RowMapping) -> OrderRecord:
     data["scheduled_time"] = data.pop("scheduled_at")
     data["create_time"] = data.pop("created_at")
     data["update_time"] = data.pop("updated_at")
+    data["send_time"] = data.pop("sent_at")
     return OrderRecord(**data)
 
 

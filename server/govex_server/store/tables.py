@@ -290,6 +290,8 @@ orders = Table(
     Column("safety", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # When the order went to the exchange (the resting TTL counts from it).
+    Column("sent_at", UtcDateTime, nullable=True),
 )
 Index("ix_orders_execution_id", orders.c.execution_id)
 Index("ix_orders_state", orders.c.state)

@@ -23,3 +23,16 @@ def limit_order(
     else:
         price = money.ceil_to(money.mul(reference, money.ONE - slip), market.price_step)
     return money.down_to(money.div(notional, reference), market.amount_step), price
+
+
+def step_refusal(reference: Decimal, slippage_bps: int, market: Market) -> str | None:
+    """Why no limit price inside the slippage limit can move one price step
+    past the reference (XRP at 0.5 with a step of 0.01 and 30 bps: the limit
+    stays at 0.50 and rests behind every ask forever), or None."""
+    room = money.div(money.mul(reference, Decimal(slippage_bps)), Decimal(10_000))
+    if market.price_step <= 0 or market.price_step <= room:
+        return None
+    return (
+        f"one price step ({market.price_step}) is more than the slippage limit allows "
+        f"({slippage_bps} bps of {reference} = {room}): its limit order could never cross"
+    )

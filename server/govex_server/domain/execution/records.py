@@ -92,6 +92,8 @@ class OrderRecord:
     average_price: Decimal = money.ZERO
     fee: Decimal = money.ZERO
     safety: dict[str, Any] = field(default_factory=dict)
+    # When it went to the exchange (SUBMITTED); None before.
+    send_time: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -108,6 +110,7 @@ def outcome(orders: Sequence[OrderRecord], cancelled_by: str) -> tuple[Execution
     if not orders:
         # Every leg was skipped by policy (no-trade zone, minimum trade).
         return ExecutionState.SUCCEEDED, "nothing to trade: every leg skipped by policy"
+    every = orders
     # A lost send retried under a new attempt counts by its last attempt.
     latest: dict[tuple[int, int], OrderRecord] = {}
     for o in orders:
@@ -118,7 +121,8 @@ def outcome(orders: Sequence[OrderRecord], cancelled_by: str) -> tuple[Execution
     filled = [o for o in orders if o.state is OrderState.FILLED]
     if orders and len(filled) == len(orders):
         return ExecutionState.SUCCEEDED, "every order filled"
-    traded = [o for o in orders if o.filled > 0]
+    # A slice re-sent after resting may have traded on an earlier attempt.
+    traded = [o for o in every if o.filled > 0]
     failed = sorted(
         {f"{o.state.value}: {o.state_reason}" for o in orders if o.state is not OrderState.FILLED}
     )
