@@ -25,7 +25,6 @@ RESUMABLE = {
     grpc.StatusCode.UNKNOWN,
     grpc.StatusCode.INTERNAL,
 }
-RUNNING = {execution_pb2.EXECUTION_STATE_PENDING, execution_pb2.EXECUTION_STATE_RUNNING}
 
 
 async def watch(target: str, token: str, execution: str) -> int:
@@ -41,7 +40,24 @@ async def watch(target: str, token: str, execution: str) -> int:
             try:
                 async for message in stub.WatchOrders(request, metadata=metadata):
                     backoff = 0.2
-                    if message.WhichOneof("message") == "heartbeat":
+                    kind = message.WhichOneof("message")
+                    if kind == "heartbeat":
+                        continue
+                    if kind == "execution_event":
+                        change = message.execution_event
+                        if change.sequence <= last:
+                            continue
+                        last = change.sequence
+                        state = execution_pb2.ExecutionState.Name(change.execution.state)
+                        print(
+                            f"seq={change.sequence} {change.execution.name} "
+                            f"{state.removeprefix('EXECUTION_STATE_')}: "
+                            f"{change.execution.state_reason}",
+                            flush=True,
+                        )
+                        if execution and change.type == execution_pb2.EXECUTION_EVENT_TYPE_ENDED:
+                            print(f"execution ended: {state.removeprefix('EXECUTION_STATE_')}")
+                            return 0
                         continue
                     event = message.event
                     if event.sequence <= last:
@@ -55,10 +71,6 @@ async def watch(target: str, token: str, execution: str) -> int:
                         f"{order.filled_quantity.value}/{order.quantity.value} {state}",
                         flush=True,
                     )
-                    if execution and event.execution_state not in RUNNING:
-                        final = execution_pb2.ExecutionState.Name(event.execution_state)
-                        print(f"execution ended: {final.removeprefix('EXECUTION_STATE_')}")
-                        return 0
             except grpc.RpcError as exc:
                 error = GovexRpcError.from_rpc_error(exc)
                 if error.code not in RESUMABLE:

@@ -359,6 +359,7 @@ def _execution(
         recorder,
         RestingRule(timedelta(seconds=settings.order_ttl_seconds), settings.max_attempts),
     )
+    governance.attach_executions(engine)
     accounts = AccountService(
         store,
         clock,

@@ -419,8 +419,14 @@ def test_grpcurl_dry_run_execution_and_watch_orders_to_the_end(server: Server) -
     messages = [json.loads(part) for part in _json_objects(watched.stdout)]
     events = [m["event"] for m in messages if "event" in m]
     assert events, watched.stderr
-    assert events[-1]["execution_state"] == "EXECUTION_STATE_SUCCEEDED"
-    assert {e["order"]["state"] for e in events[-2:]} == {"ORDER_STATE_FILLED"}
+    last_states = {e["order"]["name"]: e["order"]["state"] for e in events}
+    assert set(last_states.values()) == {"ORDER_STATE_FILLED"}
+    changes = [m["execution_event"] for m in messages if "execution_event" in m]
+    assert [c["type"] for c in changes] == [
+        "EXECUTION_EVENT_TYPE_STARTED",
+        "EXECUTION_EVENT_TYPE_ENDED",
+    ], watched.stderr
+    assert changes[-1]["execution"]["state"] == "EXECUTION_STATE_SUCCEEDED"
     got = server.grpcurl(f"{exe}/GetExecution", data={"name": real["name"]}, who="victor")
     assert json.loads(got.stdout)["execution"]["state"] == "EXECUTION_STATE_SUCCEEDED"
     # The example another team copies follows the same execution to its end.

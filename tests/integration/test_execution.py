@@ -26,6 +26,8 @@ from tests.support import md, snapshot
 ES = execution_pb2
 # Paper account: 100,000 USDT, 1 BTC (50,000), 10 ETH (2,500): 175,000.
 SMALL = (("BTC", 26.0), ("ETH", 17.0), ("USDT", 57.0))  # sell ~4.5k BTC, buy ~4.75k ETH
+# An execution still at work (CANCELLING too: its cancels are not confirmed).
+LIVE = (ES.EXECUTION_STATE_PENDING, ES.EXECUTION_STATE_RUNNING, ES.EXECUTION_STATE_CANCELLING)
 BIG = (("BTC", 20.0), ("ETH", 20.0), ("SOL", 10.0), ("USDT", 50.0))  # 42,500 to trade
 
 
@@ -51,7 +53,7 @@ async def wait_ended(h: Harness, name: str, within: float = 60) -> ES.Execution:
     deadline = asyncio.get_running_loop().time() + within
     while True:
         execution = await get(h, name)
-        if execution.state not in (ES.EXECUTION_STATE_PENDING, ES.EXECUTION_STATE_RUNNING):
+        if execution.state not in LIVE:
             return execution
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"still {ES.ExecutionState.Name(execution.state)}")
@@ -92,7 +94,7 @@ async def run_days(h: Harness, name: str, days: int) -> ES.Execution:
         await asyncio.sleep(0.05)
         await idle(h, name)
         execution = await get(h, name)
-        if execution.state not in (ES.EXECUTION_STATE_PENDING, ES.EXECUTION_STATE_RUNNING):
+        if execution.state not in LIVE:
             return execution
     return await wait_ended(h, name)
 
@@ -176,7 +178,13 @@ async def test_full_freeze_cancels_open_orders_and_stops_the_execution(harness: 
     paper(h).inject("partial_fill", 3)  # leave open orders on the book
     started = await execute(h, plan)
     h.clock.advance(timedelta(hours=1))
-    await asyncio.sleep(0.3)
+
+    async def resting() -> bool:
+        return any(
+            o.state == ES.ORDER_STATE_PARTIALLY_FILLED for o in await orders(h, started.name)
+        )
+
+    await wait_for(resting, within=30)
     await freeze(h, freeze_pb2.FREEZE_TYPE_FULL_FREEZE)
     ended = await wait_ended(h, started.name)
     assert ended.state == ES.EXECUTION_STATE_CANCELLED
@@ -251,10 +259,21 @@ async def test_dry_run_sends_nothing_and_changes_nothing(harness: Harness) -> No
     assert dry.state == ES.EXECUTION_STATE_SIMULATED
     assert dry.dry_run
     after = await snapshot(h.store)
-    # Only the audit trail records that somebody asked for a dry run.
-    assert {k: v for k, v in after.items() if k not in audit_trail} == {
-        k: v for k, v in before.items() if k not in audit_trail
+    # The audit trail records that somebody asked, and the simulated
+    # execution is kept to be read again; nothing else changed (no event,
+    # no traded notional, the plan as it was).
+    kept = audit_trail | {"executions", "orders"}
+    assert {k: v for k, v in after.items() if k not in kept} == {
+        k: v for k, v in before.items() if k not in kept
     }
+    got = await get(h, dry.name)
+    assert (got.state, got.dry_run) == (ES.EXECUTION_STATE_SIMULATED, True)
+    assert got.HasField("end_time")
+    listed = await h.exe.ListExecutions(exe.ListExecutionsRequest(), metadata=md("victor"))
+    assert dry.name in [e.name for e in listed.executions]
+    simulated = await orders(h, dry.name)
+    assert simulated and {o.state for o in simulated} == {ES.ORDER_STATE_FILLED}
+    assert not any(o.exchange_order_id for o in simulated)
     records = await h.store.read(lambda uow: uow.audit.for_resource(dry.name))
     assert [(r.rpc, r.details["dry_run"]) for r in records] == [
         ("ExecutionService.ExecutePlan", True)
@@ -312,7 +331,13 @@ async def test_twice_at_once_is_aborted(harness: Harness) -> None:
     cancelled = await h.exe.CancelExecution(
         exe.CancelExecutionRequest(name=first.name, reason="test"), metadata=md("carol")
     )
-    assert cancelled.execution.state == ES.EXECUTION_STATE_CANCELLED
+    # It answers at once; the end comes when the exchange confirmed.
+    assert cancelled.execution.state == ES.EXECUTION_STATE_CANCELLING
+    assert cancelled.execution.state_reason == "cancelled by carol: test"
+    still = await refused(execute(h, plan))  # a cancelling execution holds its plan
+    assert still.reason == "EXECUTION_RUNNING"
+    ended = await wait_ended(h, first.name)
+    assert ended.state == ES.EXECUTION_STATE_CANCELLED
     again = await refused(
         h.exe.CancelExecution(exe.CancelExecutionRequest(name=first.name), metadata=md("carol"))
     )
@@ -330,18 +355,35 @@ async def test_watch_orders_follows_an_execution_to_its_end(harness: Harness) ->
     )
     h.clock.advance(timedelta(days=1))
     seen: dict[str, int] = {}
-    final_state = None
+    order_events: list[tuple[str, int, str, str, int]] = []
+    changes: list[tuple[int, int]] = []
+    final: Any = None
 
     async def follow() -> None:
-        nonlocal final_state
-        while final_state != ES.EXECUTION_STATE_SUCCEEDED:
+        nonlocal final
+        while final is None:
             message: Any = await call.read()
             assert message is not grpc.aio.EOF
             if message.WhichOneof("message") == "event":
                 event = message.event
                 assert event.order.name.startswith(started.name + "/orders/")
                 seen[event.order.client_order_id] = event.order.state
-                final_state = event.execution_state
+                order = event.order
+                order_events.append(
+                    (
+                        order.name,
+                        order.state,
+                        order.filled_quantity.value,
+                        order.state_reason,
+                        order.update_time.ToNanoseconds(),
+                    )
+                )
+            elif message.WhichOneof("message") == "execution_event":
+                event = message.execution_event
+                assert event.execution.name == started.name
+                changes.append((event.type, event.execution.state))
+                if event.type == ES.EXECUTION_EVENT_TYPE_ENDED:
+                    final = event.execution
 
     # A day later the signals are ERROR (cap 5%): a slice may be deferred to
     # the next day, so days move while the stream is followed.
@@ -350,6 +392,27 @@ async def test_watch_orders_follows_an_execution_to_its_end(harness: Harness) ->
     await days
     call.cancel()
     assert set(seen.values()) == {ES.ORDER_STATE_FILLED}
+    # The execution's own events: its start and its end with the reason.
+    assert changes[0] == (ES.EXECUTION_EVENT_TYPE_STARTED, ES.EXECUTION_STATE_RUNNING)
+    assert changes[-1] == (ES.EXECUTION_EVENT_TYPE_ENDED, ES.EXECUTION_STATE_SUCCEEDED)
+    assert final.state_reason == "every order filled" and final.HasField("end_time")
+    # No order event is sent twice (the end is not carried by a repeat of the
+    # last): the stream had them all, and the execution's end is the last.
+    assert len(order_events) == len(set(order_events))
+    kinds = await _event_kinds(h, started.name)
+    assert kinds.count("ORDER_UPDATED") == len(order_events)
+    assert kinds[-1] == "EXECUTION_UPDATED"
+
+
+async def _event_kinds(h: Harness, name: str) -> list[str]:
+    """The kinds of the stored events of an execution and its orders, in order."""
+    from sqlalchemy import select
+
+    from govex_server.store import tables
+
+    e = tables.events
+    query = select(e.c.kind).where(e.c.resource.startswith(name)).order_by(e.c.sequence)
+    return await h.store.read(lambda uow: [row[0] for row in uow.conn.execute(query)])
 
 
 async def test_restart_reconciles_an_unknown_order(harness: Harness) -> None:
@@ -387,13 +450,22 @@ async def test_a_fill_racing_the_cancel_wins(harness: Harness) -> None:
     started = await execute(h, plan)
     h.clock.advance(timedelta(days=1))
     await idle(h, started.name)
-    paper(h).inject("fill_races_cancel", 2)
-    cancelled = await h.exe.CancelExecution(
+    resting = {
+        o.name for o in await orders(h, started.name) if o.state == ES.ORDER_STATE_PARTIALLY_FILLED
+    }
+    assert resting
+    paper(h).inject("fill_races_cancel", len(resting))
+    await h.exe.CancelExecution(
         exe.CancelExecutionRequest(name=started.name, reason="race"), metadata=md("carol")
     )
-    assert cancelled.execution.state == ES.EXECUTION_STATE_CANCELLED
-    states = [o.state for o in await orders(h, started.name)]
-    assert ES.ORDER_STATE_FILLED in states  # the fill beat the cancel
+    ended = await wait_ended(h, started.name)
+    assert ended.state == ES.EXECUTION_STATE_CANCELLED
+    # Each resting order filled at the exchange before its cancel arrived:
+    # the store says FILLED (with the whole quantity), not CANCELLED.
+    after = {o.name: o for o in await orders(h, started.name)}
+    for name in resting:
+        assert after[name].state == ES.ORDER_STATE_FILLED, after[name].state_reason
+        assert Decimal(after[name].filled_quantity.value) == Decimal(after[name].quantity.value)
     await assert_store_matches_book(h, started.name)
 
 

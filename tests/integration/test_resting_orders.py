@@ -17,6 +17,7 @@ from tests.conftest import Harness, HarnessFactory
 from tests.integration.freeze_helpers import wait_for
 from tests.integration.helpers import refused
 from tests.integration.test_execution import (
+    LIVE,
     SMALL,
     active,
     assert_store_matches_book,
@@ -96,7 +97,7 @@ async def test_a_slice_that_rests_on_every_attempt_fails_its_leg(
     async def ended() -> bool:
         h.clock.advance(timedelta(minutes=10))  # past the TTL, and on over the days
         state = (await get(h, started.name)).state
-        return state not in (ES.EXECUTION_STATE_PENDING, ES.EXECUTION_STATE_RUNNING)
+        return state not in LIVE
 
     await wait_for(ended, within=60)
     final = await get(h, started.name)

@@ -15,8 +15,8 @@ from govex_server.api.convert import (
     signals_to_pb,
     timestamp,
 )
-from govex_server.api.execution_convert import order_event_payload
-from govex_server.domain.events import DomainEvent, OrderUpdate
+from govex_server.api.execution_convert import execution_event_payload, order_event_payload
+from govex_server.domain.events import DomainEvent, ExecutionUpdate, OrderUpdate
 from govex_server.domain.freezes import Freeze
 from govex_server.domain.governance import ModeSetting
 from govex_server.domain.phase import PhaseState
@@ -30,6 +30,8 @@ def encode_event(event: DomainEvent, sequence: int) -> bytes:
     if isinstance(event.payload, OrderUpdate):
         update = event.payload
         return order_event_payload(update.order, update.execution_state, sequence, event.time)
+    if isinstance(event.payload, ExecutionUpdate):
+        return execution_event_payload(event.payload, sequence, event.time)
     out = events_pb2.GovernanceEvent(
         sequence=sequence,
         kind=event_kind_to_pb(event.kind),

@@ -22,7 +22,7 @@ from govex_server.api.execution_convert import (
 from govex_server.api.rpc import Context, mutation, stream, unary
 from govex_server.api.streams import EventStreams
 from govex_server.domain.errors import invalid_field
-from govex_server.domain.events import EventKind
+from govex_server.domain.events import EXECUTION_KINDS
 from govex_server.domain.execution.orders import OrderState
 from govex_server.domain.execution.records import ExecutionState, Strategy
 from govex_server.domain.ids import parse_name
@@ -35,7 +35,7 @@ from govex_server.services.governance import GovernanceService
 from govex_server.services.planning import ExecutionPlanner
 from govex_server.services.recorder import Call
 
-ORDER_KINDS = frozenset({EventKind.ORDER_UPDATED.value})
+ORDER_KINDS = frozenset(k.value for k in EXECUTION_KINDS)
 
 
 def strategy_from_pb(value: int) -> Strategy:
@@ -232,7 +232,9 @@ class ExecutionServicer(pb_grpc.ExecutionServiceServicer):
     ) -> AsyncIterator[bytes]:
         prefix = ""
         if request.execution:
-            prefix = f"executions/{parse_name(request.execution, 'executions', 'execution')}/"
+            # Its orders ("executions/{id}/orders/...") and itself (ids have
+            # one length: no other execution's name starts with this one's).
+            prefix = f"executions/{parse_name(request.execution, 'executions', 'execution')}"
         async for frame in self._streams.stream(
             request.after_sequence,
             ORDER_KINDS,

@@ -17,6 +17,7 @@ from govex_server.api.convert import (
 )
 from govex_server.domain import money
 from govex_server.domain.errors import invalid_field
+from govex_server.domain.events import ExecutionUpdate
 from govex_server.domain.execution.legs import Leg, Side
 from govex_server.domain.execution.orders import OrderState
 from govex_server.domain.execution.records import ExecutionRecord, ExecutionState, OrderRecord
@@ -289,4 +290,14 @@ def order_event_payload(o: OrderRecord, state: ExecutionState, sequence: int, wh
         time=timestamp(when),
         order=order_record_to_pb(o),
         execution_state=execution_state_to_pb(state),
+    ).SerializeToString()
+
+
+def execution_event_payload(update: ExecutionUpdate, sequence: int, when: Any) -> bytes:
+    """The stored form of an execution event: a serialized ExecutionEvent."""
+    return execution_pb2.ExecutionEvent(
+        sequence=sequence,
+        time=timestamp(when),
+        type=execution_pb2.ExecutionEventType.Value(f"EXECUTION_EVENT_TYPE_{update.change.value}"),
+        execution=execution_record_to_pb(update.execution, list(update.orders)),
     ).SerializeToString()

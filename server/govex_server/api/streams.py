@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from govex_server.domain.errors import Category, GovexError, invalid_field
+from govex_server.domain.events import EventKind
 from govex_server.services.event_bus import (
     CLOSED,
     HEARTBEAT,
@@ -32,10 +33,12 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def event_frame(event_payload: bytes) -> bytes:
+def event_frame(event_payload: bytes, kind: str = "") -> bytes:
     """A Watch*Response with ``event`` (field 1) set to a serialized event.
-    Both Watch responses put the event in field 1, so one frame fits both."""
-    return b"\x0a" + length_delimited(event_payload)
+    Both Watch responses put the event in field 1, so one frame fits both;
+    an execution event is WatchOrdersResponse.execution_event (field 3)."""
+    tag = b"\x1a" if kind == EventKind.EXECUTION_UPDATED.value else b"\x0a"
+    return tag + length_delimited(event_payload)
 
 
 def length_delimited(payload: bytes) -> bytes:
@@ -79,7 +82,7 @@ class EventStreams:
                     rows = await self._bus.replay(last, kinds)
                     for row in rows:
                         if row.resource.startswith(resource_prefix):
-                            yield event_frame(row.payload)
+                            yield event_frame(row.payload, row.kind)
                         last = sub.last_sent = row.sequence
                     if len(rows) < REPLAY_PAGE:
                         break

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from govex_server.domain.execution.records import ExecutionState, OrderRecord
+from govex_server.domain.execution.records import ExecutionRecord, ExecutionState, OrderRecord
 from govex_server.domain.freezes import Freeze
 from govex_server.domain.governance import ModeSetting
 from govex_server.domain.phase import PhaseState
@@ -36,9 +36,12 @@ class EventKind(enum.Enum):
     SIGNALS_PUBLISHED = "SIGNALS_PUBLISHED"
     # Order changes (WatchOrders), kept out of the governance streams.
     ORDER_UPDATED = "ORDER_UPDATED"
+    # Execution changes (started, CANCELLING, ended), on WatchOrders too.
+    EXECUTION_UPDATED = "EXECUTION_UPDATED"
 
 
-GOVERNANCE_KINDS = frozenset(k for k in EventKind if k is not EventKind.ORDER_UPDATED)
+EXECUTION_KINDS = frozenset({EventKind.ORDER_UPDATED, EventKind.EXECUTION_UPDATED})
+GOVERNANCE_KINDS = frozenset(k for k in EventKind if k not in EXECUTION_KINDS)
 FREEZE_KINDS = frozenset(
     {EventKind.FREEZE_CREATED, EventKind.FREEZE_LIFTED, EventKind.FREEZE_EXPIRED}
 )
@@ -52,7 +55,34 @@ class OrderUpdate:
     execution_state: ExecutionState
 
 
-Payload = Plan | Freeze | ModeSetting | Policy | Freshness | PhaseState | SignalSet | OrderUpdate
+class ExecutionChange(enum.Enum):
+    """What happened to an execution."""
+
+    STARTED = "STARTED"
+    STATE_CHANGED = "STATE_CHANGED"
+    ENDED = "ENDED"
+
+
+@dataclass(frozen=True)
+class ExecutionUpdate:
+    """An execution after a change, with its orders (for their counts)."""
+
+    execution: ExecutionRecord
+    orders: tuple[OrderRecord, ...]
+    change: ExecutionChange
+
+
+Payload = (
+    Plan
+    | Freeze
+    | ModeSetting
+    | Policy
+    | Freshness
+    | PhaseState
+    | SignalSet
+    | OrderUpdate
+    | ExecutionUpdate
+)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,13 @@ from govex_server.domain.errors import (
     invalid_field,
     not_found,
 )
-from govex_server.domain.events import DomainEvent, EventKind, OrderUpdate
+from govex_server.domain.events import (
+    DomainEvent,
+    EventKind,
+    ExecutionChange,
+    ExecutionUpdate,
+    OrderUpdate,
+)
 from govex_server.domain.execution.budget import day_cap, deferral
 from govex_server.domain.execution.legs import Leg, Side
 from govex_server.domain.execution.orders import (
@@ -93,6 +99,14 @@ DEFAULT_PARALLEL = 4  # what SEQUENTIAL records; it sends one at a time anyway
 MAX_PARALLEL = 64
 POLL_OPEN_SECONDS = 0.5
 SEND_RETRIES = 5
+
+
+STILL_CANCELLING = " (still cancelling: "
+
+
+def cancel_reason(execution: ExecutionRecord) -> str:
+    """A CANCELLING execution's reason, without the runner's last error."""
+    return execution.state_reason.split(STILL_CANCELLING)[0]
 
 
 @dataclass(frozen=True)
@@ -234,8 +248,14 @@ class ExecutionEngine:
         active = await self._freezes.active()
         full = [f for f in active if f.type is FreezeType.FULL_FREEZE]
         if full:
-            for eid in list(self._runners):
-                self._cancel.setdefault(eid, f"{full[0].name} FULL_FREEZE")
+            reason = f"{full[0].name} FULL_FREEZE"
+
+            def unit(uow: UnitOfWork) -> list[str]:
+                live = [e for e in uow.executions.running() if e.id in self._runners]
+                return [self._cancelling_in(uow, e, reason).id for e in live]
+
+            for eid in await self._store.write(unit):
+                self._cancel.setdefault(eid, reason)
         self.poke()
 
     # ------------------------------------------------------------ requests
@@ -294,14 +314,22 @@ class ExecutionEngine:
                 for o in orders
             ]
             dry = ExecutionView(
-                replace(execution, state_reason="dry run: nothing was sent"), simulated
+                replace(execution, state_reason="dry run: nothing was sent", end_time=now),
+                simulated,
             )
-            # Audited, and replayed by its request_id; nothing else is stored.
-            await self._store.write(
-                lambda uow: self._recorder.record(
+
+            def store_dry(uow: UnitOfWork) -> None:
+                # Stored as SIMULATED (GetExecution, ListExecutions and
+                # ListOrders show it), audited, replayed by its request_id;
+                # no order event: nothing happened on an exchange.
+                uow.executions.add(dry.execution)
+                for order in simulated:
+                    uow.orders.add(order)
+                self._recorder.record(
                     uow, call, self._audit(actor, execution, plan.etag, orders, call), (), dry
                 )
-            )
+
+            await self._store.write(store_dry)
             return dry
 
         def unit(uow: UnitOfWork) -> None:
@@ -321,6 +349,7 @@ class ExecutionEngine:
             for order in orders:
                 uow.orders.add(order)
                 self._event(uow, order, execution.state)
+            self._execution_event(uow, execution, orders, ExecutionChange.STARTED)
             view = ExecutionView(execution, orders)
             self._recorder.record(
                 uow, call, self._audit(actor, execution, plan.etag, orders, call), (), view
@@ -357,10 +386,12 @@ class ExecutionEngine:
     async def cancel(
         self, actor: Principal, name: str, reason: str, call: Call | None = None
     ) -> ExecutionView:
-        """Stops sending and cancels open orders; always allowed. The request
-        is audited when it is accepted; a repeat of its request_id gets the
-        execution as this call left it."""
+        """Stops sending and cancels open orders; always allowed. Returns at
+        once with the execution CANCELLING (CANCELLED when the exchange has
+        confirmed every cancel). Audited when accepted; a repeat of its
+        request_id gets the execution as this call left it."""
         execution_id = parse_name(name, "executions")
+        why = f"cancelled by {actor.name}: {reason}".strip().removesuffix(":")
 
         def accept(uow: UnitOfWork) -> ExecutionView:
             execution = uow.executions.get(execution_id)
@@ -370,7 +401,6 @@ class ExecutionEngine:
                 raise failed_precondition(
                     "EXECUTION_STATE", name, f"{name} already ended ({execution.state.value})"
                 )
-            view = ExecutionView(execution, uow.orders.for_execution(execution_id))
             audit = AuditRecord.by(
                 actor,
                 at=self._clock.now(),
@@ -379,23 +409,71 @@ class ExecutionEngine:
                 reason=reason,
                 details={"state": execution.state.value},
             )
+            self._cancelling_in(uow, execution, why)
+            view = ExecutionView(
+                uow.executions.get(execution_id) or execution,
+                uow.orders.for_execution(execution_id),
+            )
             self._recorder.record(uow, call, audit, (), view)
             return view
 
-        await self._store.write(accept)
-        self._cancel.setdefault(execution_id, f"cancelled by {actor.name}: {reason}".strip())
+        view = await self._store.write(accept)
+        self.stop_soon(execution_id)
+        return view
+
+    def stop_soon(self, execution_id: str) -> None:
+        """After a cancel is committed: this server's runner stops the
+        execution (one is started if none runs here, so that a failing
+        exchange is retried under the supervisor, never in the request)."""
+        self._cancel.setdefault(execution_id, "")
         self.poke(execution_id)
-        task = self._runners.get(execution_id)
-        if task is None:
-            # No runner here (it ended, or never started on this server): a
-            # supervised one does the stop, so a failing exchange cannot hold
-            # this request forever.
+        if execution_id not in self._runners:
             self._spawn(execution_id)
-            task = self._runners[execution_id]
-        await asyncio.wait({task}, timeout=30)
-        final = await self.get(name)
-        await self._store.write(lambda uow: self._recorder.amend(uow, call, final))
-        return final
+
+    def _cancelling_in(
+        self, uow: UnitOfWork, execution: ExecutionRecord, reason: str
+    ) -> ExecutionRecord:
+        """RUNNING -> CANCELLING with the cancel's reason, and its event, in
+        the caller's unit; an execution already CANCELLING keeps the first
+        reason."""
+        if execution.state is not ExecutionState.RUNNING:
+            return execution
+        cancelling = replace(
+            execution,
+            state=ExecutionState.CANCELLING,
+            state_reason=reason[:500],
+            version=execution.version + 1,
+        )
+        if not uow.executions.replace(cancelling, execution.version):
+            latest = uow.executions.get(execution.id)
+            if latest is None or latest.state is not ExecutionState.RUNNING:
+                return latest or execution
+            return self._cancelling_in(uow, latest, reason)
+        orders = uow.orders.for_execution(execution.id)
+        self._execution_event(uow, cancelling, orders, ExecutionChange.STATE_CHANGED)
+        return cancelling
+
+    def cancel_for_plan_in(
+        self, uow: UnitOfWork, plan_id: str, actor: Principal, reason: str
+    ) -> str | None:
+        """CancelPlan's part, in its unit of work: the plan's running
+        execution becomes CANCELLING (audited). Its id, or None."""
+        execution = uow.executions.running_for_plan(plan_id)
+        if execution is None:
+            return None
+        why = f"cancelled with {f'plans/{plan_id}'} by {actor.name}: {reason}".strip()
+        self._cancelling_in(uow, execution, why.removesuffix(":"))
+        uow.audit.append(
+            AuditRecord.by(
+                actor,
+                at=self._clock.now(),
+                rpc="CancelPlan",
+                resource=execution.name,
+                reason=reason,
+                details={"state": execution.state.value, "plan": f"plans/{plan_id}"},
+            )
+        )
+        return execution.id
 
     async def get(self, name: str) -> ExecutionView:
         """One execution and its orders."""
@@ -550,7 +628,11 @@ class ExecutionEngine:
             current = uow.executions.get(execution_id)
             if current is None or current.state.terminal:
                 return
-            noted = replace(current, state_reason=text[:500], version=current.version + 1)
+            noted_text = text
+            if current.state is ExecutionState.CANCELLING:
+                # The cancel's reason stays first: it is how the end reads.
+                noted_text = f"{cancel_reason(current)}{STILL_CANCELLING}{text})"
+            noted = replace(current, state_reason=noted_text[:500], version=current.version + 1)
             uow.executions.replace(noted, current.version)
 
         try:
@@ -567,9 +649,11 @@ class ExecutionEngine:
             if execution.state.terminal:
                 return
             exchange = self._exchanges.get(f"exchanges/{execution.exchange}")
-            stop_reason = self._cancel.get(execution_id)
-            if stop_reason:
-                await self._stop(execution, orders, exchange, stop_reason)
+            if execution.state is ExecutionState.CANCELLING:
+                # The stored state is the truth (it survives a restart); the
+                # flag only stops a send round of this server at once.
+                self._cancel[execution_id] = execution.state_reason
+                await self._stop(execution, orders, exchange, cancel_reason(execution))
                 continue
             if all(o.state.terminal for o in orders):
                 await self._finish(execution, orders)
@@ -943,8 +1027,7 @@ class ExecutionEngine:
             if state is ExecutionState.SUCCEEDED:
                 actor = Principal(current.actor, PrincipalKind(current.actor_kind), frozenset())
                 self._governance.complete_in(uow, current.plan_id, current.name, actor)
-            if orders:
-                self._event(uow, orders[-1], state)
+            self._execution_event(uow, ended, orders, ExecutionChange.ENDED)
             return True
 
         if not await self._store.write(unit):
@@ -1091,6 +1174,23 @@ class ExecutionEngine:
         )
         uow.orders.add(again)
         self._event(uow, again, execution.state)
+
+    def _execution_event(
+        self,
+        uow: UnitOfWork,
+        execution: ExecutionRecord,
+        orders: Sequence[OrderRecord],
+        change: ExecutionChange,
+    ) -> None:
+        uow.events.append(
+            DomainEvent(
+                EventKind.EXECUTION_UPDATED,
+                self._clock.now(),
+                "",
+                execution.name,
+                ExecutionUpdate(execution, tuple(orders), change),
+            )
+        )
 
     def _event(self, uow: UnitOfWork, order: OrderRecord, state: ExecutionState) -> None:
         uow.events.append(

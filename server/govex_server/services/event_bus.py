@@ -32,7 +32,7 @@ log = logging.getLogger("govex.events")
 BATCH = 1000
 REPLAY_PAGE = 500
 
-FrameEncoder = Callable[[bytes], bytes]
+FrameEncoder = Callable[[bytes, str], bytes]
 HeartbeatFrame = Callable[[int, datetime], bytes]
 
 HEARTBEAT = "heartbeat"
@@ -221,7 +221,7 @@ class EventBus:
             del self._ahead[stale]
 
     def _deliver(self, row: StoredEvent) -> None:
-        event = BusEvent(row.sequence, row.kind, self._frame(row.payload), row.resource)
+        event = BusEvent(row.sequence, row.kind, self._frame(row.payload, row.kind), row.resource)
         self._last = row.sequence
         for sub in list(self._subscribers):
             if not sub.wants(event.kind, event.resource):

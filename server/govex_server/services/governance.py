@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from govex_server.domain import filters, list_filters
 from govex_server.domain.clock import Clock
@@ -138,6 +138,18 @@ def _etag(value: str, field_name: str = "etag") -> str:
     return value
 
 
+class PlanExecutions(Protocol):
+    """What CancelPlan needs of the execution engine."""
+
+    def cancel_for_plan_in(
+        self, uow: UnitOfWork, plan_id: str, actor: Principal, reason: str
+    ) -> str | None:
+        """Cancels the plan's running execution in ``uow``; its id."""
+
+    def stop_soon(self, execution_id: str) -> None:
+        """After the commit: the execution's runner stops it."""
+
+
 class GovernanceService:
     """The plan lifecycle and the governance mode."""
 
@@ -159,6 +171,7 @@ class GovernanceService:
         self.read_cache: ReadCache[_Facts] = ReadCache(store)
         # (facts, active freeze ids, verdicts, etag) of the last snapshot.
         self._derived: tuple[_Facts, tuple[str, ...], list[Verdict], str] | None = None
+        self._executions: PlanExecutions | None = None
 
     # ------------------------------------------------------------------ reads
 
@@ -356,13 +369,32 @@ class GovernanceService:
         _etag(etag)
         _text(reason, "reason")
 
+        stopped: list[str] = []
+
         def mutate(plan: Plan, mode: ModeSetting, now: datetime) -> Plan:
             check_cancel(mode.mode, plan, actor)
             return plan.moved(PlanAction.CANCEL, now, cancelled=Step.by(actor, now, reason))
 
-        return await self._transition(
-            actor, "CancelPlan", plan_id, etag, PlanAction.CANCEL, reason, call, mutate
+        def also(uow: UnitOfWork, plan: Plan) -> None:
+            # A cancelled plan's running execution is cancelled with it, in
+            # the same transaction: it must not trade on for a dead plan.
+            stopped.clear()
+            if self._executions is not None:
+                eid = self._executions.cancel_for_plan_in(uow, plan.id, actor, reason)
+                stopped.extend([eid] if eid else [])
+
+        plan = await self._transition(
+            actor, "CancelPlan", plan_id, etag, PlanAction.CANCEL, reason, call, mutate, also=also
         )
+        if self._executions is not None:
+            for eid in stopped:
+                self._executions.stop_soon(eid)
+        return plan
+
+    def attach_executions(self, executions: PlanExecutions) -> None:
+        """The engine, which CancelPlan asks to cancel a running execution
+        (it is built after this service, which it uses)."""
+        self._executions = executions
 
     async def activate(
         self,
@@ -610,9 +642,11 @@ class GovernanceService:
         mutate: Callable[[Plan, ModeSetting, datetime], Plan],
         *,
         governed: bool = False,
+        also: Callable[[UnitOfWork, Plan], None] | None = None,
     ) -> Plan:
         """Load, check etag, check the governed step, check the transition,
-        write conditionally, audit, remember: one transaction."""
+        write conditionally, audit, remember: one transaction (``also``
+        adds its writes to it)."""
 
         def unit(uow: UnitOfWork) -> Plan:
             plan = self._load(uow, plan_id, etag)
@@ -623,6 +657,8 @@ class GovernanceService:
             now = self._clock.now()
             new = mutate(plan, mode, now)
             self._replace(uow, new, plan)
+            if also is not None:
+                also(uow, new)
             self._record(
                 uow,
                 actor,

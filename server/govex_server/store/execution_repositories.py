@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from govex_server.domain import money
 from govex_server.domain.execution.orders import OrderState
 from govex_server.domain.execution.records import (
+    LIVE,
     ExecutionRecord,
     ExecutionState,
     OrderRecord,
@@ -104,6 +105,8 @@ def _execution(row: RowMapping) -> ExecutionRecord:
         version=row["version"],
         state_reason=row["state_reason"],
         end_time=row["ended_at"],
+        # Only a dry run is stored SIMULATED (it needs no column of its own).
+        dry_run=row["state"] == ExecutionState.SIMULATED.value,
     )
 
 
@@ -130,6 +133,10 @@ def _order(row: RowMapping) -> OrderRecord:
     data["update_time"] = data.pop("updated_at")
     data["send_time"] = data.pop("sent_at")
     return OrderRecord(**data)
+
+
+# The states of an execution with a runner, as stored.
+LIVE_STATES = sorted(state.value for state in LIVE)
 
 
 class ExecutionRepository:
@@ -161,7 +168,7 @@ class ExecutionRepository:
         """Executions not finished yet."""
         result = self._conn.execute(
             select(t.executions)
-            .where(t.executions.c.state.in_(["PENDING", "RUNNING"]))
+            .where(t.executions.c.state.in_(LIVE_STATES))
             .order_by(t.executions.c.id)
         )
         return [_execution(r) for r in result.mappings()]
@@ -171,7 +178,7 @@ class ExecutionRepository:
         result = self._conn.execute(
             select(t.executions).where(
                 t.executions.c.plan_id == plan_id,
-                t.executions.c.state.in_(["PENDING", "RUNNING"]),
+                t.executions.c.state.in_(LIVE_STATES),
             )
         )
         row = result.mappings().first()

@@ -260,8 +260,8 @@ Index(
     "uq_executions_one_running_per_plan",
     executions.c.plan_id,
     unique=True,
-    sqlite_where=text("state IN ('PENDING', 'RUNNING')"),
-    postgresql_where=text("state IN ('PENDING', 'RUNNING')"),
+    sqlite_where=text("state IN ('PENDING', 'RUNNING', 'CANCELLING')"),
+    postgresql_where=text("state IN ('PENDING', 'RUNNING', 'CANCELLING')"),
 )
 
 orders = Table(

@@ -69,6 +69,11 @@ class _ExecutionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Execut
     """Cancelled by an operator or by a FULL_FREEZE. Terminal."""
     EXECUTION_STATE_SIMULATED: _ExecutionState.ValueType  # 7
     """A dry run: simulated, nothing sent. Terminal."""
+    EXECUTION_STATE_CANCELLING: _ExecutionState.ValueType  # 8
+    """A cancel was accepted (CancelExecution, CancelPlan or a FULL_FREEZE):
+    nothing more is sent, open orders are being cancelled at the exchange.
+    Ends CANCELLED when the exchange has confirmed every cancel.
+    """
 
 class ExecutionState(_ExecutionState, metaclass=_ExecutionStateEnumTypeWrapper):
     """The lifecycle state of an execution."""
@@ -89,6 +94,11 @@ EXECUTION_STATE_CANCELLED: ExecutionState.ValueType  # 6
 """Cancelled by an operator or by a FULL_FREEZE. Terminal."""
 EXECUTION_STATE_SIMULATED: ExecutionState.ValueType  # 7
 """A dry run: simulated, nothing sent. Terminal."""
+EXECUTION_STATE_CANCELLING: ExecutionState.ValueType  # 8
+"""A cancel was accepted (CancelExecution, CancelPlan or a FULL_FREEZE):
+nothing more is sent, open orders are being cancelled at the exchange.
+Ends CANCELLED when the exchange has confirmed every cancel.
+"""
 Global___ExecutionState: _TypeAlias = ExecutionState  # noqa: Y015
 
 class _OrderSide:
@@ -250,6 +260,34 @@ SAFETY_SEVERITY_WARNING: SafetySeverity.ValueType  # 1
 SAFETY_SEVERITY_ERROR: SafetySeverity.ValueType  # 2
 """Fails the order. Costs 30 points of score."""
 Global___SafetySeverity: _TypeAlias = SafetySeverity  # noqa: Y015
+
+class _ExecutionEventType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ExecutionEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExecutionEventType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EXECUTION_EVENT_TYPE_UNSPECIFIED: _ExecutionEventType.ValueType  # 0
+    """Never used by the server."""
+    EXECUTION_EVENT_TYPE_STARTED: _ExecutionEventType.ValueType  # 1
+    """It was created and its runner starts (or a dry run was stored)."""
+    EXECUTION_EVENT_TYPE_STATE_CHANGED: _ExecutionEventType.ValueType  # 2
+    """Its state changed without ending (RUNNING to CANCELLING)."""
+    EXECUTION_EVENT_TYPE_ENDED: _ExecutionEventType.ValueType  # 3
+    """It ended; the execution's state_reason says why."""
+
+class ExecutionEventType(_ExecutionEventType, metaclass=_ExecutionEventTypeEnumTypeWrapper):
+    """What happened to an execution, in an ExecutionEvent."""
+
+EXECUTION_EVENT_TYPE_UNSPECIFIED: ExecutionEventType.ValueType  # 0
+"""Never used by the server."""
+EXECUTION_EVENT_TYPE_STARTED: ExecutionEventType.ValueType  # 1
+"""It was created and its runner starts (or a dry run was stored)."""
+EXECUTION_EVENT_TYPE_STATE_CHANGED: ExecutionEventType.ValueType  # 2
+"""Its state changed without ending (RUNNING to CANCELLING)."""
+EXECUTION_EVENT_TYPE_ENDED: ExecutionEventType.ValueType  # 3
+"""It ended; the execution's state_reason says why."""
+Global___ExecutionEventType: _TypeAlias = ExecutionEventType  # noqa: Y015
 
 @_typing.final
 class SafetyIssue(_message.Message):
@@ -679,6 +717,46 @@ class Order(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Order: _TypeAlias = Order  # noqa: Y015
+
+@_typing.final
+class ExecutionEvent(_message.Message):
+    """A change of one execution (WatchOrders): an execution with no orders has
+    a start and an end a client can see too.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    EXECUTION_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """Position in the global event log; resume a stream after it."""
+    type: Global___ExecutionEventType.ValueType
+    """What happened."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
+    @_builtins.property
+    def execution(self) -> Global___Execution:
+        """The execution after the change, with its state and state_reason."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        type: Global___ExecutionEventType.ValueType = ...,
+        execution: Global___Execution | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["execution", b"execution", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution", b"execution", "sequence", b"sequence", "time", b"time", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionEvent: _TypeAlias = ExecutionEvent  # noqa: Y015
 
 @_typing.final
 class OrderEvent(_message.Message):

@@ -745,6 +745,7 @@ class WatchOrdersResponse(_message.Message):
 
     EVENT_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
+    EXECUTION_EVENT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def event(self) -> _execution_pb2.OrderEvent:
         """A change of one order."""
@@ -753,17 +754,22 @@ class WatchOrdersResponse(_message.Message):
     def heartbeat(self) -> _execution_pb2.OrderStreamHeartbeat:
         """Sent while the stream is idle."""
 
+    @_builtins.property
+    def execution_event(self) -> _execution_pb2.ExecutionEvent:
+        """A change of one execution: started, a change of state, ended."""
+
     def __init__(
         self,
         *,
         event: _execution_pb2.OrderEvent | None = ...,
         heartbeat: _execution_pb2.OrderStreamHeartbeat | None = ...,
+        execution_event: _execution_pb2.ExecutionEvent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "message", b"message"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "execution_event", b"execution_event", "heartbeat", b"heartbeat", "message", b"message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "execution_event", b"execution_event", "heartbeat", b"heartbeat", "message", b"message"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["event", "heartbeat"]  # noqa: Y015
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["event", "heartbeat", "execution_event"]  # noqa: Y015
     _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
 

@@ -117,7 +117,9 @@ class ExecutionServiceServicer:
 
     def CancelExecution(self, request, context):
         """Stops an execution from sending and cancels its open orders. Role
-        operator. Always allowed, whatever the freezes.
+        operator. Always allowed, whatever the freezes. Returns at once with the
+        execution CANCELLING; it ends CANCELLED when the exchange has confirmed
+        every cancel (WatchOrders carries that end as an execution event).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -49,7 +49,9 @@ class ExecutionServiceStub:
     """
     CancelExecution: _grpc.UnaryUnaryMultiCallable[_execution_service_pb2.CancelExecutionRequest, _execution_service_pb2.CancelExecutionResponse]
     """Stops an execution from sending and cancels its open orders. Role
-    operator. Always allowed, whatever the freezes.
+    operator. Always allowed, whatever the freezes. Returns at once with the
+    execution CANCELLING; it ends CANCELLED when the exchange has confirmed
+    every cancel (WatchOrders carries that end as an execution event).
     """
     GetExecution: _grpc.UnaryUnaryMultiCallable[_execution_service_pb2.GetExecutionRequest, _execution_service_pb2.GetExecutionResponse]
     """Returns one execution."""
@@ -89,7 +91,9 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     """
     CancelExecution: _aio.UnaryUnaryMultiCallable[_execution_service_pb2.CancelExecutionRequest, _execution_service_pb2.CancelExecutionResponse]  # type: ignore[assignment]
     """Stops an execution from sending and cancels its open orders. Role
-    operator. Always allowed, whatever the freezes.
+    operator. Always allowed, whatever the freezes. Returns at once with the
+    execution CANCELLING; it ends CANCELLED when the exchange has confirmed
+    every cancel (WatchOrders carries that end as an execution event).
     """
     GetExecution: _aio.UnaryUnaryMultiCallable[_execution_service_pb2.GetExecutionRequest, _execution_service_pb2.GetExecutionResponse]  # type: ignore[assignment]
     """Returns one execution."""
@@ -144,7 +148,9 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_execution_service_pb2.CancelExecutionResponse, _abc.Awaitable[_execution_service_pb2.CancelExecutionResponse]]:
         """Stops an execution from sending and cancels its open orders. Role
-        operator. Always allowed, whatever the freezes.
+        operator. Always allowed, whatever the freezes. Returns at once with the
+        execution CANCELLING; it ends CANCELLED when the exchange has confirmed
+        every cancel (WatchOrders carries that end as an execution event).
         """
 
     @_abc_1.abstractmethod

@@ -277,7 +277,9 @@ class GovernanceServiceServicer:
 
     def CancelPlan(self, request, context):
         """Any non-terminal state -> CANCELLED. Roles approver, operator, admin, or
-        the plan's proposer.
+        the plan's proposer; an ai principal only plans it proposed, and none in
+        GOVERNANCE_MODE_MANUAL. A running execution of the plan is cancelled in
+        the same request (it becomes CANCELLING, audited).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

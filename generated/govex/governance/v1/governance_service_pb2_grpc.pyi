@@ -80,7 +80,9 @@ class GovernanceServiceStub:
     """
     CancelPlan: _grpc.UnaryUnaryMultiCallable[_governance_service_pb2.CancelPlanRequest, _governance_service_pb2.CancelPlanResponse]
     """Any non-terminal state -> CANCELLED. Roles approver, operator, admin, or
-    the plan's proposer.
+    the plan's proposer; an ai principal only plans it proposed, and none in
+    GOVERNANCE_MODE_MANUAL. A running execution of the plan is cancelled in
+    the same request (it becomes CANCELLING, audited).
     """
     Freeze: _grpc.UnaryUnaryMultiCallable[_governance_service_pb2.FreezeRequest, _governance_service_pb2.FreezeResponse]
     """Creates a freeze with a time to live. Role operator."""
@@ -159,7 +161,9 @@ class GovernanceServiceAsyncStub(GovernanceServiceStub):
     """
     CancelPlan: _aio.UnaryUnaryMultiCallable[_governance_service_pb2.CancelPlanRequest, _governance_service_pb2.CancelPlanResponse]  # type: ignore[assignment]
     """Any non-terminal state -> CANCELLED. Roles approver, operator, admin, or
-    the plan's proposer.
+    the plan's proposer; an ai principal only plans it proposed, and none in
+    GOVERNANCE_MODE_MANUAL. A running execution of the plan is cancelled in
+    the same request (it becomes CANCELLING, audited).
     """
     Freeze: _aio.UnaryUnaryMultiCallable[_governance_service_pb2.FreezeRequest, _governance_service_pb2.FreezeResponse]  # type: ignore[assignment]
     """Creates a freeze with a time to live. Role operator."""
@@ -319,7 +323,9 @@ class GovernanceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_governance_service_pb2.CancelPlanResponse, _abc.Awaitable[_governance_service_pb2.CancelPlanResponse]]:
         """Any non-terminal state -> CANCELLED. Roles approver, operator, admin, or
-        the plan's proposer.
+        the plan's proposer; an ai principal only plans it proposed, and none in
+        GOVERNANCE_MODE_MANUAL. A running execution of the plan is cancelled in
+        the same request (it becomes CANCELLING, audited).
         """
 
     @_abc_1.abstractmethod

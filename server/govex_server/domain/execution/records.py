@@ -23,11 +23,17 @@ class ExecutionState(enum.Enum):
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
     SIMULATED = "SIMULATED"
+    # A cancel was accepted; open orders are being cancelled at the exchange.
+    CANCELLING = "CANCELLING"
 
     @property
     def terminal(self) -> bool:
         """Nothing more happens to it."""
-        return self not in (ExecutionState.PENDING, ExecutionState.RUNNING)
+        return self not in LIVE
+
+
+# The states of an execution that still has a runner (and holds its plan).
+LIVE = frozenset({ExecutionState.PENDING, ExecutionState.RUNNING, ExecutionState.CANCELLING})
 
 
 class Strategy(enum.Enum):
