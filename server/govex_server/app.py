@@ -54,6 +54,7 @@ from govex_server.services.principals_reload import PrincipalsReloader
 from govex_server.services.recorder import Recorder
 from govex_server.services.retention import EventRetention
 from govex_server.store.database import Store
+from govex_server.store.file_lock import DatabaseLock, lock_database
 from govex_server.store.migrate import at_head, migrate
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class Running:
     limits: StreamLimits
     audit: AuditLog
     keys: IdempotencyKeys
+    db_lock: DatabaseLock | None = None
 
     async def stop(self, grace: float) -> None:
         """NOT_SERVING first (load balancers drain), streams told to resume
@@ -100,6 +102,7 @@ class Running:
         self.bus.close_all()
         await self.server.stop(grace)
         await self.engine.stop()
+        await _close_exchanges(self.exchanges)
         for task in self.tasks:
             task.cancel()
         # A task stuck in I/O must not keep the process from exiting.
@@ -108,6 +111,23 @@ class Running:
             log.error("background task %s did not stop", task.get_name())
         await self.bus.stop()
         await asyncio.wait_for(self.store.close(), 10)
+        if self.db_lock is not None:
+            self.db_lock.release()
+
+
+async def _close_exchanges(exchanges: ExchangeRegistry) -> None:
+    """Exchange sessions (ccxt's HTTP pools, the paper book) close with the
+    server; one that fails to close is logged, not left to stop the rest."""
+    for exchange in exchanges.all():
+        close = getattr(exchange, "close", None)
+        if close is None:
+            continue
+        try:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await asyncio.wait_for(result, 10)
+        except Exception:
+            log.exception("exchange %s did not close", exchange.account)
 
 
 async def _set_health(
@@ -125,11 +145,15 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     settings.validate()  # also when embedded without load_settings
     clock = clock or SystemClock()
     principals = load_principals(settings.principals_file)
+    # Before anything is read or written: a second server on this SQLite
+    # file stops here, having reconciled and sent nothing.
+    db_lock = lock_database(settings.database_url)
     store = Store(settings.database_url, encode_event)
     tasks: list[asyncio.Task[None]] = []
     retention_of_ids = timedelta(hours=settings.request_id_retention_hours)
     recorder = Recorder(retention_of_ids)
     credentials = server_credentials(settings)
+    bound: grpc.aio.Server | None = None
     try:
         await migrate(store)
         audit = AuditLog(store)
@@ -206,8 +230,6 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         )
         store.on_change(engine.on_freeze_created, frozenset({EventKind.FREEZE_CREATED.value}))
         await accounts.load()
-        # Open orders are reconciled before any new execution is accepted.
-        await engine.start()
         auth = Authenticator(principals)
         reloader = PrincipalsReloader(
             store,
@@ -256,11 +278,22 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             port = server.add_secure_port(settings.listen, credentials)
         if port == 0:
             raise OSError(f"cannot listen on {settings.listen}")
+        # The port is bound, and says NOT_SERVING, while open orders are
+        # reconciled and executions resumed (ExecutePlan answers UNAVAILABLE
+        # RECONCILING meanwhile); a port in use fails before any of that.
+        for name in ("", *SERVICE_NAMES):
+            await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.start()
+        bound = server
+        await engine.start()
     except BaseException:
+        if bound is not None:
+            await bound.stop(0)
         for task in tasks:
             task.cancel()
         await store.close()
+        if db_lock is not None:
+            db_lock.release()
         raise
     for name in ("", *SERVICE_NAMES):
         await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.SERVING)
@@ -292,6 +325,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         limits,
         audit,
         keys,
+        db_lock,
     )
 
 

@@ -129,6 +129,13 @@ class FakeBinance:
                 ],
                 {},
             )
+        if path == "/api/v3/openOrders":
+            live = ("NEW", "PARTIALLY_FILLED")
+            return (
+                200,
+                [self.order_json(o) for o in self.orders.values() if o["status"] in live],
+                {},
+            )
         if path == "/api/v3/order" and method == "POST":
             cid = params["newClientOrderId"]
             if cid in self.orders:
@@ -249,6 +256,33 @@ async def test_lookup_errors_are_mapped(binance: Any) -> None:
     fake.raise_next = TimeoutError()
     with pytest.raises(ExchangeUnavailable):  # a lookup that fails is just retried later
         await exchange.fetch_order("gxNONE", "BTC/USDT")
+
+
+def resting(fake: FakeBinance, cid: str, status: str = "NEW") -> None:
+    """An order on the fake exchange's book, 0.1 of 0.3 filled."""
+    fake.orders[cid] = {
+        "orderId": len(fake.orders) + 1,
+        "clientOrderId": cid,
+        "side": "BUY",
+        "price": "49000",
+        "origQty": "0.3",
+        "executedQty": "0.1",
+        "quoteQty": "4900",
+        "status": status,
+    }
+
+
+async def test_open_orders_under_our_prefix_are_listed(binance: Any) -> None:
+    exchange, fake = binance
+    resting(fake, "gxOURS", "PARTIALLY_FILLED")
+    resting(fake, "someone-elses")
+    resting(fake, "gxDONE", "FILLED")
+    listed = await exchange.orders("gx")
+    assert [(o.client_id, o.status, o.filled, o.quantity) for o in listed] == [
+        ("gxOURS", "open", Decimal("0.1"), Decimal("0.3"))
+    ]
+    method, path, _ = exchange._x.session.requests[-1]
+    assert (method, path) == ("GET", "/api/v3/openOrders")  # every symbol at once
 
 
 def test_unknown_exchange_id_is_refused() -> None:

@@ -73,6 +73,12 @@ class Exchange(Protocol):
         """Cancels what is left; the order as it ends up."""
         ...
 
+    async def orders(self, prefix: str, open_only: bool = False) -> list[ExchangeOrder]:
+        """Orders whose client order id starts with ``prefix`` (reconciliation
+        adopts ours that the store does not know). An account that can list
+        only open orders lists those whatever ``open_only`` says."""
+        ...
+
 
 def is_account_id(text: str) -> bool:
     """Account ids are chosen by operators: a lower case letter, then lower

@@ -93,6 +93,10 @@ class CcxtExchange:
             "options": {
                 "fetchMarkets": {"types": ["spot"]},
                 "fetchCurrencies": False,
+                # Reconciliation lists every open order once at start-up:
+                # Binance's warning against that (it is rate-limited) would
+                # refuse the call.
+                "warnOnFetchOpenOrdersWithoutSymbol": False,
                 **(options or {}),
             },
         }
@@ -209,6 +213,20 @@ class CcxtExchange:
         """Cancels by client order id; the order as the exchange reports it."""
         raw = await self._call("cancel_order", None, symbol, {"clientOrderId": client_id})
         return self._order(raw, client_id)
+
+    async def orders(self, prefix: str, open_only: bool = False) -> list[ExchangeOrder]:
+        """The account's open orders under our client order id prefix
+        (``fetch_open_orders`` over every symbol; ccxt has no portable way to
+        list closed orders by client id). ExchangeError when the exchange
+        cannot list open orders at all."""
+        if not self._x.has.get("fetchOpenOrders"):
+            raise ExchangeError(f"{self.ccxt_id} cannot list open orders (no fetchOpenOrders)")
+        raw = await self._call("fetch_open_orders")
+        return [
+            self._order(r, str(r.get("clientOrderId")))
+            for r in raw
+            if str(r.get("clientOrderId") or "").startswith(prefix)
+        ]
 
     def _order(self, raw: dict[str, Any], client_id: str) -> ExchangeOrder:
         fee = raw.get("fee") or {}

@@ -307,7 +307,10 @@ class PaperExchange:
         return await self._book.run(cancel)
 
     async def orders(self, prefix: str, open_only: bool = False) -> list[ExchangeOrder]:
-        """Orders whose client order id starts with ``prefix`` (ours)."""
+        """Orders whose client order id starts with ``prefix`` (ours); as
+        slow as a send (the listing reconciliation waits for at start-up)."""
+        if self._config.latency_ms:
+            await asyncio.sleep(self._config.latency_ms / 1000)
 
         def read(db: sqlite3.Connection) -> list[ExchangeOrder]:
             query = "SELECT * FROM orders WHERE substr(client_id, 1, ?) = ?"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -41,6 +41,7 @@ from govex_server.domain.events import (
 from govex_server.domain.execution.budget import day_cap, deferral
 from govex_server.domain.execution.legs import Leg, Side
 from govex_server.domain.execution.orders import (
+    PREFIX,
     OrderState,
     client_order_id,
     next_fill,
@@ -196,6 +197,8 @@ class ExecutionEngine:
         self._background: set[asyncio.Task[None]] = set()
         self.accepting = False
         self.adopted: list[str] = []
+        # Accounts whose orders reconciliation could not list.
+        self.adoption_failures = 0
         # Runner restarts after a failure, since start (for the benchmark).
         self.restarts = 0
 
@@ -1233,17 +1236,24 @@ class ExecutionEngine:
             else:
                 await self._refresh(execution, order, exchange)
         for exchange in self._exchanges.all():
-            listing: Callable[[str], Awaitable[list[ExchangeOrder]]] | None = getattr(
-                exchange, "orders", None
-            )
-            if listing is None:
+            try:
+                listed = await exchange.orders(PREFIX)
+            except ExchangeError as exc:
+                # Not silent: strays of this account stay unknown until the
+                # next start can list them.
+                log.error(
+                    "reconciliation could not list the orders of %s, strays are not adopted: %s",
+                    exchange.account,
+                    exc,
+                )
+                self.adoption_failures += 1
                 continue
-            for found in await listing("gx"):
+            for found in listed:
                 key = parse_client_order_id(found.client_id)
                 if found.client_id in known or key is None:
                     continue
                 execution = running.get(key.execution_tag)
-                if execution is None:
+                if execution is None or execution.exchange != exchange.account:
                     log.error(
                         "order %s on %s belongs to no running execution",
                         found.client_id,
