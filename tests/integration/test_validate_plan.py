@@ -151,3 +151,27 @@ async def test_an_unreachable_exchange_is_unavailable(harness: Harness) -> None:
     listed = await h.exe.ListExchanges(exe.ListExchangesRequest(), metadata=md("victor"))
     down = next(e for e in listed.exchanges if e.name == "exchanges/down")
     assert (down.connected, down.health) == (False, exchange_pb2.EXCHANGE_HEALTH_UNAVAILABLE)
+
+
+async def test_validate_allocation_and_validate_plan_agree_on_the_days(harness: Harness) -> None:
+    from google.type.decimal_pb2 import Decimal as DecimalPb
+
+    from govex.governance.v1 import governance_service_pb2 as gov
+    from tests.integration.test_execution import BIG, active
+
+    h = harness
+    plan = await active(h, BIG)
+    verdict = await validate(h, plan.name)
+    # The same move as weights: what the paper account holds, to the plan.
+    legs = {leg.asset: leg.current_percent for leg in verdict.legs if leg.current_percent}
+    usdt = 100 - sum(legs.values())
+    request = gov.ValidateAllocationRequest(
+        portfolio_value_usd=DecimalPb(value=str(Decimal(175_000)))
+    )
+    for asset, weight in (*legs.items(), ("USDT", usdt)):
+        request.current.add(asset=asset, weight_percent=weight)
+    for asset, weight in BIG:
+        request.target.add(asset=asset, weight_percent=weight)
+    allocation = await h.gov.ValidateAllocation(request, metadata=md("victor"))
+    assert verdict.days == 9  # 42,500 traded at 5,250 a day
+    assert allocation.days_at_cap == verdict.days

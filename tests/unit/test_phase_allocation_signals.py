@@ -127,7 +127,7 @@ def targets(**weights: float) -> list[Target]:
 
 
 def test_allocation_no_action_inside_the_zone() -> None:
-    v = evaluate(targets(BTC=50, USDT=50), targets(BTC=51, USDT=49), None, POLICY)
+    v = evaluate(targets(BTC=50, USDT=50), targets(BTC=51, USDT=49), None, POLICY, T0)
     assert v.recommendation is Recommendation.NO_ACTION
     assert all(c.inside_no_trade_zone for c in v.changes)
     assert v.days_at_cap == 0
@@ -135,13 +135,13 @@ def test_allocation_no_action_inside_the_zone() -> None:
 
 def test_allocation_approve_review_and_reject() -> None:
     value = Decimal(1_000_000)
-    small = evaluate(targets(BTC=50, USDT=50), targets(BTC=53, USDT=47), value, POLICY)
+    small = evaluate(targets(BTC=50, USDT=50), targets(BTC=53, USDT=47), value, POLICY, T0)
     assert small.recommendation is Recommendation.APPROVE
     assert small.turnover_percent == pytest.approx(3)
     assert small.days_at_cap == 1
     # 3% traded at 30 bps is 0.9 bps of 1,000,000: exactly 90.00, to the cent.
     assert str(small.estimated_cost_usd) == "90.00"
-    big = evaluate(targets(BTC=50, USDT=50), targets(BTC=70, USDT=30), None, POLICY)
+    big = evaluate(targets(BTC=50, USDT=50), targets(BTC=70, USDT=30), None, POLICY, T0)
     assert big.recommendation is Recommendation.REVIEW
     assert big.days_at_cap == 7  # 20% at 3% a day
     expensive_policy = derive(
@@ -151,16 +151,16 @@ def test_allocation_approve_review_and_reject() -> None:
         T0,
         PolicySettings(),
     ).policy
-    all_in = evaluate(targets(USDT=100), targets(BTC=100), None, expensive_policy)
+    all_in = evaluate(targets(USDT=100), targets(BTC=100), None, expensive_policy, T0)
     assert all_in.recommendation is Recommendation.REJECT  # 100 bps of the portfolio
 
 
 def test_allocation_refuses_bad_weights() -> None:
     with pytest.raises(GovexError) as caught:
-        evaluate(targets(BTC=50, USDT=40), targets(BTC=100), None, POLICY)
+        evaluate(targets(BTC=50, USDT=40), targets(BTC=100), None, POLICY, T0)
     assert caught.value.field_violations[0].field == "current"
     with pytest.raises(GovexError) as caught:
-        evaluate(targets(BTC=100), targets(BTC=100), Decimal(-5), POLICY)
+        evaluate(targets(BTC=100), targets(BTC=100), Decimal(-5), POLICY, T0)
     assert caught.value.field_violations[0].field == "portfolio_value_usd"
 
 
@@ -205,3 +205,13 @@ def test_as_of_in_the_future_or_older_than_current_is_refused() -> None:
 
 def test_regime_within_tolerance_is_accepted() -> None:
     validate_signals(SignalSet(as_of=T0, regime=Regime(0.5, 0.3, 0.205)), T0, None, SKEW)
+
+
+def test_allocation_days_count_sells_and_buys_as_the_engine_does() -> None:
+    # A rotation: 5% of BTC sold and 5% of ETH bought is 10% of the portfolio
+    # traded against the 3% daily cap, four days (turnover alone said two).
+    rotation = evaluate(
+        targets(BTC=50, USDT=50), targets(BTC=45, ETH=5, USDT=50), Decimal(1_000_000), POLICY, T0
+    )
+    assert rotation.turnover_percent == pytest.approx(5)
+    assert rotation.days_at_cap == 4

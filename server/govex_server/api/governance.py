@@ -55,6 +55,8 @@ class GovernanceServicer(SignalAndAuditRpcs, pb_grpc.GovernanceServiceServicer):
         self._streams = streams
         self._policy = policy
         self._state = GovernanceStateFrames()
+        # ValidateAllocation counts days as ExecutePlan would, with its limit.
+        self._max_days = engine.max_execution_days
 
     # ----------------------------------------------------------------- state
 

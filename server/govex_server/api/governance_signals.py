@@ -24,6 +24,7 @@ class SignalAndAuditRpcs:
 
     _policy: PolicyService
     _audit: AuditLog
+    _max_days: int
 
     @unary
     async def GetSignals(
@@ -65,6 +66,8 @@ class SignalAndAuditRpcs:
             convert.targets_from_pb(list(request.target)),
             value,
             view.policy,
+            view.now,
+            self._max_days,
         )
         response = pb.ValidateAllocationResponse(
             turnover_percent=verdict.turnover_percent,

@@ -6,15 +6,22 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from govex_server.domain import money
-from govex_server.domain.errors import invalid_field
+from govex_server.domain.errors import GovexError, invalid_field
+from govex_server.domain.execution.legs import DEFAULT_STABLES, Leg, Side
+from govex_server.domain.execution.schedule import MAX_EXECUTION_DAYS, days_needed, schedule
+from govex_server.domain.freezes import Operation
 from govex_server.domain.plans import Target
 from govex_server.domain.policy import Policy
 from govex_server.domain.targets import validate_targets
 
 MAX_COST_FRACTION = 0.005  # estimated cost above 0.5% of the portfolio: REJECT
+# Without a portfolio value, days are counted on this one (in proportion; the
+# minimum trade, an amount of money, then plays no part).
+NOMINAL_VALUE = Decimal(1_000_000)
 
 
 class Recommendation(enum.Enum):
@@ -60,11 +67,52 @@ def turnover_percent(current: Sequence[Target], target: Sequence[Target]) -> flo
     return max(math.fsum(d for d in deltas if d > 0), -math.fsum(d for d in deltas if d < 0))
 
 
+def days_at_cap(
+    changes: Sequence[AssetChange],
+    portfolio_value_usd: Decimal | None,
+    policy: Policy,
+    now: datetime,
+    max_days: int = MAX_EXECUTION_DAYS,
+) -> int:
+    """The days the engine's own schedule would take for these changes (the
+    function ValidatePlan and ExecutePlan use): one leg per non-stable asset
+    outside the no-trade zone, sells and buys each counted against the
+    daily cap. GovexError SCHEDULE_TOO_LONG beyond ``max_days``."""
+    value = portfolio_value_usd or NOMINAL_VALUE
+    traded = [c for c in changes if not c.inside_no_trade_zone and c.asset not in DEFAULT_STABLES]
+    legs = [
+        Leg(
+            index=i,
+            asset=c.asset,
+            symbol=c.asset,
+            side=Side.SELL if c.delta < 0 else Side.BUY,
+            current_percent=c.current,
+            target_percent=c.target,
+            notional=money.notional(money.mul(value, money.from_ratio(abs(c.delta) / 100))),
+            quantity=money.ZERO,
+            price=money.ONE,
+            operation=Operation.REBALANCING,
+            requires=frozenset(),
+        )
+        # Sells first, as compute_legs orders them (they fund the buys).
+        for i, c in enumerate(sorted(traded, key=lambda c: (c.delta >= 0, c.asset)))
+    ]
+    if not legs:
+        return 0
+    min_trade = policy.min_trade_usd if portfolio_value_usd is not None else Decimal("0.01")
+    slices = schedule(
+        legs, value, policy.cap_daily, policy.ramp_hours, min_trade, now, max_days=max_days
+    )
+    return days_needed(slices)
+
+
 def evaluate(
     current: Sequence[Target],
     target: Sequence[Target],
     portfolio_value_usd: Decimal | None,
     policy: Policy,
+    at: datetime,
+    max_days: int = MAX_EXECUTION_DAYS,
 ) -> AllocationVerdict:
     """Per-asset changes, turnover, cost, days at the daily cap, and a
     recommendation with its reasons."""
@@ -94,7 +142,11 @@ def evaluate(
         )
     )
     cap_percent = policy.cap_daily * 100
-    days = math.ceil(traded / cap_percent - 1e-9) if traded > 0 else 0
+    too_long = ""
+    try:
+        days = days_at_cap(changes, portfolio_value_usd, policy, at, max_days)
+    except GovexError as exc:
+        days, too_long = max_days + 1, exc.message
     reasons = [
         f"turnover {turnover:.2f}% ({traded:.2f}% outside the {zone:.2f}% no-trade zone)",
         f"estimated cost {cost_bps:.2f} bps of the portfolio "
@@ -104,6 +156,9 @@ def evaluate(
     if all(c.inside_no_trade_zone for c in changes):
         recommendation = Recommendation.NO_ACTION
         reasons.append("every change is inside the no-trade zone")
+    elif too_long:
+        recommendation = Recommendation.REJECT
+        reasons.append(too_long)
     elif cost_bps / 10_000 > MAX_COST_FRACTION:
         recommendation = Recommendation.REJECT
         reasons.append(f"estimated cost above {MAX_COST_FRACTION:.1%} of the portfolio")

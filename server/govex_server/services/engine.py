@@ -228,6 +228,11 @@ class ExecutionEngine:
         self._runners[execution_id] = task
         task.add_done_callback(lambda _t: self._runners.pop(execution_id, None))
 
+    @property
+    def max_execution_days(self) -> int:
+        """The longest schedule an execution may have."""
+        return self._planner.max_days
+
     def budget(self, account: str) -> Budget | None:
         """The order-rate budget of an account."""
         limiter = self._limiters.get(account)

@@ -107,6 +107,11 @@ class ExecutionPlanner:
         self._clock = clock
         self._ids = UlidFactory()
 
+    @property
+    def max_days(self) -> int:
+        """The longest schedule an execution may have (max_execution_days)."""
+        return self._max_days
+
     async def policy_now(self) -> Policy:
         """The policy in force now (a running execution's sends obey it too)."""
         return (await self._policy.view()).policy
