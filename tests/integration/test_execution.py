@@ -416,15 +416,38 @@ async def _event_kinds(h: Harness, name: str) -> list[str]:
 
 
 async def test_restart_reconciles_an_unknown_order(harness: Harness) -> None:
+    from dataclasses import replace
+
+    from govex_server.domain.execution.orders import OrderState
+    from govex_server.domain.execution.records import ExecutionState
+
     h = harness
-    await publish(h, signal_set(h, minutes_old=0, **CONFIDENT))
-    await h.settle()
-    plan = await active(h, SMALL)
+    plan = await active(h, SMALL)  # two days under the no-signal cap
     started = await execute(h, plan)
-    await h.restart()
-    ended = await run_days(h, started.name, 2)
-    assert ended.state == ES.EXECUTION_STATE_SUCCEEDED
-    await assert_store_matches_book(h, started.name)
+    await idle(h, started.name)  # day 0 sent; day 1 waits
+    execution_id = started.name.split("/")[1]
+    rows = await h.store.read(lambda uow: uow.orders.for_execution(execution_id))
+    lost = next(o for o in rows if o.state is OrderState.PENDING)
+    # As a crash leaves it: the order committed SUBMITTED and accepted by the
+    # exchange, its answer never recorded, and its execution no longer run
+    # (no runner will look at it: only start-up reconciliation does).
+    await paper(h).create_order(
+        lost.client_order_id, lost.symbol, lost.side, lost.quantity, lost.price
+    )
+
+    def crash_state(uow: Any) -> None:
+        assert uow.orders.replace(replace(lost, state=OrderState.SUBMITTED), OrderState.PENDING)
+        current = uow.executions.get(execution_id)
+        failed = replace(current, state=ExecutionState.FAILED, version=current.version + 1)
+        assert uow.executions.replace(failed, current.version)
+
+    await h.store.write(crash_state)
+    await h.restart()  # start-up awaits reconciliation before it serves
+    found = await paper(h).fetch_order(lost.client_order_id)
+    after = {o.client_order_id: o for o in await orders(h, started.name)}[lost.client_order_id]
+    assert after.state == ES.ORDER_STATE_FILLED
+    assert Decimal(after.filled_quantity.value) == found.filled
+    assert after.exchange_order_id == found.exchange_id
 
 
 async def test_insufficient_funds_is_a_rejection(harness: Harness) -> None:

@@ -116,14 +116,25 @@ async def test_governance_stream_filters_by_kind(harness: Harness) -> None:
 async def test_idle_stream_carries_heartbeats(harness_factory: HarnessFactory) -> None:
     h = await harness_factory(heartbeat_seconds=0.2)
     await freeze(h)
-    # The freeze's own event, and whatever the policy's reaction to it wrote
-    # (on a loaded machine it may land before the stream opens).
-    await h.settle()
-    newest = (await stored_events(h))[-1][0]
     call = h.gov.WatchFreezeEvents(gov.WatchFreezeEventsRequest(), metadata=md("victor"))
-    message: Any = await asyncio.wait_for(call.read(), 5)
-    assert message.WhichOneof("message") == "heartbeat"
-    assert message.heartbeat.current_sequence == newest
+    # The first message says where "new" starts (sent at once, idle or not).
+    first: Any = await asyncio.wait_for(call.read(), 30)
+    assert first.WhichOneof("message") == "heartbeat"
+    # Then, with nothing new to send, heartbeats keep coming, and they come
+    # to carry the newest sequence of the log (the policy's reaction to the
+    # freeze may land after the stream opened, on a loaded machine).
+    beats = 0
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        message: Any = await asyncio.wait_for(call.read(), 30)
+        assert message.WhichOneof("message") == "heartbeat"
+        beats += 1
+        assert message.heartbeat.current_sequence >= first.heartbeat.current_sequence
+        newest = (await stored_events(h))[-1][0]
+        if message.heartbeat.current_sequence == newest:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "heartbeats never caught up"
+    assert beats >= 1
     call.cancel()
 
 
