@@ -26,7 +26,7 @@ async def run(latency_ms: float) -> tuple[float, float]:
     bench = await rig(latency_ms)
     [execution_id] = await add_executions(bench.store, 1, ORDERS, PARALLEL)
     started = time.perf_counter()
-    await bench.engine._run(execution_id)  # the runner itself, to the end
+    await bench.engine.run_supervised(execution_id)  # the runner itself, to the end
     seconds = time.perf_counter() - started
     final = await bench.engine.get(f"executions/{execution_id}")
     filled = sum(o.state is OrderState.FILLED for o in final.orders)

@@ -93,7 +93,7 @@ async def run() -> bool:
     flaky, engine = holder[0], bench.engine
     names = [f"executions/{e}" for e in await add_executions(bench.store, EXECUTIONS, ORDERS, 4)]
     started = time.perf_counter()
-    await asyncio.gather(*(engine._run(n.split("/")[1]) for n in names))  # supervised runners
+    await asyncio.gather(*(engine.run_supervised(n.split("/")[1]) for n in names))
     seconds = time.perf_counter() - started
     views = [await engine.get(n) for n in names]
     ended = sum(v.execution.state.terminal for v in views)

@@ -553,7 +553,7 @@ async def test_an_impossible_fill_report_is_not_recorded(
             "open",
         )
         with caplog.at_level("ERROR", logger="govex.engine"):
-            kept = await engine._apply(execution, filled, report)
+            kept = await engine.records.apply(execution, filled, report)
         assert (kept.filled, kept.state) == (filled.filled, filled.state)
         again = await h.store.read(lambda uow: uow.orders.get(filled.id))
         assert again is not None and again.filled == filled.filled

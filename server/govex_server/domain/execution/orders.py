@@ -77,6 +77,18 @@ def move(order_name: str, current: OrderState, target: OrderState) -> OrderState
     return target
 
 
+def state_of(status: str, filled: Decimal) -> OrderState:
+    """What an exchange's order status means here ("open", "closed",
+    "canceled", "rejected", as the exchange adapters normalise them)."""
+    if status == "closed":
+        return OrderState.FILLED
+    if status == "canceled":
+        return OrderState.CANCELLED
+    if status == "rejected":
+        return OrderState.REJECTED
+    return OrderState.PARTIALLY_FILLED if filled > 0 else OrderState.OPEN
+
+
 @dataclass(frozen=True)
 class ClientOrderKey:
     """What a client order id encodes."""
