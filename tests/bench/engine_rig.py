@@ -19,6 +19,7 @@ from pathlib import Path
 
 from govex_server.api.event_codec import encode_event
 from govex_server.domain.clock import SystemClock
+from govex_server.domain.execution.legs import Leg, Side
 from govex_server.domain.execution.orders import OrderState, client_order_id
 from govex_server.domain.execution.records import (
     ExecutionRecord,
@@ -27,8 +28,10 @@ from govex_server.domain.execution.records import (
     Strategy,
 )
 from govex_server.domain.execution.safety import Level, Limits
+from govex_server.domain.freezes import Operation
 from govex_server.domain.ids import UlidFactory
 from govex_server.domain.phase import PhaseSettings
+from govex_server.domain.policy import Policy, PolicyMode
 from govex_server.domain.policy_settings import PolicySettings
 from govex_server.exchanges.base import Exchange, ExchangeRegistry
 from govex_server.exchanges.paper import PaperConfig, PaperExchange
@@ -100,21 +103,21 @@ async def add_executions(store: Store, count: int, orders: int, parallel: int) -
             actor="bench",
             actor_kind="human",
             legs=(
-                {
-                    "index": 0,
-                    "asset": "BTC",
-                    "symbol": "BTC/USDT",
-                    "side": "BUY",
-                    "operation": "PURCHASE",
-                    "requires": ["PURCHASE", "REBALANCING"],
-                    "current_percent": 0,
-                    "target_percent": 10,
-                    "notional": str(500 * orders),
-                    "quantity": str(Decimal("0.01") * orders),
-                    "skip_reason": "",
-                },
+                Leg(
+                    index=0,
+                    asset="BTC",
+                    symbol="BTC/USDT",
+                    side=Side.BUY,
+                    current_percent=0,
+                    target_percent=10,
+                    notional=Decimal(500 * orders),
+                    quantity=Decimal("0.01") * orders,
+                    price=Decimal(50_000),
+                    operation=Operation.PURCHASE,
+                    requires=frozenset({Operation.PURCHASE, Operation.REBALANCING}),
+                ),
             ),
-            policy={"cap_daily": 0.5, "slippage_limit_bps": 30},
+            policy=Policy(PolicyMode.NORMAL, 0.5, 1.0, Decimal(100), 30, 0.01, 10, (), now),
             portfolio_value=PORTFOLIO_VALUE,
             create_time=now,
         )

@@ -5,6 +5,7 @@ decimals its floats were written as."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -30,6 +31,8 @@ from govex_server.domain.execution.records import (
     Strategy,
 )
 from govex_server.domain.ids import UlidFactory
+from govex_server.domain.policy import PolicyState, derive
+from govex_server.domain.policy_settings import PolicySettings
 from govex_server.store import migrate as migrations
 from govex_server.store import tables as t
 from govex_server.store.database import Store, UnitOfWork
@@ -119,7 +122,7 @@ def _execution(ids: UlidFactory) -> ExecutionRecord:
         actor="alice",
         actor_kind="human",
         legs=(),
-        policy={},
+        policy=derive(None, PolicyState(), [], NOW, PolicySettings()).policy,
         portfolio_value=Decimal("175000.123456789012345678"),
         create_time=NOW,
     )
@@ -192,8 +195,10 @@ async def test_a_database_of_floats_is_converted_exactly(tmp_path: Path) -> None
         "INSERT INTO executions (id, plan_id, exchange, state, strategy, max_parallel, "
         "safety_level, actor, actor_kind, state_reason, legs, policy, portfolio_value, version, "
         "created_at) VALUES ('01HZZZZZZZZZZZZZZZZZZZZZZZ', 'P1', 'paper', 'SUCCEEDED', "
-        "'SEQUENTIAL', 1, 'MODERATE', 'alice', 'human', '', '[]', '{}', 175000.1, 1, "
-        "'2026-03-02 09:00:00')"
+        "'SEQUENTIAL', 1, 'MODERATE', 'alice', 'human', '', '[]', ?, 175000.1, 1, "
+        "'2026-03-02 09:00:00')",
+        # A policy as every execution stored it (its to_json form).
+        (json.dumps(derive(None, PolicyState(), [], NOW, PolicySettings()).policy.to_json()),),
     )
     db.execute(
         "INSERT INTO orders (id, execution_id, client_order_id, exchange_order_id, symbol, side, "

@@ -136,5 +136,5 @@ async def test_a_leg_whose_price_step_exceeds_the_slippage_is_refused(
     steps = [r for r in verdict.blocking_reasons if "one price step (200)" in r]
     assert any("ETH/USDT" in r for r in steps), verdict.blocking_reasons
     error = await refused(execute(h, plan))
-    assert error.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "PRICE_STEP")
     assert not await paper(h).orders("gx")  # nothing sent

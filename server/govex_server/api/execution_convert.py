@@ -24,7 +24,6 @@ from govex_server.domain.execution.records import ExecutionRecord, ExecutionStat
 from govex_server.domain.execution.safety import Level
 from govex_server.domain.execution.safety import Verdict as SafetyVerdict
 from govex_server.domain.execution.schedule import Slice
-from govex_server.domain.policy import Policy
 from govex_server.exchanges.base import Exchange
 from govex_server.exchanges.rate_limit import Budget
 from govex_server.services.exchange_views import ExchangeDetails
@@ -250,8 +249,7 @@ def execution_record_to_pb(
     )
     if e.end_time is not None:
         out.end_time.CopyFrom(timestamp(e.end_time))
-    if e.policy:
-        out.policy.CopyFrom(policy_to_pb(Policy.from_json(e.policy)))
+    out.policy.CopyFrom(policy_to_pb(e.policy))
     filled_by_leg: dict[int, Decimal] = {}
     count_by_leg: dict[int, int] = {}
     by_state: dict[OrderState, int] = {}
@@ -266,19 +264,19 @@ def execution_record_to_pb(
             out.order_counts.add(state=order_state_to_pb(state), count=by_state[state])
     for leg in e.legs:
         out.legs.add(
-            index=leg["index"],
-            symbol=leg["symbol"],
-            asset=leg["asset"],
-            side=execution_pb2.OrderSide.Value(f"ORDER_SIDE_{leg['side']}"),
-            operation=freeze_pb2.Operation.Value(f"OPERATION_{leg['operation']}"),
-            current_percent=leg["current_percent"],
-            target_percent=leg["target_percent"],
-            notional=decimal(money.exact(leg["notional"])),
-            quantity=decimal(money.exact(leg["quantity"])),
-            filled_notional=decimal(filled_by_leg.get(leg["index"], money.ZERO)),
-            skipped=bool(leg["skip_reason"]),
-            skip_reason=leg["skip_reason"],
-            slice_count=count_by_leg.get(leg["index"], 0),
+            index=leg.index,
+            symbol=leg.symbol,
+            asset=leg.asset,
+            side=side_to_pb(leg.side),
+            operation=freeze_pb2.Operation.Value(f"OPERATION_{leg.operation.value}"),
+            current_percent=leg.current_percent,
+            target_percent=leg.target_percent,
+            notional=decimal(leg.notional),
+            quantity=decimal(leg.quantity),
+            filled_notional=decimal(filled_by_leg.get(leg.index, money.ZERO)),
+            skipped=leg.skipped,
+            skip_reason=leg.skip_reason,
+            slice_count=count_by_leg.get(leg.index, 0),
         )
     return out
 

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from govex_server.domain import money
 from govex_server.domain.clock import Clock
 from govex_server.domain.errors import (
     Category,
@@ -19,7 +18,7 @@ from govex_server.domain.errors import (
 from govex_server.domain.events import (
     ExecutionChange,
 )
-from govex_server.domain.execution.legs import Leg
+from govex_server.domain.execution.blockers import refusal_reason
 from govex_server.domain.execution.orders import (
     OrderState,
     client_order_id,
@@ -112,8 +111,8 @@ class ExecutionStarter:
             safety_level=(request.level or self._planner.default_level).value,
             actor=actor.name,
             actor_kind=actor.kind.value,
-            legs=tuple(leg_json(leg) for leg in validation.legs.legs),
-            policy=validation.policy.to_json(),
+            legs=tuple(validation.legs.legs),
+            policy=validation.policy,
             portfolio_value=validation.legs.portfolio_value,
             create_time=now,
             dry_run=request.dry_run,
@@ -238,32 +237,7 @@ class ExecutionStarter:
         return out
 
 
-def leg_json(leg: Leg) -> dict[str, object]:
-    return {
-        "index": leg.index,
-        "asset": leg.asset,
-        "symbol": leg.symbol,
-        "side": leg.side.value,
-        "operation": leg.operation.value,
-        "requires": sorted(op.value for op in leg.requires),
-        "current_percent": leg.current_percent,
-        "target_percent": leg.target_percent,
-        "notional": money.text(leg.notional),
-        "quantity": money.text(leg.quantity),
-        "skip_reason": leg.skip_reason,
-    }
-
-
 def _refusal(plan: str, validation: PlanValidation) -> GovexError:
     text = "; ".join(validation.blocking_reasons)
-    if any("forbidden by" in r for r in validation.blocking_reasons):
-        reason = "FROZEN"
-    elif any("policy mode is FREEZE" in r for r in validation.blocking_reasons):
-        reason = "POLICY_FREEZE"
-    elif any("cannot be reached" in r or " market on " in r for r in validation.blocking_reasons):
-        reason = "TARGET_UNREACHABLE"
-    elif any("safety refused" in r for r in validation.blocking_reasons):
-        reason = "SAFETY_REJECTED"
-    else:
-        reason = "PLAN_STATE"
+    reason = refusal_reason(kind for kind, _ in validation.blockers)
     return failed_precondition(reason, plan, f"{plan} cannot be executed now: {text}"[:2000])

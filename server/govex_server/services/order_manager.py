@@ -14,7 +14,7 @@ from decimal import Decimal
 from govex_server.domain import money
 from govex_server.domain.clock import Clock
 from govex_server.domain.execution.budget import day_cap, deferral
-from govex_server.domain.execution.legs import Side
+from govex_server.domain.execution.legs import Side, blocked_by
 from govex_server.domain.execution.orders import (
     OrderState,
 )
@@ -32,7 +32,6 @@ from govex_server.domain.execution.safety import (
     ProposedOrder,
     validate,
 )
-from govex_server.domain.freezes import Operation, allows
 from govex_server.exchanges.base import (
     Balance,
     Exchange,
@@ -144,13 +143,10 @@ class OrderManager:
         self, execution: ExecutionRecord, order: OrderRecord, exchange: Exchange, quotes: _Quotes
     ) -> None:
         leg = execution.legs[order.leg_index]
-        requires = {Operation(op) for op in leg["requires"]}
         now = self._clock.now()
-        blocking = [
-            f
-            for f in await self._freezes.active()
-            if not all(allows(f.type, op) for op in requires)
-        ]
+        # The domain's rule, as at the start: what the leg requires, against
+        # the freezes active now.
+        blocking = blocked_by(leg, await self._freezes.active(), now)
         if blocking:
             names = ", ".join(f"{f.name} ({f.type.value})" for f in blocking)
             await self._records.move(
@@ -161,7 +157,7 @@ class OrderManager:
         asset = order.symbol.split("/")[0]
         reference = quotes.prices.get(asset, order.reference_price)
         market = quotes.markets.get(order.symbol, Market(money.ZERO, money.ZERO, money.ZERO))
-        slippage_bps = int(execution.policy.get("slippage_limit_bps", 0))
+        slippage_bps = execution.policy.slippage_limit_bps
         quantity, price = limit_order(
             Side(order.side),
             money.mul(order.quantity, order.reference_price),
@@ -175,7 +171,7 @@ class OrderManager:
         quote = exchange.quote
         cap = day_cap(
             execution.portfolio_value,
-            float(execution.policy.get("cap_daily", 0)),
+            execution.policy.cap_daily,
             quotes.current_cap,
         )
         limiter = self._limiters.get(exchange.account)

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from govex_server.domain import money
 from govex_server.domain.clock import Clock
+from govex_server.domain.execution.blockers import Blocker
 from govex_server.domain.execution.legs import (
     Leg,
     LegPlan,
@@ -72,13 +73,19 @@ class PlanValidation:
     """The dry verdict on a plan."""
 
     executable: bool
-    blocking_reasons: list[str]
+    # Every blocking reason with its kind (ExecutePlan's reason code).
+    blockers: list[tuple[Blocker, str]]
     legs: LegPlan
     freeze_verdicts: list[FreezeVerdict]
     policy: Policy
     orders: list[PlannedOrder]
     schedule: list[Slice]
     days: int
+
+    @property
+    def blocking_reasons(self) -> list[str]:
+        """The blocking reasons' texts, in order."""
+        return [text for _, text in self.blockers]
 
 
 class ExecutionPlanner:
@@ -146,23 +153,38 @@ class ExecutionPlanner:
             policy.no_trade_threshold * 100,
             policy.min_trade_usd,
         )
-        reasons: list[str] = []
+        reasons: list[tuple[Blocker, str]] = []
         if plan.state is not PlanState.ACTIVE:
-            reasons.append(f"{plan.name} is {plan.state.value}; only the ACTIVE plan is executed")
+            reasons.append(
+                (
+                    Blocker.PLAN_STATE,
+                    f"{plan.name} is {plan.state.value}; only the ACTIVE plan is executed",
+                )
+            )
         if refusal := mode_refusal(policy.mode, legs):
-            reasons.append(refusal)
-        reasons += unreached(legs, markets, exchange.quote, f"exchanges/{exchange.account}")
+            reasons.append((Blocker.POLICY_FREEZE, refusal))
+        reasons += [
+            (Blocker.TARGET_UNREACHABLE, text)
+            for text in unreached(legs, markets, exchange.quote, f"exchanges/{exchange.account}")
+        ]
         for leg in legs.active_legs:
             if (market := markets.get(leg.symbol)) is not None and (
                 why := step_refusal(leg.price, policy.slippage_limit_bps, market)
             ):
-                reasons.append(f"leg {leg.index} ({leg.side.value} {leg.symbol}): {why}")
+                reasons.append(
+                    (Blocker.PRICE_STEP, f"leg {leg.index} ({leg.side.value} {leg.symbol}): {why}")
+                )
         operations = sorted({op for leg in legs.active_legs for op in leg.requires}, key=_op_key)
         freeze_verdicts = [verdict(op, active_freezes, now) for op in operations]
         for leg in legs.active_legs:
             blocked = [v for v in freeze_verdicts if v.operation in leg.requires and not v.allowed]
             for v in blocked:
-                reasons.append(f"leg {leg.index} ({leg.side.value} {leg.symbol}): {v.explanation}")
+                reasons.append(
+                    (
+                        Blocker.FROZEN,
+                        f"leg {leg.index} ({leg.side.value} {leg.symbol}): {v.explanation}",
+                    )
+                )
         slices = (
             schedule(
                 legs.active_legs,
@@ -184,8 +206,11 @@ class ExecutionPlanner:
             if not order.safety.passed:
                 rules = ", ".join(sorted({i.rule for i in order.safety.issues}))
                 reasons.append(
-                    f"order leg {order.leg_index} slice {order.slice_index}: safety refused "
-                    f"({rules}; score {order.safety.score})"
+                    (
+                        Blocker.SAFETY_REJECTED,
+                        f"order leg {order.leg_index} slice {order.slice_index}: safety refused "
+                        f"({rules}; score {order.safety.score})",
+                    )
                 )
         return PlanValidation(
             not reasons,

@@ -117,7 +117,7 @@ class Reconciler:
     ) -> None:
         now = self._clock.now()
         legs = execution.legs
-        operation = legs[leg]["operation"] if leg < len(legs) else "REBALANCING"
+        operation = legs[leg].operation.value if leg < len(legs) else "REBALANCING"
         adopted = OrderRecord(
             id=self._ids.new(now),
             execution_id=execution.id,

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from govex_server.domain import money
+from govex_server.domain.execution.legs import Leg
 from govex_server.domain.execution.orders import OrderState
 from govex_server.domain.execution.records import (
     LIVE,
@@ -21,6 +22,7 @@ from govex_server.domain.execution.records import (
     Strategy,
 )
 from govex_server.domain.filters import Condition
+from govex_server.domain.policy import Policy
 from govex_server.store import tables as t
 from govex_server.store.filtering import where
 
@@ -78,8 +80,8 @@ def _execution_row(e: ExecutionRecord) -> dict[str, Any]:
         "actor": e.actor,
         "actor_kind": e.actor_kind,
         "state_reason": e.state_reason,
-        "legs": list(e.legs),
-        "policy": e.policy,
+        "legs": [leg.to_json() for leg in e.legs],
+        "policy": e.policy.to_json(),
         "portfolio_value": e.portfolio_value,
         "version": e.version,
         "created_at": e.create_time,
@@ -98,8 +100,8 @@ def _execution(row: RowMapping) -> ExecutionRecord:
         safety_level=row["safety_level"],
         actor=row["actor"],
         actor_kind=row["actor_kind"],
-        legs=tuple(row["legs"]),
-        policy=row["policy"],
+        legs=tuple(Leg.from_json(leg) for leg in row["legs"]),
+        policy=Policy.from_json(row["policy"]),
         portfolio_value=row["portfolio_value"],
         create_time=row["created_at"],
         version=row["version"],

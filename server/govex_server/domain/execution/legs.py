@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from govex_server.domain import money
 from govex_server.domain.errors import failed_precondition
@@ -59,6 +60,47 @@ class Leg:
     def skipped(self) -> bool:
         """True when the policy skipped the leg."""
         return bool(self.skip_reason)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form (an execution keeps the legs it started with)."""
+        return {
+            "index": self.index,
+            "asset": self.asset,
+            "symbol": self.symbol,
+            "side": self.side.value,
+            "operation": self.operation.value,
+            "requires": sorted(op.value for op in self.requires),
+            "current_percent": self.current_percent,
+            "target_percent": self.target_percent,
+            "notional": money.text(self.notional),
+            "quantity": money.text(self.quantity),
+            "price": money.text(self.price),
+            "skip_reason": self.skip_reason,
+        }
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Leg:
+        """The inverse of ``to_json``; legs stored before the price was kept
+        get it back from their notional and quantity."""
+        notional, quantity = money.exact(data["notional"]), money.exact(data["quantity"])
+        if "price" in data:
+            price = money.exact(data["price"])
+        else:
+            price = money.div(notional, quantity) if quantity > 0 else money.ZERO
+        return Leg(
+            index=data["index"],
+            asset=data["asset"],
+            symbol=data["symbol"],
+            side=Side(data["side"]),
+            current_percent=data["current_percent"],
+            target_percent=data["target_percent"],
+            notional=notional,
+            quantity=quantity,
+            price=price,
+            operation=Operation(data["operation"]),
+            requires=frozenset(Operation(op) for op in data["requires"]),
+            skip_reason=data["skip_reason"],
+        )
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from decimal import Decimal
 from typing import Any
 
 from govex_server.domain import money
+from govex_server.domain.execution.legs import Leg
 from govex_server.domain.execution.orders import OrderState
+from govex_server.domain.policy import Policy
 
 
 class ExecutionState(enum.Enum):
@@ -56,8 +58,9 @@ class ExecutionRecord:
     safety_level: str
     actor: str
     actor_kind: str
-    legs: tuple[dict[str, Any], ...]
-    policy: dict[str, Any]
+    # The legs and the policy it started with (typed; stored as JSON).
+    legs: tuple[Leg, ...]
+    policy: Policy
     portfolio_value: Decimal
     create_time: datetime
     version: int = 1
