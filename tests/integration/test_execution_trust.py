@@ -43,7 +43,15 @@ def restarts(h: Harness) -> int:
 
 
 @pytest.mark.parametrize(
-    ("read", "times"), [("prices", 1), ("prices", 10), ("markets", 1), ("balances", 10)]
+    ("read", "times"),
+    [
+        ("prices", 1),
+        ("prices", 10),
+        ("markets", 1),
+        ("markets", 10),
+        ("balances", 1),
+        ("balances", 10),
+    ],
 )
 async def test_an_exchange_read_failing_restarts_the_runner(
     harness: Harness, read: str, times: int
