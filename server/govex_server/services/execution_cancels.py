@@ -7,17 +7,9 @@ import logging
 from dataclasses import replace
 
 from govex_server.domain.clock import Clock
-from govex_server.domain.errors import (
-    failed_precondition,
-    not_found,
-)
-from govex_server.domain.events import (
-    ExecutionChange,
-)
-from govex_server.domain.execution.records import (
-    ExecutionRecord,
-    ExecutionState,
-)
+from govex_server.domain.errors import failed_precondition, not_found
+from govex_server.domain.events import ExecutionChange
+from govex_server.domain.execution.records import ExecutionRecord, ExecutionState
 from govex_server.domain.freezes import FreezeType
 from govex_server.domain.ids import parse_name
 from govex_server.domain.principals import Principal

@@ -15,14 +15,9 @@ from govex_server.domain.errors import (
     failed_precondition,
     invalid_field,
 )
-from govex_server.domain.events import (
-    ExecutionChange,
-)
+from govex_server.domain.events import ExecutionChange
 from govex_server.domain.execution.blockers import refusal_reason
-from govex_server.domain.execution.orders import (
-    OrderState,
-    client_order_id,
-)
+from govex_server.domain.execution.orders import OrderState, client_order_id
 from govex_server.domain.execution.records import (
     ExecutionRecord,
     ExecutionState,
@@ -31,9 +26,7 @@ from govex_server.domain.execution.records import (
 )
 from govex_server.domain.ids import UlidFactory
 from govex_server.domain.principals import Principal
-from govex_server.exchanges.base import (
-    ExchangeRegistry,
-)
+from govex_server.exchanges.base import ExchangeRegistry
 from govex_server.services.execution_views import ExecuteRequest, ExecutionView
 from govex_server.services.governance import GovernanceService
 from govex_server.services.order_records import OrderRecorder

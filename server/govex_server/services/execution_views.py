@@ -8,26 +8,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from govex_server.domain import filters, list_filters
-from govex_server.domain.errors import (
-    not_found,
-)
-from govex_server.domain.execution.orders import (
-    OrderState,
-)
+from govex_server.domain.errors import not_found
+from govex_server.domain.execution.orders import OrderState
 from govex_server.domain.execution.records import (
     ExecutionRecord,
     ExecutionState,
     OrderRecord,
     Strategy,
 )
-from govex_server.domain.execution.safety import (
-    Level,
-)
+from govex_server.domain.execution.safety import Level
 from govex_server.domain.ids import parse_name
 from govex_server.domain.paging import filter_key, next_token, parse_page
-from govex_server.exchanges.base import (
-    parse_account,
-)
+from govex_server.exchanges.base import parse_account
 from govex_server.store.database import Store, UnitOfWork
 
 log = logging.getLogger("govex.engine")

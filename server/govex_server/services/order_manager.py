@@ -15,28 +15,12 @@ from govex_server.domain import money
 from govex_server.domain.clock import Clock
 from govex_server.domain.execution.budget import day_cap, deferral
 from govex_server.domain.execution.legs import Side, blocked_by
-from govex_server.domain.execution.orders import (
-    OrderState,
-)
+from govex_server.domain.execution.orders import OrderState
 from govex_server.domain.execution.pricing import limit_order, step_refusal
-from govex_server.domain.execution.records import (
-    ExecutionRecord,
-    OrderRecord,
-    Strategy,
-)
+from govex_server.domain.execution.records import ExecutionRecord, OrderRecord, Strategy
 from govex_server.domain.execution.resting import RestingRule
-from govex_server.domain.execution.safety import (
-    Level,
-    Limits,
-    Market,
-    ProposedOrder,
-    validate,
-)
-from govex_server.exchanges.base import (
-    Balance,
-    Exchange,
-    ExchangeOrder,
-)
+from govex_server.domain.execution.safety import Level, Limits, Market, ProposedOrder, validate
+from govex_server.exchanges.base import Balance, Exchange, ExchangeOrder
 from govex_server.exchanges.errors import (
     ExchangeError,
     ExchangeUnavailable,
@@ -169,11 +153,7 @@ class OrderManager:
             await self._records.move(execution, order, OrderState.REJECTED, reason=why[:500])
             return
         quote = exchange.quote
-        cap = day_cap(
-            execution.portfolio_value,
-            execution.policy.cap_daily,
-            quotes.current_cap,
-        )
+        cap = day_cap(execution.portfolio_value, execution.policy.cap_daily, quotes.current_cap)
         limiter = self._limiters.get(exchange.account)
         if limiter is not None:
             await limiter.acquire()

@@ -10,9 +10,7 @@ from decimal import Decimal
 
 from govex_server.domain import money
 from govex_server.domain.clock import Clock
-from govex_server.domain.errors import (
-    GovexError,
-)
+from govex_server.domain.errors import GovexError
 from govex_server.domain.events import (
     DomainEvent,
     EventKind,
@@ -20,12 +18,7 @@ from govex_server.domain.events import (
     ExecutionUpdate,
     OrderUpdate,
 )
-from govex_server.domain.execution.orders import (
-    OrderState,
-    client_order_id,
-    next_fill,
-    state_of,
-)
+from govex_server.domain.execution.orders import OrderState, client_order_id, next_fill, state_of
 from govex_server.domain.execution.orders import move as move_state
 from govex_server.domain.execution.records import (
     ExecutionRecord,
@@ -33,14 +26,10 @@ from govex_server.domain.execution.records import (
     OrderRecord,
     outcome,
 )
-from govex_server.domain.execution.safety import (
-    Verdict,
-)
+from govex_server.domain.execution.safety import Verdict
 from govex_server.domain.ids import UlidFactory
 from govex_server.domain.principals import Principal, PrincipalKind
-from govex_server.exchanges.base import (
-    ExchangeOrder,
-)
+from govex_server.exchanges.base import ExchangeOrder
 from govex_server.services.governance import GovernanceService
 from govex_server.store.database import Store, UnitOfWork
 
@@ -59,11 +48,7 @@ class OrderRecorder:
         self._ids = UlidFactory()
 
     async def apply(
-        self,
-        execution: ExecutionRecord,
-        order: OrderRecord,
-        found: ExchangeOrder,
-        reason: str = "",
+        self, execution: ExecutionRecord, order: OrderRecord, found: ExchangeOrder, reason: str = ""
     ) -> OrderRecord:
         return await self._store.write(
             lambda uow: self.apply_in(uow, execution, order, found, reason)
@@ -236,11 +221,7 @@ class OrderRecorder:
             if current is None or current.state.terminal:
                 return False
             ended = replace(
-                current,
-                state=state,
-                state_reason=reason,
-                end_time=now,
-                version=current.version + 1,
+                current, state=state, state_reason=reason, end_time=now, version=current.version + 1
             )
             if not uow.executions.replace(ended, current.version):
                 return False

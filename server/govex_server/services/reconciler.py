@@ -5,24 +5,11 @@ from __future__ import annotations
 import logging
 
 from govex_server.domain.clock import Clock
-from govex_server.domain.execution.orders import (
-    PREFIX,
-    OrderState,
-    parse_client_order_id,
-    state_of,
-)
-from govex_server.domain.execution.records import (
-    ExecutionRecord,
-    OrderRecord,
-)
+from govex_server.domain.execution.orders import PREFIX, OrderState, parse_client_order_id, state_of
+from govex_server.domain.execution.records import ExecutionRecord, OrderRecord
 from govex_server.domain.ids import UlidFactory
-from govex_server.exchanges.base import (
-    ExchangeOrder,
-    ExchangeRegistry,
-)
-from govex_server.exchanges.errors import (
-    ExchangeError,
-)
+from govex_server.exchanges.base import ExchangeOrder, ExchangeRegistry
+from govex_server.exchanges.errors import ExchangeError
 from govex_server.services.order_manager import OrderManager
 from govex_server.services.order_records import OrderRecorder
 from govex_server.store.database import Store, UnitOfWork
@@ -58,9 +45,7 @@ class Reconciler:
         and adopts orders the exchanges have under our prefix that the store
         does not know."""
 
-        def unit(
-            uow: UnitOfWork,
-        ) -> tuple[list[OrderRecord], set[str], dict[str, ExecutionRecord]]:
+        def unit(uow: UnitOfWork) -> tuple[list[OrderRecord], set[str], dict[str, ExecutionRecord]]:
             return (
                 uow.orders.unresolved(),
                 uow.orders.client_ids(),

@@ -9,18 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from govex_server.domain.clock import Clock
-from govex_server.domain.execution.orders import (
-    OrderState,
-)
-from govex_server.domain.execution.records import (
-    ExecutionRecord,
-    ExecutionState,
-    OrderRecord,
-)
+from govex_server.domain.execution.orders import OrderState
+from govex_server.domain.execution.records import ExecutionRecord, ExecutionState, OrderRecord
 from govex_server.domain.execution.resting import RestingRule
-from govex_server.exchanges.base import (
-    ExchangeRegistry,
-)
+from govex_server.exchanges.base import ExchangeRegistry
 from govex_server.services.execution_views import ExecutionQueries, cancel_reason
 from govex_server.services.order_manager import OrderManager
 from govex_server.services.order_records import OrderRecorder

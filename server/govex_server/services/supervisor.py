@@ -8,13 +8,9 @@ import random
 from dataclasses import replace
 
 from govex_server.domain.clock import Clock
-from govex_server.domain.execution.records import (
-    ExecutionState,
-)
+from govex_server.domain.execution.records import ExecutionState
 from govex_server.domain.execution.restarts import failures_in_a_row, restart_delay
-from govex_server.exchanges.errors import (
-    ExchangeError,
-)
+from govex_server.exchanges.errors import ExchangeError
 from govex_server.services.execution_views import STILL_CANCELLING, cancel_reason
 from govex_server.services.runner import Runner, RunnerSignals
 from govex_server.services.waiting import until_or_poked
