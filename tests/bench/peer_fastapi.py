@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, insert, select, update
 
+from govex_server.domain import audit_chain
 from govex_server.store import tables as t
 from tests.bench import h2load
 from tests.postgres import free_port
@@ -52,6 +53,7 @@ def engine_for(path: str) -> Engine:
                     id=1, mode="MANUAL", version=1, updated_at=None, updated_by=""
                 )
             )
+            conn.execute(insert(t.audit_head).values(id=1, sequence=0, hash=audit_chain.GENESIS))
     return engine
 
 
@@ -105,18 +107,29 @@ def app(path: str) -> Any:
                     payload=payload,
                 )
             )
+            # The same tamper-evident audit record govex writes: the next
+            # sequence of the chain, hashed with its predecessor's hash.
+            record = {
+                "at": now,
+                "principal": "alice",
+                "principal_kind": "human",
+                "mode": mode,
+                "rpc": "ProposePlan",
+                "resource": f"plans/{plan_id}",
+                "etag_before": None,
+                "etag_after": None,
+                "reason": body.get("reason", ""),
+                "details": {},
+            }
+            head_sequence, head_hash = conn.execute(
+                select(t.audit_head.c.sequence, t.audit_head.c.hash)
+            ).one()
+            audit_sequence = head_sequence + 1
+            digest = audit_chain.link(head_hash, audit_chain.content(audit_sequence, record))
+            conn.execute(update(t.audit_head).values(sequence=audit_sequence, hash=digest))
             conn.execute(
                 insert(t.audit_log).values(
-                    at=now,
-                    principal="alice",
-                    principal_kind="human",
-                    mode=mode,
-                    rpc="ProposePlan",
-                    resource=f"plans/{plan_id}",
-                    etag_before=None,
-                    etag_after=None,
-                    reason=body.get("reason", ""),
-                    details={},
+                    **record, sequence=audit_sequence, previous_hash=head_hash, hash=digest
                 )
             )
         return {"name": f"plans/{plan_id}", "sequence": sequence}
