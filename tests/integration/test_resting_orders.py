@@ -72,8 +72,8 @@ async def test_a_resting_remainder_is_re_priced_to_a_fill(harness: Harness) -> N
     await assert_store_matches_book(h, started.name)
 
 
-NO_FILLS = """
-fill_ratio = 0
+# The default paper account (as PaperConfig has it), as a settings file.
+DEFAULT_BOOK = """
 [balances]
 USDT = 100000
 BTC = 1
@@ -85,12 +85,19 @@ SOL = 150
 """
 
 
+def paper_book(tmp_path: Path, setting: str) -> str:
+    """The default paper account with one setting changed; the file's path."""
+    book = tmp_path / "paper.toml"
+    book.write_text(setting + "\n" + DEFAULT_BOOK)
+    return str(book)
+
+
 async def test_a_slice_that_rests_on_every_attempt_fails_its_leg(
     harness_factory: HarnessFactory, tmp_path: Path
 ) -> None:
-    book = tmp_path / "paper.toml"
-    book.write_text(NO_FILLS)  # nothing ever fills: every order rests
-    h = await harness_factory(paper_exchange_file=str(book), max_attempts=2)
+    # Nothing ever fills: every order rests.
+    book = paper_book(tmp_path, "fill_ratio = 0")
+    h = await harness_factory(paper_exchange_file=book, max_attempts=2)
     plan = await active(h, SMALL)
     started = await execute(h, plan, strategy=ES.EXECUTION_STRATEGY_SEQUENTIAL)
 
@@ -109,27 +116,13 @@ async def test_a_slice_that_rests_on_every_attempt_fails_its_leg(
     await assert_store_matches_book(h, started.name)
 
 
-COARSE_STEP = """
-price_step = 200
-[balances]
-USDT = 100000
-BTC = 1
-ETH = 10
-[prices]
-BTC = 50000
-ETH = 2500
-SOL = 150
-"""
-
-
 async def test_a_leg_whose_price_step_exceeds_the_slippage_is_refused(
     harness_factory: HarnessFactory, tmp_path: Path
 ) -> None:
     from tests.integration.test_validate_plan import validate
 
-    book = tmp_path / "paper.toml"
-    book.write_text(COARSE_STEP)  # 200 a step: 0.4% of BTC, 8% of ETH
-    h = await harness_factory(paper_exchange_file=str(book))
+    book = paper_book(tmp_path, "price_step = 200")  # 0.4% of BTC, 8% of ETH
+    h = await harness_factory(paper_exchange_file=book)
     plan = await active(h, SMALL)
     verdict = await validate(h, plan.name)
     assert not verdict.executable
