@@ -3,7 +3,9 @@ persisted book, and every injectable fault."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -197,3 +199,29 @@ async def test_balances_keep_more_digits_than_a_float_holds(tmp_path: Path) -> N
     balances = await t.balances()
     # The book sums in SQLite itself, exactly (its own + is a binary float).
     assert str(balances["USDT"].free) == "94989.995000000000000001"
+
+
+async def test_closing_waits_for_the_transaction_in_flight(tmp_path: Path) -> None:
+    # At shutdown a cancelled send leaves its worker thread in the book;
+    # closing the connection under it crashed the process (sqlite3 segfault).
+    book = PaperBook(str(tmp_path / "book.db"), CONFIG.balances)
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(db: sqlite3.Connection) -> str:
+        inside.set()
+        release.wait(30)
+        return str(db.execute("SELECT free FROM balances WHERE asset = 'BTC'").fetchone()[0])
+
+    running = asyncio.ensure_future(book.run(slow))
+    assert await asyncio.to_thread(inside.wait, 30)
+    closer = threading.Thread(target=book.close)
+    closer.start()
+    # close is parked on the lock the transaction holds, not closing under it.
+    closer.join(0.2)
+    assert closer.is_alive()
+    release.set()
+    assert await running == "1"
+    await asyncio.to_thread(closer.join, 30)
+    assert not closer.is_alive()
+    with pytest.raises(RuntimeError, match="paper book is closed"):
+        await book.run(slow)

@@ -59,6 +59,7 @@ class PaperBook:
 
     def __init__(self, path: str, starting_balances: Mapping[str, Decimal]) -> None:
         self._lock = threading.Lock()
+        self._closed = False
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL: in WAL mode a commit survives a crash of any process (the
@@ -86,6 +87,8 @@ class PaperBook:
 
         def transaction() -> T:
             with self._lock:
+                if self._closed:
+                    raise RuntimeError("the paper book is closed (the server is stopping)")
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     result = work(self._db)
@@ -98,8 +101,14 @@ class PaperBook:
         return await asyncio.to_thread(transaction)
 
     def close(self) -> None:
-        """Closes the file."""
-        self._db.close()
+        """Closes the file once the transaction in flight (if any) has ended.
+
+        A caller cancelled at shutdown leaves its worker thread running; closing
+        the connection under that thread crashes the process (a segfault in
+        sqlite3, seen in CI), so close waits for the lock like a transaction."""
+        with self._lock:
+            self._closed = True
+            self._db.close()
 
 
 def row_to_order(row: tuple[Any, ...]) -> ExchangeOrder:
