@@ -130,6 +130,9 @@ async def harness_factory(
                 cooldown_hours=24,
                 # The paper exchange's own book, kept across restarts.
                 paper_book_file=str(tmp_path / "paper-book.db"),
+                # A restart on PostgreSQL is a takeover from the replica that
+                # stopped: a short lease keeps it within a couple of seconds.
+                lease_seconds=3,
             ),
             **overrides,
         )

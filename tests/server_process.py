@@ -19,20 +19,27 @@ class ServerProcess:
     """One server whose state (database, paper book) lives in ``tmp``."""
 
     def __init__(
-        self, tmp: Path, env: dict[str, str] | None = None, principals_file: str = PRINCIPALS_FILE
+        self,
+        tmp: Path,
+        env: dict[str, str] | None = None,
+        principals_file: str = PRINCIPALS_FILE,
+        database_url: str | None = None,
+        name: str = "server",
     ) -> None:
         self.tmp = tmp
+        self.name = name
         self.principals_file = principals_file
-        self.database_url = f"sqlite:///{tmp}/govex.db"
+        # A replica on a shared PostgreSQL database, or its own SQLite file.
+        self.database_url = database_url or f"sqlite:///{tmp}/govex.db"
         self.address = f"127.0.0.1:{free_port()}"
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     def start(self) -> None:
-        """Starts (again) on the same database; logs go to server-N.log."""
+        """Starts (again) on the same database; logs go to NAME-N.log."""
         self.starts += 1
-        with open(self.tmp / f"server-{self.starts}.log", "wb") as log:
+        with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [
                     str(BIN / "govex-server"),
@@ -49,11 +56,33 @@ class ServerProcess:
                 env=self.env,
             )
 
+    @property
+    def log_path(self) -> Path:
+        """The log of the latest start."""
+        return self.tmp / f"{self.name}-{self.starts}.log"
+
+    def logs(self) -> str:
+        """Every start's log, in order."""
+        return "".join(
+            (self.tmp / f"{self.name}-{n}.log").read_text(errors="replace")
+            for n in range(1, self.starts + 1)
+        )
+
     def kill(self) -> None:
         """SIGKILL: no shutdown, no flush, exactly like a crash."""
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
+
+    def pause(self) -> None:
+        """SIGSTOP: the process stands still (a long GC pause, a frozen VM)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after ``pause``."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         """SIGTERM if still running."""

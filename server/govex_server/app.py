@@ -31,6 +31,7 @@ from govex_server.config import ConfigError, Settings, is_loopback, load_princip
 from govex_server.domain import money
 from govex_server.domain.clock import Clock, SystemClock
 from govex_server.domain.events import EventKind
+from govex_server.domain.execution.leases import LeaseTerms
 from govex_server.domain.execution.resting import RestingRule
 from govex_server.domain.execution.safety import Level, Limits
 from govex_server.domain.principals import Principal
@@ -229,6 +230,9 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             settings, clock, store, governance, policy, freezes, recorder
         )
         store.on_change(engine.on_freeze_created, frozenset({EventKind.FREEZE_CREATED.value}))
+        store.on_change(
+            engine.on_executions_changed, frozenset({EventKind.EXECUTION_UPDATED.value})
+        )
         await accounts.load()
         auth = Authenticator(principals)
         reloader = PrincipalsReloader(
@@ -392,6 +396,7 @@ def _execution(
         limits,
         recorder,
         RestingRule(timedelta(seconds=settings.order_ttl_seconds), settings.max_attempts),
+        LeaseTerms(settings.lease_seconds),
     )
     governance.attach_executions(engine)
     accounts = AccountService(

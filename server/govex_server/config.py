@@ -57,6 +57,9 @@ class Settings:
     # a fresh price, up to max_attempts sends of a slice; then its leg fails.
     order_ttl_seconds: float = DEFAULT_TTL_SECONDS
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    # An execution's lease (PostgreSQL replicas): how long its owner holds
+    # it without renewing; a dead owner is replaced within this plus a third.
+    lease_seconds: float = 10.0
     signals_future_skew_seconds: float = 30.0
     paper_exchange_file: str = ""
     # The paper exchange's own book (balances, orders); beside a SQLite
@@ -118,6 +121,8 @@ class Settings:
             raise ConfigError("subscriber_queue_size: must be between 1 and 1000000")
         if not 0.05 <= self.event_poll_seconds <= 60:
             raise ConfigError("event_poll_seconds: must be between 0.05 and 60")
+        if not 1 <= self.lease_seconds <= 600:
+            raise ConfigError("lease_seconds: must be between 1 and 600")
         if self.event_retention_hours < 1:
             raise ConfigError("event_retention_hours: at least 1")
         if self.event_retention_keep < 0:

@@ -27,10 +27,11 @@ CYCLES = 12
 ASSETS = [f"A{i:02d}" for i in range(25)]
 
 
-def write_paper_config(path: Path) -> None:
+def write_paper_config(path: Path, latency_ms: int = 150) -> None:
     prices = "\n".join(f"{a} = 100.0" for a in ASSETS)
     path.write_text(
-        f'quote = "USDT"\nlatency_ms = 150\n[balances]\nUSDT = 1000000.0\n[prices]\n{prices}\n'
+        f'quote = "USDT"\nlatency_ms = {latency_ms}\n[balances]\nUSDT = 1000000.0\n'
+        f"[prices]\n{prices}\n"
     )
 
 
@@ -72,7 +73,7 @@ async def until_none_live(x: Any, within: float = 60) -> None:
         await asyncio.sleep(0.1)
 
 
-async def setup_plan(g: Any) -> str:
+async def setup_plan(g: Any, weight_percent: float = 3.2) -> str:
     as_of = timestamp_pb2.Timestamp()
     as_of.FromDatetime(datetime.now(UTC))
     await g.PublishSignals(
@@ -85,8 +86,8 @@ async def setup_plan(g: Any) -> str:
     )
     request = gov.ProposePlanRequest(reason="crash test")
     for asset in ASSETS:
-        request.targets.add(asset=asset, weight_percent=3.2)
-    request.targets.add(asset="USDT", weight_percent=20)
+        request.targets.add(asset=asset, weight_percent=weight_percent)
+    request.targets.add(asset="USDT", weight_percent=100 - weight_percent * len(ASSETS))
     plan = (await g.ProposePlan(request, metadata=md("alice"))).plan
     plan = (
         await g.ReviewPlan(

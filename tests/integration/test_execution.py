@@ -503,8 +503,15 @@ async def test_an_order_unknown_to_the_store_is_adopted_at_start(harness: Harnes
     # As if govex crashed between the exchange accepting and the row being written.
     await paper(h).create_order(stray, "BTC/USDT", "SELL", Decimal("0.01"), Decimal(49_000))
     await h.restart()
-    assert h.running is not None
-    assert stray in h.running.engine.adopted
+    running = h.running
+    assert running is not None
+
+    async def adopted_it() -> bool:
+        # At start on SQLite; on PostgreSQL when the lease released by the
+        # stopped replica is claimed (a takeover, within a heartbeat).
+        return stray in running.engine.adopted
+
+    await wait_for(adopted_it, within=15)
     adopted = [o for o in await orders(h, started.name) if o.client_order_id == stray]
     assert adopted and adopted[0].state_reason == "adopted at reconciliation"
 

@@ -225,3 +225,21 @@ async def test_closing_waits_for_the_transaction_in_flight(tmp_path: Path) -> No
     assert not closer.is_alive()
     with pytest.raises(RuntimeError, match="paper book is closed"):
         await book.run(slow)
+
+
+async def test_a_create_request_later_than_the_recv_window_places_nothing(
+    tmp_path: Path,
+) -> None:
+    """As Binance's recvWindow: a request held up on its way (its sender
+    paused) is refused when it arrives, so it cannot place an order after
+    another replica has looked it up and sent the slice again."""
+    times = iter([1000.0, 1004.9, 2000.0, 2005.1])
+    t = PaperExchange(
+        "paper", CONFIG, PaperBook(str(tmp_path / "book.db"), CONFIG.balances), lambda: next(times)
+    )
+    await t.create_order("gxOnTime", "BTC/USDT", "BUY", D("0.01"), D("50100.0"))
+    with pytest.raises(OrderRejected, match="recvWindow"):
+        await t.create_order("gxLate", "BTC/USDT", "BUY", D("0.01"), D("50100.0"))
+    assert (await t.fetch_order("gxOnTime")).status == "closed"
+    with pytest.raises(OrderNotFound):
+        await t.fetch_order("gxLate")

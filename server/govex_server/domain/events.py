@@ -61,6 +61,8 @@ class ExecutionChange(enum.Enum):
     STARTED = "STARTED"
     STATE_CHANGED = "STATE_CHANGED"
     ENDED = "ENDED"
+    # Another replica took it over (its owner died or stopped renewing).
+    OWNER_CHANGED = "OWNER_CHANGED"
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 import tomllib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -56,6 +57,11 @@ class PaperConfig:
     # reference x (1 - slippage), if the limit allows; else the order rests.
     slippage_bps: float = 5.0
     latency_ms: float = 0.0
+    # A create request that reaches the book later than this after it was
+    # sent (on top of latency_ms) is refused, as Binance's recvWindow does:
+    # how an exchange keeps a late request (a paused replica's) from placing
+    # an order after another replica has looked it up and moved on.
+    recv_window_ms: float = 5000.0
     # Share of an order filled at once (1 = all); the rest rests open.
     fill_ratio: float = 1.0
 
@@ -107,8 +113,16 @@ class PaperExchange:
     kind = "paper"
     sandbox = True
 
-    def __init__(self, account: str, config: PaperConfig, book: PaperBook) -> None:
+    def __init__(
+        self,
+        account: str,
+        config: PaperConfig,
+        book: PaperBook,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.account = account
+        # When a create request was sent and when it arrived (recvWindow).
+        self._monotonic = monotonic
         self.quote = config.quote
         self._config = config
         self._book = book
@@ -168,8 +182,14 @@ class PaperExchange:
         self, client_id: str, symbol: str, side: str, quantity: Decimal, price: Decimal
     ) -> ExchangeOrder:
         """Places a limit order; fills what the fill model allows at once."""
+        sent = self._monotonic()
         if self._config.latency_ms:
             await asyncio.sleep(self._config.latency_ms / 1000)
+        late = self._monotonic() - sent - self._config.latency_ms / 1000
+        if late * 1000 > self._config.recv_window_ms:
+            raise OrderRejected(
+                f"Timestamp for this request is outside of the recvWindow ({late:.1f}s late)"
+            )
         fault = self._take(
             "reject",
             "insufficient_funds",

@@ -19,9 +19,14 @@ the recorder (order_records), cancels (execution_cancels), reconciliation
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 
-from govex_server.domain.clock import Clock
+from govex_server.domain.clock import Clock, SystemClock
+from govex_server.domain.events import ExecutionChange
+from govex_server.domain.execution.leases import LeaseTerms
 from govex_server.domain.execution.orders import OrderState
 from govex_server.domain.execution.records import ExecutionState, OrderRecord
 from govex_server.domain.execution.resting import RestingRule
@@ -34,6 +39,7 @@ from govex_server.services.execution_start import ExecutionStarter
 from govex_server.services.execution_views import ExecuteRequest, ExecutionQueries, ExecutionView
 from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import GovernanceService
+from govex_server.services.leases import Claim, Leases
 from govex_server.services.order_manager import OrderManager
 from govex_server.services.order_records import OrderRecorder
 from govex_server.services.planning import ExecutionPlanner
@@ -44,6 +50,8 @@ from govex_server.services.supervisor import Supervisor
 from govex_server.store.database import Store, UnitOfWork
 
 __all__ = ["ExecuteRequest", "ExecutionEngine", "ExecutionView"]
+
+log = logging.getLogger("govex.engine")
 
 
 class ExecutionEngine:
@@ -61,6 +69,7 @@ class ExecutionEngine:
         limits: Limits,
         recorder: Recorder | None = None,
         resting: RestingRule | None = None,
+        lease_terms: LeaseTerms | None = None,
     ) -> None:
         recorder = recorder or Recorder()
         resting = resting or RestingRule()
@@ -68,13 +77,17 @@ class ExecutionEngine:
         self._planner = planner
         self._limiters = limiters
         signals = RunnerSignals()
-        self.records = records = OrderRecorder(store, clock, governance)
+        # Leases are kept between processes in real time (the heartbeat
+        # sleeps real seconds), so they read the wall clock, not ``clock``
+        # (a test's clock may stand still while replicas come and go).
+        self.leases = leases = Leases(store, SystemClock(), lease_terms or LeaseTerms())
+        self.records = records = OrderRecorder(store, clock, governance, leases)
         orders = OrderManager(
             store, clock, records, freezes, planner, limiters, limits, resting, signals.stopping
         )
         self._queries = ExecutionQueries(store)
         runner = Runner(clock, self._queries, orders, records, exchanges, resting, signals)
-        self._supervisor = Supervisor(store, clock, runner, signals)
+        self._supervisor = Supervisor(store, clock, runner, signals, leases)
         self._reconciler = Reconciler(store, clock, exchanges, orders, records)
         self._starter = ExecutionStarter(
             store,
@@ -91,29 +104,93 @@ class ExecutionEngine:
             store, clock, freezes, recorder, records, self._supervisor, signals
         )
         self.accepting = False
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Reconciles, resumes running executions, then accepts new ones."""
-        await self._reconciler.reconcile()
-        running = await self._store.read(lambda uow: uow.executions.running())
-        for execution in running:
-            self._supervisor.spawn(execution.id)
+        """Claims the executions nobody owns, reconciles their orders,
+        resumes them, then accepts new ones; from then on a heartbeat renews
+        the leases held and takes over executions whose owner died."""
+        claims = await self.leases.claim(note=self._note_claim)
+        await self._reconciler.reconcile(frozenset(c.execution_id for c in claims))
+        for claim in claims:
+            self._supervisor.spawn(claim.execution_id)
         self.accepting = True
+        self._heartbeat = asyncio.create_task(self._beat(), name="execution-leases")
 
     async def stop(self) -> None:
-        """Stops every runner (orders stay as they are; the next start
-        reconciles them)."""
+        """Stops every runner (orders stay as they are; whoever claims them
+        next reconciles them) and gives the leases up."""
         self.accepting = False
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
         await self._supervisor.stop()
+        try:
+            await self.leases.release_all()
+        except Exception:
+            # They expire instead: another replica waits lease_seconds.
+            log.exception("the leases could not be released")
 
     async def reconcile(self) -> None:
-        """Start-up reconciliation (also callable on its own, by tests)."""
-        await self._reconciler.reconcile()
+        """Start-up reconciliation on its own (tests and benchmarks call it):
+        claims what nobody holds, then reconciles every execution held."""
+        await self.leases.claim(frozenset(self._supervisor.runners), self._note_claim)
+        await self._reconciler.reconcile(frozenset(self.leases.held))
+
+    async def _beat(self) -> None:
+        """Every third of a lease: renew what is held (runners whose lease
+        is lost stop at once), then claim what nobody holds any more."""
+        while True:
+            await asyncio.sleep(self.leases.terms.renew_every)
+            self._supervisor.lose(await self.leases.renew())
+            try:
+                claims = await self.leases.claim(
+                    frozenset(self._supervisor.runners), self._note_claim
+                )
+            except Exception:
+                log.exception("claiming orphaned executions failed; tried again in a heartbeat")
+                continue
+            if claims:
+                self._take_over(claims)
+
+    def _take_over(self, claims: list[Claim]) -> None:
+        """Reconciles the claimed executions' orders (off the heartbeat: a
+        slow exchange must not delay renewals), then runs them; their
+        runners resolve every SUBMITTED or UNKNOWN order by client order id
+        before sending anything, whatever reconciliation could reach."""
+
+        async def body() -> None:
+            ids = frozenset(c.execution_id for c in claims)
+            try:
+                await self._reconciler.reconcile(ids)
+            except Exception:
+                log.exception("reconciling executions taken over failed; their runners resolve")
+            for eid in sorted(ids):
+                if self.leases.holds(eid) and eid not in self._supervisor.runners:
+                    self._supervisor.spawn(eid)
+
+        task = asyncio.get_running_loop().create_task(body(), name="execution-takeover")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _note_claim(self, uow: UnitOfWork, claim: Claim) -> None:
+        """A takeover, in the execution's events (a first claim is not one)."""
+        if not claim.previous_owner or claim.previous_owner == self.leases.replica:
+            return
+        execution = uow.executions.get(claim.execution_id)
+        if execution is not None:
+            orders = uow.orders.for_execution(execution.id)
+            self.records.execution_event(uow, execution, orders, ExecutionChange.OWNER_CHANGED)
 
     async def run_supervised(self, execution_id: str) -> None:
-        """One execution's supervised runner, to its end (the benchmarks)."""
+        """One execution's supervised runner, to its end (the benchmarks),
+        under its lease (claimed here if nobody holds it)."""
+        if not self.leases.holds(execution_id):
+            await self.leases.claim(frozenset(self._supervisor.runners), self._note_claim)
         await self._supervisor.run(execution_id)
 
     # -------------------------------------------------------------- figures
@@ -152,6 +229,13 @@ class ExecutionEngine:
     def on_freeze_created(self) -> None:
         """Store listener: a freeze was created somewhere."""
         self._cancels.on_freeze_created()
+
+    def on_executions_changed(self) -> None:
+        """Store listener: executions changed (maybe on another replica: a
+        cancel the owner must act on within a second)."""
+        task = asyncio.get_running_loop().create_task(self._cancels.cancels_recorded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def freezes_changed(self) -> None:
         """A FULL_FREEZE cancels every running execution here."""

@@ -140,16 +140,36 @@ class ExecutionCancels:
 
     async def freezes_changed(self) -> None:
         """A FULL_FREEZE stops every running execution and cancels its open
-        orders; other freezes take effect at the next send."""
+        orders; other freezes take effect at the next send. Every replica
+        records the CANCELLING (the first one wins; the others find it done),
+        whoever owns the execution: its owner's runner acts on it."""
         active = await self._freezes.active()
         full = [f for f in active if f.type is FreezeType.FULL_FREEZE]
         if full:
             reason = f"{full[0].name} FULL_FREEZE"
 
             def unit(uow: UnitOfWork) -> list[str]:
-                live = [e for e in uow.executions.running() if e.id in self._supervisor.runners]
-                return [self.cancelling_in(uow, e, reason).id for e in live]
+                return [self.cancelling_in(uow, e, reason).id for e in uow.executions.running()]
 
             for eid in await self._store.write(unit):
-                self._signals.stopping.setdefault(eid, reason)
+                if self._records.leases.holds(eid):
+                    self._signals.stopping.setdefault(eid, reason)
+        self._supervisor.poke()
+
+    async def cancels_recorded(self) -> None:
+        """Another replica changed executions (a cancel, a FULL_FREEZE): the
+        ones this replica owns that are CANCELLING stop sending at once."""
+        held = set(self._records.leases.held)
+        if not held:
+            return
+
+        def unit(uow: UnitOfWork) -> list[tuple[str, str]]:
+            return [
+                (e.id, e.state_reason)
+                for e in uow.executions.running()
+                if e.id in held and e.state is ExecutionState.CANCELLING
+            ]
+
+        for eid, reason in await self._store.read(unit):
+            self._signals.stopping.setdefault(eid, reason)
         self._supervisor.poke()

@@ -29,6 +29,7 @@ from govex_server.domain.principals import Principal
 from govex_server.exchanges.base import ExchangeRegistry
 from govex_server.services.execution_views import ExecuteRequest, ExecutionView
 from govex_server.services.governance import GovernanceService
+from govex_server.services.leases import Claim
 from govex_server.services.order_records import OrderRecorder
 from govex_server.services.planning import ExecutionPlanner, PlanValidation
 from govex_server.services.recorder import Call, Recorder
@@ -142,7 +143,9 @@ class ExecutionStarter:
             await self._store.write(store_dry)
             return dry
 
-        def unit(uow: UnitOfWork) -> None:
+        leases = self._records.leases
+
+        def unit(uow: UnitOfWork) -> Claim:
             # The plan may have moved while the pipeline ran (cancelled,
             # superseded): the execution starts only from the version checked.
             current = uow.plans.get(plan.id)
@@ -156,6 +159,9 @@ class ExecutionStarter:
                     metadata={"resource": plan.name},
                 )
             uow.executions.add(execution)
+            # Its lease is this replica's from the start: no other replica
+            # can claim it between the commit and the runner's first step.
+            claim = leases.claim_new_in(uow, execution.id)
             for order in orders:
                 uow.orders.add(order)
                 self._records.order_event(uow, order, execution.state)
@@ -164,8 +170,10 @@ class ExecutionStarter:
             self._recorder.record(
                 uow, call, self._audit(actor, execution, plan.etag, orders, call), (), view
             )
+            return claim
 
-        await self._store.write(unit)
+        started = leases.monotonic()
+        leases.hold(await self._store.write(unit), started)
         self._supervisor.spawn(execution.id)
         return ExecutionView(execution, orders)
 

@@ -31,6 +31,7 @@ from govex_server.domain.ids import UlidFactory
 from govex_server.domain.principals import Principal, PrincipalKind
 from govex_server.exchanges.base import ExchangeOrder
 from govex_server.services.governance import GovernanceService
+from govex_server.services.leases import Leases
 from govex_server.store.database import Store, UnitOfWork
 
 log = logging.getLogger("govex.engine")
@@ -41,10 +42,15 @@ class OrderRecorder:
     event (and the traded notional) in one transaction, the state machine
     enforced."""
 
-    def __init__(self, store: Store, clock: Clock, governance: GovernanceService) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, governance: GovernanceService, leases: Leases
+    ) -> None:
         self._store = store
         self._clock = clock
         self._governance = governance
+        # Every write below is fenced: a runner whose lease was taken over
+        # cannot change its orders.
+        self.leases = leases
         self._ids = UlidFactory()
 
     async def apply(
@@ -124,6 +130,7 @@ class OrderRecorder:
         **changes: object,
     ) -> OrderRecord:
         """``_move`` inside the caller's unit of work."""
+        self.leases.fence_in(uow, execution.id)
         if state is not order.state or state is not OrderState.PENDING:
             move_state(order.name, order.state, state)
         now = self._clock.now()
@@ -157,6 +164,7 @@ class OrderRecorder:
     ) -> None:
         """The slice of ``order`` sent again as ``attempt`` (a new client
         order id), due now and priced when it is sent."""
+        self.leases.fence_in(uow, execution.id)
         now = self._clock.now()
         again = replace(
             order,
@@ -217,6 +225,7 @@ class OrderRecorder:
         now = self._clock.now()
 
         def unit(uow: UnitOfWork) -> bool:
+            self.leases.fence_in(uow, execution.id)
             current = uow.executions.get(execution.id)
             if current is None or current.state.terminal:
                 return False

@@ -8,8 +8,9 @@ from govex_server.domain.clock import Clock
 from govex_server.domain.execution.orders import PREFIX, OrderState, parse_client_order_id, state_of
 from govex_server.domain.execution.records import ExecutionRecord, OrderRecord
 from govex_server.domain.ids import UlidFactory
-from govex_server.exchanges.base import ExchangeOrder, ExchangeRegistry
+from govex_server.exchanges.base import Exchange, ExchangeOrder, ExchangeRegistry
 from govex_server.exchanges.errors import ExchangeError
+from govex_server.services.fenced_exchange import FencedExchange
 from govex_server.services.order_manager import OrderManager
 from govex_server.services.order_records import OrderRecorder
 from govex_server.store.database import Store, UnitOfWork
@@ -40,10 +41,11 @@ class Reconciler:
         # Accounts whose orders reconciliation could not list.
         self.adoption_failures = 0
 
-    async def reconcile(self) -> None:
-        """Brings every order whose outcome is not final to its true state,
+    async def reconcile(self, owned: frozenset[str]) -> None:
+        """Brings every order of the ``owned`` executions (those whose lease
+        this replica holds) whose outcome is not final to its true state,
         and adopts orders the exchanges have under our prefix that the store
-        does not know."""
+        does not know, if they belong to an owned execution."""
 
         def unit(uow: UnitOfWork) -> tuple[list[OrderRecord], set[str], dict[str, ExecutionRecord]]:
             return (
@@ -61,10 +63,15 @@ class Reconciler:
             if execution is None:
                 continue
             exchange = self._exchanges.get(f"exchanges/{execution.exchange}")
+            fenced: Exchange = exchange
+            if not execution.state.terminal:
+                if execution_id not in owned:
+                    continue  # another replica's: its owner reconciles them
+                fenced = FencedExchange(exchange, self._records.leases, execution_id)
             if order.state in (OrderState.SUBMITTED, OrderState.UNKNOWN):
-                await self._orders.resolve(execution, order, exchange)
+                await self._orders.resolve(execution, order, fenced)
             else:
-                await self._orders.refresh(execution, order, exchange)
+                await self._orders.refresh(execution, order, fenced)
         for exchange in self._exchanges.all():
             try:
                 listed = await exchange.orders(PREFIX)
@@ -90,6 +97,8 @@ class Reconciler:
                         exchange.account,
                     )
                     continue
+                if execution.id not in owned:
+                    continue  # its owner adopts it
                 await self._adopt(execution, found, key.leg, key.slice, key.attempt)
 
     async def _adopt(
@@ -129,6 +138,7 @@ class Reconciler:
         )
 
         def unit(uow: UnitOfWork) -> None:
+            self._records.leases.fence_in(uow, execution.id)
             uow.orders.add(adopted)
             self._records.order_event(uow, adopted, execution.state)
 

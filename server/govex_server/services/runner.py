@@ -14,6 +14,7 @@ from govex_server.domain.execution.records import ExecutionRecord, ExecutionStat
 from govex_server.domain.execution.resting import RestingRule
 from govex_server.exchanges.base import ExchangeRegistry
 from govex_server.services.execution_views import ExecutionQueries, cancel_reason
+from govex_server.services.fenced_exchange import FencedExchange
 from govex_server.services.order_manager import OrderManager
 from govex_server.services.order_records import OrderRecorder
 
@@ -62,7 +63,11 @@ class Runner:
             execution, orders = view.execution, view.orders
             if execution.state.terminal:
                 return
-            exchange = self._exchanges.get(f"exchanges/{execution.exchange}")
+            exchange = FencedExchange(
+                self._exchanges.get(f"exchanges/{execution.exchange}"),
+                self._records.leases,
+                execution_id,
+            )
             if execution.state is ExecutionState.CANCELLING:
                 # The stored state is the truth (it survives a restart); the
                 # flag only stops a send round of this server at once.

@@ -12,6 +12,7 @@ from govex_server.domain.execution.records import ExecutionState
 from govex_server.domain.execution.restarts import failures_in_a_row, restart_delay
 from govex_server.exchanges.errors import ExchangeError
 from govex_server.services.execution_views import STILL_CANCELLING, cancel_reason
+from govex_server.services.leases import LeaseLost, Leases
 from govex_server.services.runner import Runner, RunnerSignals
 from govex_server.services.waiting import until_or_poked
 from govex_server.store.database import Store, UnitOfWork
@@ -24,11 +25,14 @@ class Supervisor:
     failure with a growing, jittered wait, forever; the last error on the
     execution for GetExecution."""
 
-    def __init__(self, store: Store, clock: Clock, runner: Runner, signals: RunnerSignals) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, runner: Runner, signals: RunnerSignals, leases: Leases
+    ) -> None:
         self._store = store
         self._clock = clock
         self._runner = runner
         self._signals = signals
+        self._leases = leases
         self.runners: dict[str, asyncio.Task[None]] = {}
         # Runner restarts after a failure, since start (for the benchmark).
         self.restarts = 0
@@ -48,7 +52,11 @@ class Supervisor:
     def stop_soon(self, execution_id: str) -> None:
         """After a cancel is committed: this server's runner stops the
         execution (one is started if none runs here, so that a failing
-        exchange is retried under the supervisor, never in the request)."""
+        exchange is retried under the supervisor, never in the request).
+        An execution another replica owns is left to its owner, which hears
+        of the cancel through the store's notifications."""
+        if not self._leases.holds(execution_id):
+            return
         self._signals.stopping.setdefault(execution_id, "")
         self.poke(execution_id)
         if execution_id not in self.runners:
@@ -66,6 +74,11 @@ class Supervisor:
                 return
             except asyncio.CancelledError:
                 raise
+            except LeaseLost as exc:
+                # Another replica owns it now (or will): nothing more here.
+                log.warning("%s; its runner here stops", exc)
+                self._signals.stopping.pop(execution_id, None)
+                return
             except Exception as exc:
                 failures = failures_in_a_row(failures, self._clock.now() - started)
                 self.restarts += 1
@@ -95,6 +108,7 @@ class Supervisor:
         in state_reason while it runs; the end's reason replaces it)."""
 
         def unit(uow: UnitOfWork) -> None:
+            self._leases.fence_in(uow, execution_id)
             current = uow.executions.get(execution_id)
             if current is None or current.state.terminal:
                 return
@@ -107,8 +121,18 @@ class Supervisor:
 
         try:
             await self._store.write(unit)
+        except LeaseLost:
+            pass  # the next run of the runner stops on it
         except Exception:
             log.exception("execution %s: the runner's error could not be recorded", execution_id)
+
+    def lose(self, execution_ids: list[str]) -> None:
+        """Leases lost: their runners here stop at once."""
+        for eid in execution_ids:
+            task = self.runners.get(eid)
+            if task is not None:
+                task.cancel()
+            self._signals.stopping.pop(eid, None)
 
     async def stop(self) -> None:
         """Stops every runner (orders stay as they are; the next start

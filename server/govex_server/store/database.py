@@ -44,6 +44,7 @@ from govex_server.store.execution_repositories import (
     OrderRepository,
 )
 from govex_server.store.group_commit import GroupCommitWriter
+from govex_server.store.lease_repositories import LeaseRepository
 from govex_server.store.policy_repositories import PolicyStateRepository, SignalRepository
 from govex_server.store.repositories import (
     EventEncoder,
@@ -150,6 +151,16 @@ class UnitOfWork:
         self.executions = ExecutionRepository(conn)
         self.orders = OrderRepository(conn)
         self.daily_notional = DailyNotionalRepository(conn)
+        self.leases = LeaseRepository(conn)
+        # Executions whose lease this unit has checked (services/leases.py).
+        self.fenced: set[str] = set()
+
+
+def _outlived(task: asyncio.Future[Any]) -> None:
+    """Takes the error of a transaction whose caller was cancelled (it was
+    rolled back; the caller is gone): not "exception never retrieved"."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _no_encoder(event: DomainEvent, sequence: int) -> bytes:
@@ -283,6 +294,7 @@ class Store:
             return result
         task = asyncio.ensure_future(self._write_postgres(run))
         self._in_flight.add(task)
+        task.add_done_callback(_outlived)
         task.add_done_callback(self._in_flight.discard)
         return await asyncio.shield(task)
 

@@ -254,6 +254,10 @@ executions = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("ended_at", UtcDateTime, nullable=True),
+    # The lease (store/leases.py): written only by claims and renewals.
+    Column("owner", String(128), nullable=False, server_default=""),
+    Column("lease_expires", UtcDateTime, nullable=True),
+    Column("lease_generation", Integer, nullable=False, server_default="0"),
 )
 # A plan has at most one running execution, enforced by the database.
 Index(

@@ -275,6 +275,10 @@ class _ExecutionEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Ex
     """Its state changed without ending (RUNNING to CANCELLING)."""
     EXECUTION_EVENT_TYPE_ENDED: _ExecutionEventType.ValueType  # 3
     """It ended; the execution's state_reason says why."""
+    EXECUTION_EVENT_TYPE_OWNER_CHANGED: _ExecutionEventType.ValueType  # 4
+    """Another server replica took it over (its owner died or stopped renewing
+    its lease) and goes on with it after resolving its orders.
+    """
 
 class ExecutionEventType(_ExecutionEventType, metaclass=_ExecutionEventTypeEnumTypeWrapper):
     """What happened to an execution, in an ExecutionEvent."""
@@ -287,6 +291,10 @@ EXECUTION_EVENT_TYPE_STATE_CHANGED: ExecutionEventType.ValueType  # 2
 """Its state changed without ending (RUNNING to CANCELLING)."""
 EXECUTION_EVENT_TYPE_ENDED: ExecutionEventType.ValueType  # 3
 """It ended; the execution's state_reason says why."""
+EXECUTION_EVENT_TYPE_OWNER_CHANGED: ExecutionEventType.ValueType  # 4
+"""Another server replica took it over (its owner died or stopped renewing
+its lease) and goes on with it after resolving its orders.
+"""
 Global___ExecutionEventType: _TypeAlias = ExecutionEventType  # noqa: Y015
 
 @_typing.final
