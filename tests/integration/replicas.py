@@ -9,7 +9,8 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from govex.execution.v1 import execution_service_pb2 as exe
 from govex.execution.v1 import execution_service_pb2_grpc
 from govex.governance.v1 import governance_service_pb2_grpc
+from govex_server.domain import money
+from govex_server.domain.execution.orders import OrderState, client_order_id
+from govex_server.domain.ids import UlidFactory
+from govex_server.store.database import Store, UnitOfWork
 from tests.integration.test_crash_safety import until_up, write_paper_config
 from tests.postgres import create_database
 from tests.server_process import ServerProcess
@@ -186,3 +191,44 @@ async def state_of(x: Any, name: str) -> int:
         exe.GetExecutionRequest(name=name), metadata=md("victor"), timeout=10
     )
     return int(execution.state)
+
+
+async def clone_execution(database_url: str, execution_id: str, copies: int) -> list[str]:
+    """``copies`` more running executions like ``execution_id`` (of other
+    plans, nothing sent yet, owned by nobody), written into the store."""
+    store = Store(database_url)
+    ids = UlidFactory()
+    now = datetime.now(UTC)
+
+    def unit(uow: UnitOfWork) -> list[str]:
+        original = uow.executions.get(execution_id)
+        assert original is not None
+        orders = uow.orders.for_execution(execution_id)
+        made = []
+        for _ in range(copies):
+            copy = replace(original, id=ids.new(now), plan_id=ids.new(now), version=1)
+            uow.executions.add(copy)
+            for o in orders:
+                uow.orders.add(
+                    replace(
+                        o,
+                        id=ids.new(now),
+                        execution_id=copy.id,
+                        client_order_id=client_order_id(copy.id, o.leg_index, o.slice_index, 0),
+                        attempt=0,
+                        state=OrderState.PENDING,
+                        send_time=None,
+                        exchange_order_id="",
+                        filled=money.ZERO,
+                        average_price=money.ZERO,
+                        fee=money.ZERO,
+                        safety={},
+                    )
+                )
+            made.append(copy.id)
+        return made
+
+    try:
+        return await store.write(unit)
+    finally:
+        await store.close()

@@ -7,7 +7,6 @@ book shared by both replicas."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,15 +17,12 @@ from govex.controls.v1 import freeze_pb2
 from govex.execution.v1 import execution_pb2
 from govex.execution.v1 import execution_service_pb2 as exe
 from govex.governance.v1 import governance_service_pb2 as gov
-from govex_server.domain import money
-from govex_server.domain.execution.orders import OrderState, client_order_id
-from govex_server.domain.ids import UlidFactory
-from govex_server.store.database import Store, UnitOfWork
 from tests.integration.replicas import (
     TAKEOVER_BOUND,
     WEIGHT_PERCENT,
     Lease,
     Replicas,
+    clone_execution,
     replicas_on,
     stubs,
     until,
@@ -234,47 +230,6 @@ async def test_a_stop_sent_to_the_non_owner_stops_the_owner_within_a_second(
     r.assert_nothing_sent_twice()
     await r.assert_settled()
     await r.assert_store_agrees_with_book(settled=True)
-
-
-async def clone_execution(database_url: str, execution_id: str, copies: int) -> list[str]:
-    """``copies`` more running executions like ``execution_id`` (of other
-    plans, nothing sent yet, owned by nobody), written into the store."""
-    store = Store(database_url)
-    ids = UlidFactory()
-    now = datetime.now(UTC)
-
-    def unit(uow: UnitOfWork) -> list[str]:
-        original = uow.executions.get(execution_id)
-        assert original is not None
-        orders = uow.orders.for_execution(execution_id)
-        made = []
-        for _ in range(copies):
-            copy = replace(original, id=ids.new(now), plan_id=ids.new(now), version=1)
-            uow.executions.add(copy)
-            for o in orders:
-                uow.orders.add(
-                    replace(
-                        o,
-                        id=ids.new(now),
-                        execution_id=copy.id,
-                        client_order_id=client_order_id(copy.id, o.leg_index, o.slice_index, 0),
-                        attempt=0,
-                        state=OrderState.PENDING,
-                        send_time=None,
-                        exchange_order_id="",
-                        filled=money.ZERO,
-                        average_price=money.ZERO,
-                        fee=money.ZERO,
-                        safety={},
-                    )
-                )
-            made.append(copy.id)
-        return made
-
-    try:
-        return await store.write(unit)
-    finally:
-        await store.close()
 
 
 async def test_replicas_started_together_give_each_execution_one_owner(
