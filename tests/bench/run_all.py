@@ -1,6 +1,7 @@
 """``make bench``: govex unary throughput against a bare grpc.aio echo server,
 both loaded by h2load in the same run; start-up time and idle and peak RSS;
-then fan-out and execution.
+then fan-out and execution; then the event counter on PostgreSQL and two
+replicas whose owner is killed every 5 s (issue 13).
 
 Then ProposePlan before and after the server interceptor (issue 9: the
 ratio to echo drops by no more than 5%).
@@ -28,12 +29,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from govex.governance.v1 import governance_service_pb2 as gov
 from tests.bench import (
+    event_sequence,
     execution_bench,
     fanout,
     fault_bench,
     h2load,
     interceptor_cost,
     peer_fastapi,
+    replica_bench,
     requests_with_ids,
 )
 from tests.postgres import free_port
@@ -265,6 +268,8 @@ def main() -> int:
         echo.wait(timeout=30)
     ok = execution_bench.main() and ok
     ok = fault_bench.main() and ok
+    ok = event_sequence.main() and ok
+    ok = replica_bench.main() and ok
     return 0 if ok else 1
 
 

@@ -250,6 +250,8 @@ class Store:
             uow = UnitOfWork(conn, self._encode_event, self._audit_head)
             try:
                 result = unit(uow)
+                # The event counter last: its row lock is held only to the commit.
+                uow.events.flush()
             except IntegrityError as exc:
                 raise _conflict(exc) from exc
             appended = uow.events.appended

@@ -31,10 +31,11 @@ _PLAN_UPDATE = update(t.plans).where(
 )
 _MODE = select(t.governance_mode).where(t.governance_mode.c.id == 1)
 _MODE_FOR_UPDATE = _MODE.with_for_update()
-_NEXT_SEQUENCE = (
+# Takes ``b_count`` sequences at once; the newest of them is returned.
+_TAKE_SEQUENCES = (
     update(t.event_counter)
     .where(t.event_counter.c.id == 1)
-    .values(value=t.event_counter.c.value + 1)
+    .values(value=t.event_counter.c.value + bindparam("b_count"))
     .returning(t.event_counter.c.value)
 )
 _EVENT_INSERT = insert(t.events)
@@ -328,37 +329,55 @@ EventEncoder = Callable[[DomainEvent, int], bytes]
 class EventRepository:
     """The event log: appended in the transaction of the change it records.
 
-    What one unit of work appends is kept in ``appended``: the store hands it
+    Events are numbered late: ``append`` only keeps the event, and ``flush``
+    (which the store runs as the unit's last statement before its commit)
+    takes their sequences with one update of the counter and inserts them.
+    The counter's row lock, which every event-writing transaction of every
+    replica needs, is so held from the end of the transaction to its commit,
+    not across all its statements; sequences stay gap-free and increasing in
+    commit order (a transaction that took its numbers commits before the
+    next one can take any).
+
+    What one unit of work recorded is kept in ``appended``: the store hands it
     to the event bus once the transaction has committed, so the replica that
     wrote an event never reads it back from the database."""
 
     def __init__(self, conn: Connection, encode: EventEncoder) -> None:
         self._conn = conn
         self._encode = encode
+        self._pending: list[DomainEvent] = []
         self.appended: list[StoredEvent] = []
 
     @property
     def kinds(self) -> frozenset[str]:
         """The kinds of event this unit of work appended."""
-        return frozenset(e.kind for e in self.appended)
+        return frozenset(e.kind for e in self.appended) | {e.kind.value for e in self._pending}
 
-    def append(self, event: DomainEvent) -> int:
-        """Records ``event`` with the next sequence and returns it."""
-        sequence = int(self._conn.execute(_NEXT_SEQUENCE).scalar_one())
-        payload = self._encode(event, sequence)
-        self._conn.execute(
-            _EVENT_INSERT,
-            {
-                "sequence": sequence,
-                "kind": event.kind.value,
-                "time": event.time,
-                "actor": event.actor,
-                "resource": event.resource,
-                "payload": payload,
-            },
-        )
-        self.appended.append(StoredEvent(sequence, event.kind.value, payload, event.resource))
-        return sequence
+    def append(self, event: DomainEvent) -> None:
+        """Records ``event``; it is numbered and inserted by ``flush``."""
+        self._pending.append(event)
+
+    def flush(self) -> None:
+        """Numbers and inserts the events appended since the last flush."""
+        if not self._pending:
+            return
+        events, self._pending = self._pending, []
+        newest = int(self._conn.execute(_TAKE_SEQUENCES, {"b_count": len(events)}).scalar_one())
+        rows = []
+        for sequence, event in enumerate(events, start=newest - len(events) + 1):
+            payload = self._encode(event, sequence)
+            rows.append(
+                {
+                    "sequence": sequence,
+                    "kind": event.kind.value,
+                    "time": event.time,
+                    "actor": event.actor,
+                    "resource": event.resource,
+                    "payload": payload,
+                }
+            )
+            self.appended.append(StoredEvent(sequence, event.kind.value, payload, event.resource))
+        self._conn.execute(_EVENT_INSERT, rows)
 
     def after(self, sequence: int, kinds: Sequence[str] | None, limit: int) -> list[StoredEvent]:
         """Events after ``sequence`` in order, optionally only ``kinds``."""
