@@ -11,6 +11,7 @@ would see its last slices deferred to the next day, correctly, and wait."""
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -59,10 +60,13 @@ class Rig:
 
 
 async def rig(
-    latency_ms: float = 0.0, wrap: Callable[[PaperExchange], Exchange] | None = None
+    latency_ms: float = 0.0,
+    wrap: Callable[[PaperExchange], Exchange] | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Rig:
     """A fresh store and paper account; ``wrap`` puts a transport (a flaky
-    one) between the engine and the account."""
+    one) between the engine and the account; ``monotonic`` is the clock of
+    the engine's lease deadlines."""
     tmp = Path(tempfile.mkdtemp(prefix="govex-exec-bench-"))
     clock = SystemClock()
     store = Store(f"sqlite:///{tmp}/govex.db", encode_event)
@@ -82,7 +86,9 @@ async def rig(
     planner = ExecutionPlanner(
         store, governance, policy, freezes, exchanges, limits, Level.MODERATE, clock
     )
-    engine = ExecutionEngine(store, clock, governance, planner, freezes, exchanges, {}, limits)
+    engine = ExecutionEngine(
+        store, clock, governance, planner, freezes, exchanges, {}, limits, monotonic=monotonic
+    )
     return Rig(engine, store, paper, book_file)
 
 

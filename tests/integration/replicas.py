@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from govex.execution.v1 import execution_service_pb2_grpc
 from govex.governance.v1 import governance_service_pb2_grpc
 from govex_server.domain import money
 from govex_server.domain.execution.orders import OrderState, client_order_id
+from govex_server.domain.execution.records import ExecutionState
 from govex_server.domain.ids import UlidFactory
 from govex_server.store.database import Store, UnitOfWork
 from tests.integration.test_crash_safety import until_up, write_paper_config
@@ -31,6 +33,7 @@ from tests.server_process import ServerProcess
 from tests.support import md
 
 LEASE_SECONDS = 2.0
+STEP = Decimal("0.00001")  # the paper account's amount step
 MODES = ("normal", "aggressive", "slow")
 # Weights of the plan: 25 assets of 3.2%; a day's cap of half the
 # portfolio lets the first 15 legs go at once (the rest wait for tomorrow).
@@ -55,8 +58,15 @@ class Lease:
 class Replicas:
     """Replicas ``a`` and ``b`` sharing ``database_url`` and ``book``."""
 
-    def __init__(self, tmp: Path, database_url: str, latency_ms: int) -> None:
-        write_paper_config(tmp / "paper.toml", latency_ms)
+    def __init__(
+        self,
+        tmp: Path,
+        database_url: str,
+        latency_ms: int,
+        usdt: int = 1_000_000,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        write_paper_config(tmp / "paper.toml", latency_ms, usdt)
         self.tmp = tmp
         self.database_url = database_url
         self.book = tmp / "book.db"
@@ -68,6 +78,7 @@ class Replicas:
             + "".join(f"{mode}_cap = 0.5\n{mode}_ramp_hours = 1.0\n" for mode in MODES)
         )
         env = {
+            **(env or {}),
             "GOVEX_CONFIG_FILE": str(tmp / "govex.toml"),
             "GOVEX_PAPER_EXCHANGE_FILE": str(tmp / "paper.toml"),
             "GOVEX_PAPER_BOOK_FILE": str(self.book),
@@ -151,9 +162,9 @@ class Replicas:
         assert not live, f"orders left unresolved: {live}"
 
 
-def replicas_on(tmp: Path, pg_base_url: str, latency_ms: int) -> Replicas:
+def replicas_on(tmp: Path, pg_base_url: str, latency_ms: int, **options: Any) -> Replicas:
     database = create_database(pg_base_url, f"r_{uuid.uuid4().hex[:16]}")
-    return Replicas(tmp, database, latency_ms)
+    return Replicas(tmp, database, latency_ms, **options)
 
 
 @asynccontextmanager
@@ -193,9 +204,14 @@ async def state_of(x: Any, name: str) -> int:
     return int(execution.state)
 
 
-async def clone_execution(database_url: str, execution_id: str, copies: int) -> list[str]:
-    """``copies`` more running executions like ``execution_id`` (of other
-    plans, nothing sent yet, owned by nobody), written into the store."""
+async def clone_execution(
+    database_url: str, execution_id: str, copies: int, scale: Decimal = Decimal(1)
+) -> list[str]:
+    """``copies`` running executions like ``execution_id`` (a running one or
+    a dry run), of other plans, nothing sent yet, owned by nobody, each order
+    ``scale`` times as large, written into the store. (The account's daily
+    cap is shared by all its executions: many copies need a small scale to
+    trade today.)"""
     store = Store(database_url)
     ids = UlidFactory()
     now = datetime.now(UTC)
@@ -206,7 +222,16 @@ async def clone_execution(database_url: str, execution_id: str, copies: int) -> 
         orders = uow.orders.for_execution(execution_id)
         made = []
         for _ in range(copies):
-            copy = replace(original, id=ids.new(now), plan_id=ids.new(now), version=1)
+            copy = replace(
+                original,
+                id=ids.new(now),
+                plan_id=ids.new(now),
+                version=1,
+                state=ExecutionState.RUNNING,
+                state_reason="",
+                end_time=None,
+                dry_run=False,
+            )
             uow.executions.add(copy)
             for o in orders:
                 uow.orders.add(
@@ -216,7 +241,9 @@ async def clone_execution(database_url: str, execution_id: str, copies: int) -> 
                         execution_id=copy.id,
                         client_order_id=client_order_id(copy.id, o.leg_index, o.slice_index, 0),
                         attempt=0,
+                        quantity=money.down_to(money.mul(o.quantity, scale), STEP),
                         state=OrderState.PENDING,
+                        state_reason="",
                         send_time=None,
                         exchange_order_id="",
                         filled=money.ZERO,

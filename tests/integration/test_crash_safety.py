@@ -27,10 +27,10 @@ CYCLES = 12
 ASSETS = [f"A{i:02d}" for i in range(25)]
 
 
-def write_paper_config(path: Path, latency_ms: int = 150) -> None:
+def write_paper_config(path: Path, latency_ms: int = 150, usdt: int = 1_000_000) -> None:
     prices = "\n".join(f"{a} = 100.0" for a in ASSETS)
     path.write_text(
-        f'quote = "USDT"\nlatency_ms = {latency_ms}\n[balances]\nUSDT = 1000000.0\n'
+        f'quote = "USDT"\nlatency_ms = {latency_ms}\n[balances]\nUSDT = {usdt}.0\n'
         f"[prices]\n{prices}\n"
     )
 

@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
 from govex_server.domain.clock import ManualClock
 from govex_server.domain.execution.leases import LeaseTerms
+from govex_server.domain.execution.orders import OrderState
+from govex_server.domain.execution.safety import Market
+from govex_server.exchanges.base import Balance, ExchangeOrder
+from govex_server.exchanges.paper import PaperExchange
 from govex_server.services.leases import LeaseLost, Leases
 from govex_server.store.database import Store, UnitOfWork
 from govex_server.store.migrate import migrate
-from tests.bench.engine_rig import add_executions
+from tests.bench.engine_rig import add_executions, rig
 from tests.postgres import create_database
 
 TERMS = LeaseTerms(10.0)
@@ -180,3 +185,63 @@ async def test_one_process_on_sqlite_claims_every_live_execution_at_start(
         assert {c.previous_owner for c in claims} == {"x:1:a"}
     finally:
         await store.close()
+
+
+class Counting:
+    """The paper account, counting every call the engine makes of it."""
+
+    def __init__(self, paper: PaperExchange, calls: list[str]) -> None:
+        self._paper = paper
+        self._calls = calls
+        self.account, self.kind, self.sandbox, self.quote = "paper", "paper", True, paper.quote
+
+    async def markets(self) -> dict[str, Market]:
+        self._calls.append("markets")
+        return await self._paper.markets()
+
+    async def balances(self) -> dict[str, Balance]:
+        self._calls.append("balances")
+        return await self._paper.balances()
+
+    async def prices(self, assets: Iterable[str]) -> dict[str, Decimal]:
+        self._calls.append("prices")
+        return await self._paper.prices(assets)
+
+    async def create_order(
+        self, client_id: str, symbol: str, side: str, quantity: Decimal, price: Decimal
+    ) -> ExchangeOrder:
+        self._calls.append("create_order")
+        return await self._paper.create_order(client_id, symbol, side, quantity, price)
+
+    async def fetch_order(self, client_id: str, symbol: str) -> ExchangeOrder:
+        self._calls.append("fetch_order")
+        return await self._paper.fetch_order(client_id, symbol)
+
+    async def cancel_order(self, client_id: str, symbol: str) -> ExchangeOrder:
+        self._calls.append("cancel_order")
+        return await self._paper.cancel_order(client_id, symbol)
+
+    async def orders(self, prefix: str, open_only: bool = False) -> list[ExchangeOrder]:
+        self._calls.append("orders")
+        return await self._paper.orders(prefix, open_only)
+
+
+async def test_a_runner_past_its_send_deadline_never_calls_the_exchange() -> None:
+    monotonic = Monotonic()
+    calls: list[str] = []
+    bench = await rig(wrap=lambda paper: Counting(paper, calls), monotonic=monotonic)
+    try:
+        [execution_id] = await add_executions(bench.store, 1, 3, 1)
+        await bench.engine.reconcile()  # claims it (and lists the account's orders)
+        assert bench.engine.leases.holds(execution_id)
+        calls.clear()
+        # Its loop stalled past the deadline (no renewal meanwhile): the
+        # runner stops before its first exchange call.
+        monotonic.now += bench.engine.leases.terms.seconds
+        await bench.engine.run_supervised(execution_id)
+        assert calls == []
+        orders = await bench.store.read(lambda uow: uow.orders.for_execution(execution_id))
+        assert {o.state for o in orders} == {OrderState.PENDING}
+    finally:
+        await bench.store.close()
+        bench.paper.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ LIVE = ("PENDING", "RUNNING", "CANCELLING")
 KILLS = 10
 
 
-async def start_execution(server: ServerProcess) -> str:
+async def start_execution(server: ServerProcess, dry_run: bool = False) -> str:
     """A sequential execution on ``server`` (which owns it): 15 orders due
     now, the rest tomorrow (each test cancels it in the end)."""
     async with stubs(server) as (g, x):
@@ -48,6 +49,7 @@ async def start_execution(server: ServerProcess) -> str:
                 plan=plan.name,
                 etag=plan.etag,
                 strategy=execution_pb2.EXECUTION_STRATEGY_SEQUENTIAL,
+                dry_run=dry_run,
             ),
             metadata=md("carol"),
         )
@@ -241,7 +243,7 @@ async def test_replicas_started_together_give_each_execution_one_owner(
         name = await start_execution(r.a)
         r.a.kill()  # its lease expires; nobody runs it
         original = name.split("/")[1]
-        clones = await clone_execution(r.database_url, original, 4)
+        clones = await clone_execution(r.database_url, original, 4, Decimal("0.2"))
         r.a.start()
         r.b.start()
         for execution_id in clones:

@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from govex_server.domain.clock import Clock, SystemClock
 from govex_server.domain.events import ExecutionChange
@@ -70,6 +71,7 @@ class ExecutionEngine:
         recorder: Recorder | None = None,
         resting: RestingRule | None = None,
         lease_terms: LeaseTerms | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         recorder = recorder or Recorder()
         resting = resting or RestingRule()
@@ -80,7 +82,9 @@ class ExecutionEngine:
         # Leases are kept between processes in real time (the heartbeat
         # sleeps real seconds), so they read the wall clock, not ``clock``
         # (a test's clock may stand still while replicas come and go).
-        self.leases = leases = Leases(store, SystemClock(), lease_terms or LeaseTerms())
+        self.leases = leases = Leases(
+            store, SystemClock(), lease_terms or LeaseTerms(), monotonic=monotonic
+        )
         self.records = records = OrderRecorder(store, clock, governance, leases)
         orders = OrderManager(
             store, clock, records, freezes, planner, limiters, limits, resting, signals.stopping
