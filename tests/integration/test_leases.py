@@ -245,3 +245,19 @@ async def test_a_runner_past_its_send_deadline_never_calls_the_exchange() -> Non
     finally:
         await bench.store.close()
         bench.paper.close()
+
+
+async def test_a_lease_given_up_during_a_renewal_does_not_break_the_heartbeat(
+    store: Store,
+) -> None:
+    [execution_id] = await add_executions(store, 1, 1, 1)
+    monotonic = Monotonic()
+    leases = Leases(store, ManualClock(), TERMS, "x:1:a", monotonic)
+    await leases.claim()
+    renewal = asyncio.create_task(leases.renew())
+    await asyncio.sleep(0)  # the renewal's write is on its way
+    monotonic.now += TERMS.seconds  # the runner's next call finds its deadline gone
+    with pytest.raises(LeaseLost):
+        leases.check(execution_id)
+    assert await renewal == []  # (it raised KeyError, and the heartbeat died with it)
+    assert not leases.holds(execution_id)

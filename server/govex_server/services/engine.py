@@ -118,20 +118,23 @@ class ExecutionEngine:
         resumes them, then accepts new ones; from then on a heartbeat renews
         the leases held and takes over executions whose owner died."""
         claims = await self.leases.claim(note=self._note_claim)
+        # Renewing from the first claim on: reconciliation may take longer
+        # than a lease (a slow exchange), and must not lose what it holds.
+        self._heartbeat = asyncio.create_task(self._beat(), name="execution-leases")
         await self._reconciler.reconcile(frozenset(c.execution_id for c in claims))
         for claim in claims:
-            self._supervisor.spawn(claim.execution_id)
+            if self.leases.holds(claim.execution_id):
+                self._supervisor.spawn(claim.execution_id)
         self.accepting = True
-        self._heartbeat = asyncio.create_task(self._beat(), name="execution-leases")
 
     async def stop(self) -> None:
         """Stops every runner (orders stay as they are; whoever claims them
         next reconciles them) and gives the leases up."""
         self.accepting = False
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        for task in [t for t in (self._heartbeat, *self._background) if t is not None]:
+            task.cancel()  # no takeover may spawn a runner after this
             with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+                await task
         await self._supervisor.stop()
         try:
             await self.leases.release_all()
@@ -150,13 +153,15 @@ class ExecutionEngine:
         is lost stop at once), then claim what nobody holds any more."""
         while True:
             await asyncio.sleep(self.leases.terms.renew_every)
-            self._supervisor.lose(await self.leases.renew())
             try:
+                self._supervisor.lose(await self.leases.renew())
                 claims = await self.leases.claim(
                     frozenset(self._supervisor.runners), self._note_claim
                 )
             except Exception:
-                log.exception("claiming orphaned executions failed; tried again in a heartbeat")
+                # Never the end of the heartbeat: without it every lease
+                # here would run out and nothing would be taken over.
+                log.exception("lease heartbeat failed; tried again in a heartbeat")
                 continue
             if claims:
                 self._take_over(claims)

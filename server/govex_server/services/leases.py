@@ -215,7 +215,9 @@ class Leases:
         lost = []
         for eid in ids:
             owner, generation, live = rows.get(eid, ("", 0, False))
-            held = self._held[eid]
+            held = self._held.get(eid)
+            if held is None:
+                continue  # given up meanwhile (its deadline passed)
             if not live:
                 del self._held[eid]
             elif owner != self.replica or generation != held.generation:
