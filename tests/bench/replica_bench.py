@@ -32,7 +32,7 @@ EXECUTIONS = 20
 DUE_TODAY = 15  # orders of each execution due now (the rest wait for tomorrow)
 KILL_EVERY = 5.0
 LIMIT = 90.0
-LATENCY_MS = 3000
+LATENCY_MS = 1000
 SCALE = Decimal("0.05")
 # An order budget that is not the limit.
 BUDGET = {"GOVEX_MAX_ORDERS_PER_WINDOW": "1000"}

@@ -167,22 +167,22 @@ class ExecutionEngine:
                 self._take_over(claims)
 
     def _take_over(self, claims: list[Claim]) -> None:
-        """Reconciles the claimed executions' orders (off the heartbeat: a
-        slow exchange must not delay renewals), then runs them; their
-        runners resolve every SUBMITTED or UNKNOWN order by client order id
-        before sending anything, whatever reconciliation could reach."""
+        """Runs the claimed executions at once: each runner resolves every
+        SUBMITTED or UNKNOWN order by client order id before it sends
+        anything. Strays on the exchange are adopted beside them (listing an
+        account may be slow; a takeover must not wait for it)."""
+        ids = frozenset(c.execution_id for c in claims)
+        for eid in sorted(ids):
+            if eid not in self._supervisor.runners:
+                self._supervisor.spawn(eid)
 
-        async def body() -> None:
-            ids = frozenset(c.execution_id for c in claims)
+        async def adopt() -> None:
             try:
-                await self._reconciler.reconcile(ids)
+                await self._reconciler.reconcile(ids, resolve=False)
             except Exception:
-                log.exception("reconciling executions taken over failed; their runners resolve")
-            for eid in sorted(ids):
-                if self.leases.holds(eid) and eid not in self._supervisor.runners:
-                    self._supervisor.spawn(eid)
+                log.exception("adopting strays of executions taken over failed")
 
-        task = asyncio.get_running_loop().create_task(body(), name="execution-takeover")
+        task = asyncio.get_running_loop().create_task(adopt(), name="execution-takeover")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -41,11 +41,12 @@ class Reconciler:
         # Accounts whose orders reconciliation could not list.
         self.adoption_failures = 0
 
-    async def reconcile(self, owned: frozenset[str]) -> None:
+    async def reconcile(self, owned: frozenset[str], resolve: bool = True) -> None:
         """Brings every order of the ``owned`` executions (those whose lease
-        this replica holds) whose outcome is not final to its true state,
-        and adopts orders the exchanges have under our prefix that the store
-        does not know, if they belong to an owned execution."""
+        this replica holds) whose outcome is not final to its true state
+        (unless not ``resolve``: their runners do it), and adopts orders the
+        exchanges have under our prefix that the store does not know, if they
+        belong to an owned execution."""
 
         def unit(uow: UnitOfWork) -> tuple[list[OrderRecord], set[str], dict[str, ExecutionRecord]]:
             return (
@@ -55,7 +56,7 @@ class Reconciler:
             )
 
         unresolved, known, running = await self._store.read(unit)
-        for order in unresolved:
+        for order in unresolved if resolve else ():
             execution_id = order.execution_id
             execution = await self._store.read(
                 lambda uow: uow.executions.get(execution_id)  # noqa: B023 - awaited at once
