@@ -113,7 +113,9 @@ async def _two_replicas_killed(tmp: Path, base_url: str) -> tuple[float, float, 
 
 
 def main() -> bool:
-    with postgres_server() as base_url, tempfile.TemporaryDirectory() as tmp:
+    # Kept afterwards: the replicas' logs are there (printed below).
+    tmp = tempfile.mkdtemp(prefix="govex-replica-bench-")
+    with postgres_server() as base_url:
         (Path(tmp) / "one").mkdir()
         (Path(tmp) / "two").mkdir()
         one = asyncio.run(_one_replica(Path(tmp) / "one", base_url))
@@ -123,7 +125,7 @@ def main() -> bool:
         f"{KILL_EVERY:g}s ({kills} kills): orders sent twice {twice} (must be 0), longest "
         f"without an owner {longest:.1f}s (bound {LEASE_SECONDS * 4 / 3:.1f}s + claim), "
         f"{rate:.1f} orders/s vs one replica never killed {one:.1f} orders/s "
-        f"({rate / one:.2f}x); verified: store = book, nothing unresolved"
+        f"({rate / one:.2f}x); verified: store = book, nothing unresolved; logs in {tmp}"
     )
     return twice == 0
 

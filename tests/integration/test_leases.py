@@ -108,12 +108,19 @@ async def test_a_lease_taken_over_fences_its_old_owner(pg_stores: tuple[Store, S
 
     # Not before the lease expires...
     y_clock = ManualClock(x_clock.now() + timedelta(seconds=9))
-    y = Leases(second, y_clock, TERMS, "y:2:b")
+    y_monotonic = Monotonic()
+    y = Leases(second, y_clock, TERMS, "y:2:b", y_monotonic)
     assert await y.claim() == []
     # ...but after it: a takeover, told as one.
     y_clock.advance(timedelta(seconds=2))
     [taken] = await y.claim()
     assert (taken.previous_owner, taken.generation) == ("x:1:a", claim.generation + 1)
+    # x's last sends may still be on their way: for the exchange's receive
+    # window, an order of x's not found is not yet lost.
+    assert x.in_flight_until(execution_id, 5.0) is None  # x claimed it first
+    assert y.in_flight_until(execution_id, 5.0) == y_monotonic.now + 5.0
+    y_monotonic.now += 5.0
+    assert y.in_flight_until(execution_id, 5.0) is None
     with pytest.raises(LeaseLost):
         await first.write(touch(x, execution_id))
     await second.write(touch(y, execution_id))
@@ -194,6 +201,7 @@ class Counting:
         self._paper = paper
         self._calls = calls
         self.account, self.kind, self.sandbox, self.quote = "paper", "paper", True, paper.quote
+        self.accept_window = paper.accept_window
 
     async def markets(self) -> dict[str, Market]:
         self._calls.append("markets")

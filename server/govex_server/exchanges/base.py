@@ -45,6 +45,10 @@ class Exchange(Protocol):
     kind: str
     sandbox: bool
     quote: str
+    # The longest a create request may take to be placed or refused by the
+    # exchange (its receive window, in seconds): after a takeover, an order
+    # the old owner sent is declared lost only once this has passed.
+    accept_window: float
 
     async def markets(self) -> dict[str, Market]:
         """Precision and minimums per symbol ("BTC/USDT")."""

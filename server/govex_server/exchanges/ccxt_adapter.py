@@ -110,6 +110,10 @@ class CcxtExchange:
         # Parse every number the exchange sends as its decimal text, never
         # through a binary float.
         self._x.number = str
+        # A request may be on its way for its timeout; one signed with a
+        # timestamp is refused past the exchange's recvWindow (Binance).
+        window_ms = max(float(self._x.timeout), float(self._x.options.get("recvWindow", 0)))
+        self.accept_window = window_ms / 1000
         # None until a call was made; then whether the last one reached it.
         self.reachable: bool | None = None
         # When ConnectExchange last configured the account (set by it).

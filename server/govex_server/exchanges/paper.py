@@ -121,6 +121,7 @@ class PaperExchange:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.account = account
+        self.accept_window = (config.latency_ms + config.recv_window_ms) / 1000
         # When a create request was sent and when it arrived (recvWindow).
         self._monotonic = monotonic
         self.quote = config.quote

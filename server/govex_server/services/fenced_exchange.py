@@ -23,6 +23,7 @@ class FencedExchange:
         self.kind = exchange.kind
         self.sandbox = exchange.sandbox
         self.quote = exchange.quote
+        self.accept_window = exchange.accept_window
 
     def _check(self) -> None:
         self._leases.check(self._execution_id)

@@ -51,6 +51,9 @@ class _Held:
     generation: int
     # Monotonic time after which this replica must not call the exchange.
     deadline: float
+    # When it was taken over from another replica (monotonic), if it was:
+    # that replica's last requests may still be on their way.
+    taken_over: float | None = None
 
 
 def replica_id() -> str:
@@ -143,7 +146,21 @@ class Leases:
     def hold(self, claim: Claim, started: float) -> None:
         """Takes a committed claim made by a unit that began at ``started``
         (monotonic)."""
-        self._held[claim.execution_id] = _Held(claim.generation, self.terms.send_deadline(started))
+        previous = claim.previous_owner
+        taken_over = self._monotonic() if previous and previous != self.replica else None
+        self._held[claim.execution_id] = _Held(
+            claim.generation, self.terms.send_deadline(started), taken_over
+        )
+
+    def in_flight_until(self, execution_id: str, accept_window: float) -> float | None:
+        """Until when (monotonic) a request the previous owner sent before
+        this replica took the execution over may still reach the exchange;
+        None if it was not taken over or that time has passed."""
+        held = self._held.get(execution_id)
+        if held is None or held.taken_over is None:
+            return None
+        until = held.taken_over + accept_window
+        return until if self._monotonic() < until else None
 
     def monotonic(self) -> float:
         return self._monotonic()

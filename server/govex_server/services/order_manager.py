@@ -276,6 +276,19 @@ class OrderManager:
         try:
             found = await exchange.fetch_order(order.client_order_id, order.symbol)
         except OrderNotFound:
+            until = self._records.leases.in_flight_until(execution.id, exchange.accept_window)
+            if until is not None:
+                # Taken over from another replica: its send may still be on
+                # its way; the exchange refuses it past its receive window,
+                # and only then is "not found" the truth. Looked up again.
+                log.info(
+                    "execution %s: %s not found yet; the previous owner's request may arrive "
+                    "for %.1fs more",
+                    execution.id,
+                    order.client_order_id,
+                    until - self._records.leases.monotonic(),
+                )
+                return
             # The exchange never got it: a new attempt (a new id) is safe.
             await self._records.move(
                 execution,
