@@ -274,3 +274,41 @@ async def test_replicas_started_together_give_each_execution_one_owner(
     r.assert_nothing_sent_twice()
     await r.assert_settled()
     await r.assert_store_agrees_with_book(settled=True)
+
+
+async def test_a_full_freeze_while_the_owner_is_dead_is_recorded_at_once(
+    tmp_path: Path, pg_base_url: str
+) -> None:
+    r = replicas_on(tmp_path, pg_base_url, latency_ms=400)
+    try:
+        r.a.start()
+        name = await start_execution(r.a)
+        execution_id = name.split("/")[1]
+        r.b.start()
+        await serving(r.b)
+        await until_sent(r, 2)
+        before = await lease_of(r, execution_id)
+        owner = r.by_pid(before.pid)
+        owner.kill()  # nobody runs it until its lease expires
+        async with stubs(r.other(owner)) as (g, _):
+            ttl = duration_pb2.Duration()
+            ttl.FromTimedelta(timedelta(hours=1))
+            await g.Freeze(
+                gov.FreezeRequest(type=freeze_pb2.FREEZE_TYPE_FULL_FREEZE, reason="stop", ttl=ttl),
+                metadata=md("carol"),
+            )
+
+        async def cancelling() -> Lease | None:
+            lease = await lease_of(r, execution_id)
+            return lease if lease.state != "RUNNING" else None
+
+        # Recorded by the replica that got the freeze, before any takeover.
+        seen = await until(cancelling, 30, "the execution leaves RUNNING")
+        assert seen.state == "CANCELLING" and seen.generation == before.generation, seen
+        ended = await until_ended(r, execution_id, within=60)  # the new owner acts
+    finally:
+        r.stop()
+    assert ended.state == "CANCELLED", ended
+    r.assert_nothing_sent_twice()
+    await r.assert_settled()
+    await r.assert_store_agrees_with_book(settled=True)
