@@ -385,7 +385,9 @@ class OrderManager:
         orders: Sequence[OrderRecord],
         exchange: Exchange,
         reason: str,
-    ) -> None:
+    ) -> bool:
+        """Cancels what rests, drops what is unsent, resolves what is in
+        doubt; True once every order is final (the execution has ended)."""
         refused: ExchangeError | None = None
         limiter = self._limiters.get(exchange.account)
         for order in orders:
@@ -408,7 +410,11 @@ class OrderManager:
         if all(o.state.terminal for o in remaining):
             if await self._records.finish(execution, remaining, reason):
                 self._stopping.pop(execution.id, None)
-        elif refused is not None:
+            return True
+        if refused is not None:
             # The supervisor tries again after a growing wait, not at once
             # (a refused cancel retried in a loop hammered the exchange).
             raise refused
+        # An order still unresolved (not found yet after a takeover, or its
+        # lookup failed): the caller waits a poll before looking again.
+        return False

@@ -72,7 +72,10 @@ class Runner:
                 # The stored state is the truth (it survives a restart); the
                 # flag only stops a send round of this server at once.
                 self._signals.stopping[execution_id] = execution.state_reason
-                await self._orders.stop(execution, orders, exchange, cancel_reason(execution))
+                if not await self._orders.stop(
+                    execution, orders, exchange, cancel_reason(execution)
+                ):
+                    await self._wait(execution, orders, wake)
                 continue
             if all(o.state.terminal for o in orders):
                 if await self._records.finish(execution, orders):
