@@ -6,8 +6,10 @@ everything at start."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -16,6 +18,7 @@ import pytest
 from govex_server.domain.clock import ManualClock
 from govex_server.domain.execution.leases import LeaseTerms
 from govex_server.domain.execution.orders import OrderState
+from govex_server.domain.execution.records import ExecutionState
 from govex_server.domain.execution.safety import Market
 from govex_server.exchanges.base import Balance, ExchangeOrder
 from govex_server.exchanges.paper import PaperExchange
@@ -23,6 +26,7 @@ from govex_server.services.leases import LeaseLost, Leases
 from govex_server.store.database import Store, UnitOfWork
 from govex_server.store.migrate import migrate
 from tests.bench.engine_rig import add_executions, rig
+from tests.integration.freeze_helpers import wait_for
 from tests.postgres import create_database
 
 TERMS = LeaseTerms(10.0)
@@ -202,6 +206,8 @@ class Counting:
         self._calls = calls
         self.account, self.kind, self.sandbox, self.quote = "paper", "paper", True, paper.quote
         self.accept_window = paper.accept_window
+        # When each order lookup was made (event-loop time).
+        self.lookups: list[float] = []
 
     async def markets(self) -> dict[str, Market]:
         self._calls.append("markets")
@@ -223,6 +229,7 @@ class Counting:
 
     async def fetch_order(self, client_id: str, symbol: str) -> ExchangeOrder:
         self._calls.append("fetch_order")
+        self.lookups.append(asyncio.get_running_loop().time())
         return await self._paper.fetch_order(client_id, symbol)
 
     async def cancel_order(self, client_id: str, symbol: str) -> ExchangeOrder:
@@ -269,3 +276,51 @@ async def test_a_lease_given_up_during_a_renewal_does_not_break_the_heartbeat(
         leases.check(execution_id)
     assert await renewal == []  # (it raised KeyError, and the heartbeat died with it)
     assert not leases.holds(execution_id)
+
+
+async def test_a_cancel_waiting_out_the_receive_window_polls_instead_of_looping() -> None:
+    """Taken over with an order SUBMITTED by the old owner and not on the
+    exchange, and the execution CANCELLING: the new owner looks the order up
+    a poll apart until the receive window has passed, then ends it."""
+    monotonic = Monotonic()
+    calls: list[str] = []
+    accounts: list[Counting] = []
+
+    def counting(paper: PaperExchange) -> Counting:
+        accounts.append(Counting(paper, calls))
+        return accounts[0]
+
+    bench = await rig(wrap=counting, monotonic=monotonic)
+    try:
+        [execution_id] = await add_executions(bench.store, 1, 1, 1)
+        await Leases(bench.store, ManualClock(), TERMS, "x:1:a").claim()  # the old owner
+
+        def as_left(uow: UnitOfWork) -> None:
+            [order] = uow.orders.for_execution(execution_id)
+            assert uow.orders.replace(replace(order, state=OrderState.SUBMITTED), order.state)
+            execution = uow.executions.get(execution_id)
+            assert execution is not None
+            cancelling = replace(
+                execution, state=ExecutionState.CANCELLING, version=execution.version + 1
+            )
+            assert uow.executions.replace(cancelling, execution.version)
+
+        await bench.store.write(as_left)
+        await bench.engine.reconcile()  # the takeover: inside the window, not lost yet
+        lookups = accounts[0].lookups
+        first = len(lookups)  # the runner's lookups come after reconciliation's
+        runner = asyncio.create_task(bench.engine.run_supervised(execution_id))
+
+        async def three_lookups() -> bool:
+            return len(lookups) >= first + 3
+
+        await wait_for(three_lookups, within=10)
+        gaps = [b - a for a, b in itertools.pairwise(lookups[first:])]
+        assert min(gaps) >= 0.4, gaps  # a poll apart, not a loop
+        monotonic.now += accounts[0].accept_window + 0.1  # the window has passed
+        await asyncio.wait_for(runner, timeout=10)
+        execution = await bench.store.read(lambda uow: uow.executions.get(execution_id))
+        assert execution is not None and execution.state.terminal, execution
+    finally:
+        await bench.store.close()
+        bench.paper.close()
