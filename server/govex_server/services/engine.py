@@ -188,7 +188,7 @@ class ExecutionEngine:
 
     def _note_claim(self, uow: UnitOfWork, claim: Claim) -> None:
         """A takeover, in the execution's events (a first claim is not one)."""
-        if not claim.previous_owner or claim.previous_owner == self.leases.replica:
+        if not claim.takes_over(self.leases.replica):
             return
         execution = uow.executions.get(claim.execution_id)
         if execution is not None:

@@ -45,6 +45,11 @@ class Claim:
     generation: int
     previous_owner: str
 
+    def takes_over(self, replica: str) -> bool:
+        """Won from another replica (not a first claim, nor ``replica``'s own
+        lease claimed again)."""
+        return self.previous_owner not in ("", replica)
+
 
 @dataclass
 class _Held:
@@ -146,8 +151,7 @@ class Leases:
     def hold(self, claim: Claim, started: float) -> None:
         """Takes a committed claim made by a unit that began at ``started``
         (monotonic)."""
-        previous = claim.previous_owner
-        taken_over = self._monotonic() if previous and previous != self.replica else None
+        taken_over = self._monotonic() if claim.takes_over(self.replica) else None
         self._held[claim.execution_id] = _Held(
             claim.generation, self.terms.send_deadline(started), taken_over
         )
@@ -194,7 +198,7 @@ class Leases:
         claims = await self._store.write(unit)
         for claim in claims:
             self.hold(claim, started)
-            if claim.previous_owner and claim.previous_owner != self.replica:
+            if claim.takes_over(self.replica):
                 self.takeovers += 1
                 log.warning(
                     "execution %s: taken over from %s (lease generation %d)",
