@@ -51,9 +51,7 @@ async def _finish(r: Replicas, ids: list[str]) -> None:
     for execution_id in ids:
         await cancel(r.a, f"executions/{execution_id}")
         await until_ended(r, execution_id, within=300)
-    r.assert_nothing_sent_twice()
-    await r.assert_settled()
-    await r.assert_store_agrees_with_book(settled=True)
+    await r.assert_all_settled_and_agreed()
 
 
 async def _one_replica(tmp: Path, base_url: str) -> float:

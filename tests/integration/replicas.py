@@ -156,6 +156,13 @@ class Replicas:
                 assert state == want, f"{cid}: store {state}, book {status}"
                 assert float(stored_filled) == float(filled), cid
 
+    async def assert_all_settled_and_agreed(self) -> None:
+        """The checks after every run: nothing sent twice, nothing left
+        unresolved, store and book say the same of every order."""
+        self.assert_nothing_sent_twice()
+        await self.assert_settled()
+        await self.assert_store_agrees_with_book(settled=True)
+
     async def assert_settled(self) -> None:
         stored = await self.stored_orders()
         live = {c: s for c, (s, _, _) in stored.items() if s in ("SUBMITTED", "UNKNOWN")}

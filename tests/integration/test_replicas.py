@@ -10,6 +10,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.protobuf import duration_pb2
@@ -101,6 +102,28 @@ async def until_taken_over(r: Replicas, execution_id: str, before: Lease) -> Lea
     return lease
 
 
+async def running_with_a_standby(r: Replicas, sent: int) -> tuple[str, str]:
+    """An execution started on ``a`` (its owner), ``b`` serving beside it,
+    and ``sent`` of its orders on the exchange: its name and id."""
+    r.a.start()
+    name = await start_execution(r.a)
+    r.b.start()
+    await serving(r.b)
+    if sent:
+        await until_sent(r, sent)
+    return name, name.split("/")[1]
+
+
+async def full_freeze(g: Any, reason: str) -> None:
+    """A FULL_FREEZE for an hour, by an operator."""
+    ttl = duration_pb2.Duration()
+    ttl.FromTimedelta(timedelta(hours=1))
+    await g.Freeze(
+        gov.FreezeRequest(type=freeze_pb2.FREEZE_TYPE_FULL_FREEZE, reason=reason, ttl=ttl),
+        metadata=md("carol"),
+    )
+
+
 async def test_killing_the_owner_ten_times_sends_nothing_twice(
     tmp_path: Path, pg_base_url: str
 ) -> None:
@@ -108,11 +131,7 @@ async def test_killing_the_owner_ten_times_sends_nothing_twice(
     loop = asyncio.get_running_loop()
     takeovers: list[float] = []
     try:
-        r.a.start()
-        name = await start_execution(r.a)
-        execution_id = name.split("/")[1]
-        r.b.start()
-        await serving(r.b)
+        name, execution_id = await running_with_a_standby(r, sent=0)
         for _ in range(KILLS):
             lease = await lease_of(r, execution_id)
             assert lease.state in LIVE, "the execution ended before every kill was made"
@@ -133,9 +152,7 @@ async def test_killing_the_owner_ten_times_sends_nothing_twice(
     finally:
         r.stop()
     assert ended.state == "CANCELLED", ended
-    r.assert_nothing_sent_twice()
-    await r.assert_settled()
-    await r.assert_store_agrees_with_book(settled=True)
+    await r.assert_all_settled_and_agreed()
     assert len(takeovers) == KILLS
     assert max(takeovers) <= TAKEOVER_BOUND, takeovers
     logs = r.a.logs() + r.b.logs()
@@ -148,12 +165,7 @@ async def test_a_paused_owner_sends_nothing_after_it_wakes(
     r = replicas_on(tmp_path, pg_base_url, latency_ms=1000)
     loop = asyncio.get_running_loop()
     try:
-        r.a.start()
-        name = await start_execution(r.a)
-        execution_id = name.split("/")[1]
-        r.b.start()
-        await serving(r.b)
-        await until_sent(r, 2)
+        name, execution_id = await running_with_a_standby(r, sent=2)
         lease = await lease_of(r, execution_id)
         owner = r.by_pid(lease.pid)
         standby = r.other(owner)
@@ -185,9 +197,7 @@ async def test_a_paused_owner_sends_nothing_after_it_wakes(
     assert ended.state == "CANCELLED", ended
     # The woken replica never claimed it back, nor wrote or sent for it.
     assert ended.generation == taken.generation and ended.pid == taken.pid
-    r.assert_nothing_sent_twice()
-    await r.assert_settled()
-    await r.assert_store_agrees_with_book(settled=True)
+    await r.assert_all_settled_and_agreed()
 
 
 @pytest.mark.parametrize("stop", ["CancelExecution", "FULL_FREEZE"])
@@ -196,12 +206,7 @@ async def test_a_stop_sent_to_the_non_owner_stops_the_owner_within_a_second(
 ) -> None:
     r = replicas_on(tmp_path, pg_base_url, latency_ms=400)
     try:
-        r.a.start()
-        name = await start_execution(r.a)
-        execution_id = name.split("/")[1]
-        r.b.start()
-        await serving(r.b)
-        await until_sent(r, 2)
+        name, execution_id = await running_with_a_standby(r, sent=2)
         owner = r.by_pid((await lease_of(r, execution_id)).pid)
         async with stubs(r.other(owner)) as (g, x):
             if stop == "CancelExecution":
@@ -210,14 +215,7 @@ async def test_a_stop_sent_to_the_non_owner_stops_the_owner_within_a_second(
                     metadata=md("carol"),
                 )
             else:
-                ttl = duration_pb2.Duration()
-                ttl.FromTimedelta(timedelta(hours=1))
-                await g.Freeze(
-                    gov.FreezeRequest(
-                        type=freeze_pb2.FREEZE_TYPE_FULL_FREEZE, reason="stop all", ttl=ttl
-                    ),
-                    metadata=md("carol"),
-                )
+                await full_freeze(g, "stop all")
             asked = datetime.now(UTC)
         ended = await until_ended(r, execution_id, within=60)
     finally:
@@ -229,9 +227,7 @@ async def test_a_stop_sent_to_the_non_owner_stops_the_owner_within_a_second(
         if sent is not None and sent > asked + timedelta(seconds=1)
     }
     assert not late, f"the owner went on sending after the stop: {late}"
-    r.assert_nothing_sent_twice()
-    await r.assert_settled()
-    await r.assert_store_agrees_with_book(settled=True)
+    await r.assert_all_settled_and_agreed()
 
 
 async def test_replicas_started_together_give_each_execution_one_owner(
@@ -271,9 +267,7 @@ async def test_replicas_started_together_give_each_execution_one_owner(
             or f"execution {execution_id}: taken over" in text
         }
         assert len(owners) == 1, (execution_id, owners)
-    r.assert_nothing_sent_twice()
-    await r.assert_settled()
-    await r.assert_store_agrees_with_book(settled=True)
+    await r.assert_all_settled_and_agreed()
 
 
 async def test_a_full_freeze_while_the_owner_is_dead_is_recorded_at_once(
@@ -281,22 +275,12 @@ async def test_a_full_freeze_while_the_owner_is_dead_is_recorded_at_once(
 ) -> None:
     r = replicas_on(tmp_path, pg_base_url, latency_ms=400)
     try:
-        r.a.start()
-        name = await start_execution(r.a)
-        execution_id = name.split("/")[1]
-        r.b.start()
-        await serving(r.b)
-        await until_sent(r, 2)
+        _, execution_id = await running_with_a_standby(r, sent=2)
         before = await lease_of(r, execution_id)
         owner = r.by_pid(before.pid)
         owner.kill()  # nobody runs it until its lease expires
         async with stubs(r.other(owner)) as (g, _):
-            ttl = duration_pb2.Duration()
-            ttl.FromTimedelta(timedelta(hours=1))
-            await g.Freeze(
-                gov.FreezeRequest(type=freeze_pb2.FREEZE_TYPE_FULL_FREEZE, reason="stop", ttl=ttl),
-                metadata=md("carol"),
-            )
+            await full_freeze(g, "stop")
 
         async def cancelling() -> Lease | None:
             lease = await lease_of(r, execution_id)
@@ -309,6 +293,4 @@ async def test_a_full_freeze_while_the_owner_is_dead_is_recorded_at_once(
     finally:
         r.stop()
     assert ended.state == "CANCELLED", ended
-    r.assert_nothing_sent_twice()
-    await r.assert_settled()
-    await r.assert_store_agrees_with_book(settled=True)
+    await r.assert_all_settled_and_agreed()
