@@ -4,6 +4,7 @@ PostgreSQL server), and the govex server in-process on a loopback port."""
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -22,6 +23,10 @@ from govex_server.store.database import Store
 from govex_server.store.migrate import migrate
 from tests.postgres import create_database, postgres_server
 from tests.support import PRINCIPALS_FILE
+
+# Servers started by the tests (in-process or as child processes) expose
+# their metrics on a port of their own: several run at once.
+os.environ["GOVEX_METRICS_LISTEN"] = "127.0.0.1:0"
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +130,7 @@ async def harness_factory(
         settings = replace(
             Settings(
                 listen="127.0.0.1:0",
+                metrics_listen="127.0.0.1:0",
                 database_url=database_url,
                 principals_file=PRINCIPALS_FILE,
                 cooldown_hours=24,

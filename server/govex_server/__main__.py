@@ -8,8 +8,11 @@ import logging
 import sys
 
 from govex_server import logs
-from govex_server.app import migrate_only, serve, verify_audit
-from govex_server.config import ConfigError, load_settings
+
+logs.quiet_grpc_core()  # before grpc is imported (by app)
+
+from govex_server.app import migrate_only, serve, verify_audit  # noqa: E402
+from govex_server.config import ConfigError, load_settings  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,12 +8,14 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from govex.execution.v1 import execution_service_pb2
 from govex.governance.v1 import governance_service_pb2
@@ -27,19 +29,22 @@ from govex_server.api.registration import register
 from govex_server.api.stream_limits import StreamLimits
 from govex_server.api.streams import EventStreams, event_frame
 from govex_server.api.transport import SERVER_OPTIONS, server_credentials
-from govex_server.config import ConfigError, Settings, is_loopback, load_principals
-from govex_server.domain import money
+from govex_server.app_execution import build_execution
+from govex_server.config import (
+    DEFAULT_DATABASE_URL,
+    ConfigError,
+    Settings,
+    is_loopback,
+    load_principals,
+)
 from govex_server.domain.clock import Clock, SystemClock
 from govex_server.domain.events import EventKind
-from govex_server.domain.execution.leases import LeaseTerms
-from govex_server.domain.execution.resting import RestingRule
-from govex_server.domain.execution.safety import Level, Limits
 from govex_server.domain.principals import Principal
 from govex_server.exchanges.base import ExchangeRegistry
-from govex_server.exchanges.paper import PaperConfig, PaperExchange
-from govex_server.exchanges.paper_book import PaperBook
-from govex_server.exchanges.rate_limit import OrderRateLimiter
-from govex_server.services.accounts import AccountService
+from govex_server.observability.activity import Activity
+from govex_server.observability.census import CensusTaker
+from govex_server.observability.exposition import Exposition
+from govex_server.observability.metrics import Metrics
 from govex_server.services.audit import AuditLog
 from govex_server.services.bounds import PolicyBounds
 from govex_server.services.engine import ExecutionEngine
@@ -48,7 +53,6 @@ from govex_server.services.expiry import FreezeExpirer
 from govex_server.services.freezes import FREEZE_KINDS_STORED, FreezeService
 from govex_server.services.governance import GovernanceService
 from govex_server.services.idempotency import IdempotencyKeys
-from govex_server.services.planning import ExecutionPlanner
 from govex_server.services.policy import PolicyService
 from govex_server.services.policy_timer import PolicyTimer
 from govex_server.services.principals_reload import PrincipalsReloader
@@ -93,6 +97,8 @@ class Running:
     limits: StreamLimits
     audit: AuditLog
     keys: IdempotencyKeys
+    metrics: Metrics
+    exposition: Exposition | None = None
     db_lock: DatabaseLock | None = None
 
     async def stop(self, grace: float) -> None:
@@ -102,6 +108,8 @@ class Running:
             await _set_health(self.health, name, health_pb2.HealthCheckResponse.NOT_SERVING)
         self.bus.close_all()
         await self.server.stop(grace)
+        if self.exposition is not None:
+            await self.exposition.stop()
         await self.engine.stop()
         await _close_exchanges(self.exchanges)
         for task in self.tasks:
@@ -146,17 +154,22 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     settings.validate()  # also when embedded without load_settings
     clock = clock or SystemClock()
     principals = load_principals(settings.principals_file)
+    _default_directory(settings)
     # Before anything is read or written: a second server on this SQLite
     # file stops here, having reconciled and sent nothing.
     db_lock = lock_database(settings.database_url)
     store = Store(settings.database_url, encode_event)
+    metrics = Metrics()
+    store.on_transaction(metrics.transaction)
+    store.on_events(Activity(metrics).committed)
+    exposition: Exposition | None = None
     tasks: list[asyncio.Task[None]] = []
     retention_of_ids = timedelta(hours=settings.request_id_retention_hours)
     recorder = Recorder(retention_of_ids)
     credentials = server_credentials(settings)
     bound: grpc.aio.Server | None = None
     try:
-        await migrate(store)
+        await _reach_database(store, settings.database_url)
         audit = AuditLog(store)
         await audit.check_tail()
         policy = PolicyService(
@@ -226,8 +239,8 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         ):
             tasks.append(asyncio.create_task(body, name=name))
         streams = EventStreams(bus, clock.now)
-        exchanges, planner, engine, accounts = _execution(
-            settings, clock, store, governance, policy, freezes, recorder
+        exchanges, planner, engine, accounts = build_execution(
+            settings, clock, store, governance, policy, freezes, recorder, metrics
         )
         store.on_change(engine.on_freeze_created, frozenset({EventKind.FREEZE_CREATED.value}))
         store.on_change(
@@ -253,7 +266,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             settings.max_streams_per_connection, settings.max_streams_per_principal
         )
         server = grpc.aio.server(
-            options=SERVER_OPTIONS, interceptors=[GovexInterceptor(auth, keys, limits)]
+            options=SERVER_OPTIONS, interceptors=[GovexInterceptor(auth, keys, limits, metrics)]
         )
         register(
             server,
@@ -276,12 +289,18 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             ),
             server,
         )
-        if credentials is None:
-            port = server.add_insecure_port(settings.listen)
-        else:
-            port = server.add_secure_port(settings.listen, credentials)
+        try:
+            if credentials is None:
+                port = server.add_insecure_port(settings.listen)
+            else:
+                port = server.add_secure_port(settings.listen, credentials)
+        except RuntimeError:  # grpcio: "Failed to bind to address"
+            port = 0
         if port == 0:
-            raise OSError(f"cannot listen on {settings.listen}")
+            raise ConfigError(
+                f"listen: cannot listen on {settings.listen} (in use, or not an address "
+                "of this machine)"
+            )
         # The port is bound, and says NOT_SERVING, while open orders are
         # reconciled and executions resumed (ExecutePlan answers UNAVAILABLE
         # RECONCILING meanwhile); a port in use fails before any of that.
@@ -289,8 +308,22 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
             await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.start()
         bound = server
+        if settings.metrics_listen:
+            exposition = Exposition(
+                metrics,
+                CensusTaker(store, clock, policy, freezes, bus, engine, audit, engine.limiters),
+            )
+            try:
+                await exposition.start(settings.metrics_listen)
+            except OSError as exc:
+                raise ConfigError(
+                    f"metrics_listen: cannot listen on {settings.metrics_listen}: "
+                    f"{exc.strerror or exc}"
+                ) from None
         await engine.start()
     except BaseException:
+        if exposition is not None:
+            await exposition.stop()
         if bound is not None:
             await bound.stop(0)
         for task in tasks:
@@ -329,8 +362,30 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         limits,
         audit,
         keys,
+        metrics,
+        exposition,
         db_lock,
     )
+
+
+def _default_directory(settings: Settings) -> None:
+    """The one directory the server creates: its default database's (an
+    explicit path's directory must exist, config.py)."""
+    if settings.database_url == DEFAULT_DATABASE_URL:
+        Path("var").mkdir(exist_ok=True)
+
+
+async def _reach_database(store: Store, url: str) -> None:
+    """Migrates; a database that cannot be reached is one line naming the
+    setting (its address, never its password), not a driver's traceback."""
+    try:
+        await migrate(store)
+    except (OSError, TimeoutError, DBAPIError) as exc:
+        where = make_url(url).render_as_string(hide_password=True)
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        raise ConfigError(
+            f"database_url: cannot use the database at {where}: {cause}".splitlines()[0]
+        ) from None
 
 
 def _reload_principals(path: str) -> dict[str, Principal]:
@@ -338,91 +393,6 @@ def _reload_principals(path: str) -> dict[str, Principal]:
         return load_principals(path)
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
-
-
-def _execution(
-    settings: Settings,
-    clock: Clock,
-    store: Store,
-    governance: GovernanceService,
-    policy: PolicyService,
-    freezes: FreezeService,
-    recorder: Recorder,
-) -> tuple[ExchangeRegistry, ExecutionPlanner, ExecutionEngine, AccountService]:
-    """The exchange accounts, the planner, the engine and ConnectExchange."""
-    try:
-        paper = (
-            PaperConfig.load(settings.paper_exchange_file)
-            if settings.paper_exchange_file
-            else PaperConfig()
-        )
-    except (OSError, ValueError, TypeError) as exc:
-        raise ConfigError(f"paper_exchange_file: {exc}") from None
-    exchanges = ExchangeRegistry(
-        [PaperExchange("paper", paper, PaperBook(paper_book_path(settings), paper.balances))]
-    )
-    limits = Limits(
-        max_order_notional=money.exact(settings.max_order_notional),
-        daily_notional_limit=money.exact(settings.daily_notional_limit),
-        price_collar_bps=settings.price_collar_bps,
-        allowed_symbols=None,
-        live_trading_enabled=settings.live_trading_enabled,
-        fee_rate=paper.fee_rate,
-    )
-    planner = ExecutionPlanner(
-        store,
-        governance,
-        policy,
-        freezes,
-        exchanges,
-        limits,
-        Level(settings.safety_level),
-        clock,
-        settings.max_execution_days,
-    )
-    window = timedelta(seconds=settings.order_window_seconds)
-    limiters = {
-        e.account: OrderRateLimiter(clock, settings.max_orders_per_window, window)
-        for e in exchanges.all()
-    }
-    engine = ExecutionEngine(
-        store,
-        clock,
-        governance,
-        planner,
-        freezes,
-        exchanges,
-        limiters,
-        limits,
-        recorder,
-        RestingRule(timedelta(seconds=settings.order_ttl_seconds), settings.max_attempts),
-        LeaseTerms(settings.lease_seconds),
-    )
-    governance.attach_executions(engine)
-    accounts = AccountService(
-        store,
-        clock,
-        exchanges,
-        limiters,
-        settings.credentials_key,
-        settings.live_trading_enabled,
-        settings.max_orders_per_window,
-        window,
-        recorder,
-    )
-    return exchanges, planner, engine, accounts
-
-
-def paper_book_path(settings: Settings) -> str:
-    """Where the paper exchange keeps its book: the setting, else beside a
-    SQLite database; with PostgreSQL and no setting, in memory (logged)."""
-    if settings.paper_book_file:
-        return settings.paper_book_file
-    url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return f"{url.database}.paper-book"
-    log.warning("paper_book_file is not set: the paper exchange's book lives in memory")
-    return ":memory:"
 
 
 async def serve(settings: Settings, clock: Clock | None = None) -> None:

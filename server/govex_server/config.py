@@ -23,6 +23,7 @@ from govex_server.domain.governance import (
 from govex_server.domain.phase import PhaseSettings, phase_problems
 from govex_server.domain.policy_settings import PolicySettings, policy_problems
 from govex_server.domain.principals import Principal, parse_principals
+from govex_server.logs import FORMATS, LEVELS
 
 
 class ConfigError(ValueError):
@@ -45,6 +46,8 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
     log_format: str = "json"
+    # Prometheus exposition (GET /metrics) on host:port; empty: off.
+    metrics_listen: str = "127.0.0.1:9464"
     heartbeat_seconds: float = 10.0
     subscriber_queue_size: int = 1000
     event_poll_seconds: float = 2.0
@@ -111,10 +114,20 @@ class Settings:
             )
         if not 0 <= self.shutdown_grace_seconds <= 300:
             raise ConfigError("shutdown_grace_seconds: must be between 0 and 300")
-        if self.log_format not in ("json", "text"):
-            raise ConfigError("log_format: 'json' or 'text'")
+        if self.log_format not in FORMATS:
+            raise ConfigError(f"log_format: {self.log_format!r} is not 'json' or 'text'")
+        if self.log_level.upper() not in LEVELS:
+            raise ConfigError(f"log_level: {self.log_level!r} is not one of {', '.join(LEVELS)}")
+        if self.metrics_listen:
+            m_host, m_sep, m_port = self.metrics_listen.rpartition(":")
+            if not m_sep or not m_host or not m_port.isdigit() or not 0 <= int(m_port) <= 65535:
+                raise ConfigError(
+                    f"metrics_listen: {self.metrics_listen!r} is not host:port (empty: off)"
+                )
         if not self.database_url:
             raise ConfigError("database_url: required")
+        if problem := _database_problem(self.database_url):
+            raise ConfigError(f"database_url: {problem}")
         if not 0.05 <= self.heartbeat_seconds <= 300:
             raise ConfigError("heartbeat_seconds: must be between 0.05 and 300")
         if not 1 <= self.subscriber_queue_size <= 1_000_000:
@@ -179,6 +192,35 @@ class Settings:
     def tls(self) -> bool:
         """True when the server listens with TLS."""
         return bool(self.tls_cert_file)
+
+
+DEFAULT_DATABASE_URL = Settings.database_url
+# Settings whose empty environment variable means "off", not "not set".
+EMPTY_MEANS_OFF = frozenset({"metrics_listen"})
+
+
+def _database_problem(url: str) -> str | None:
+    """What is wrong with a database URL, before anything connects. A SQLite
+    file's directory must exist: the server creates only its default var/,
+    never the directories of a path someone may have mistyped."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"{url!r} is not a URL (sqlite:///path/file.db or postgresql://...)"
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return "sqlite needs a file (the writer and the readers share it)"
+        directory = Path(parsed.database).parent
+        if url != DEFAULT_DATABASE_URL and not directory.is_dir():
+            return f"the directory {str(directory)!r} of the SQLite file does not exist"
+        return None
+    if backend not in ("postgresql", "postgres"):
+        return f"unsupported database {backend!r}: sqlite:/// or postgresql://"
+    return None
 
 
 def is_loopback(host: str) -> bool:
@@ -266,7 +308,7 @@ def load_settings(
         values.update({k: _coerce(k, v, kinds[k]) for k, v in document.items()})
     for name, kind in kinds.items():
         env_value = environ.get(f"GOVEX_{name.upper()}")
-        if env_value is not None and env_value != "":
+        if env_value is not None and (env_value != "" or name in EMPTY_MEANS_OFF):
             values[name] = _coerce(f"GOVEX_{name.upper()}", env_value, kind)
     for name, value in (overrides or {}).items():
         if value is not None:

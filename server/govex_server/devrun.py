@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 from govex_server import logs
-from govex_server.api.auth import token_sha256
-from govex_server.app import serve
-from govex_server.config import ConfigError, load_principals, load_settings
+
+logs.quiet_grpc_core()  # before grpc is imported (by app)
+
+from govex_server.api.auth import token_sha256  # noqa: E402
+from govex_server.app import serve  # noqa: E402
+from govex_server.config import ConfigError, load_principals, load_settings  # noqa: E402
 
 DEV_PRINCIPALS = Path("config/dev-principals.toml")
 DEV_DATABASE = "sqlite:///var/govex.db"
@@ -78,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     print(banner(settings.listen, rows), flush=True)
     try:
         asyncio.run(serve(settings))
+    except ConfigError as exc:
+        print(exc.lines("make run: "), file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"make run: {exc}", file=sys.stderr)
         return 1

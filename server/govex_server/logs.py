@@ -1,35 +1,104 @@
-"""Structured logs: one JSON object per line on stderr (or plain text)."""
+"""Structured logs: one JSON object per line on stderr (or key=value text).
+
+Every line carries the fields of the call it was written in (rpc,
+principal, request_id: bound once by the server's interceptor through a
+context variable, so no handler passes them along) and the fields given as
+``extra={"fields": {...}}`` (resource, outcome, order, account...)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+FORMATS = ("json", "text")
+_CONTEXT: ContextVar[Mapping[str, str]] = ContextVar(
+    "govex_log_context", default=MappingProxyType({})
+)
+
+
+def bind(**fields: str) -> None:
+    """Adds ``fields`` to every line written from now on in this task (and
+    in the tasks it starts); empty values are left out."""
+    _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v}})
+
+
+@contextmanager
+def bound(**fields: str) -> Iterator[None]:
+    """``bind`` for the duration of a ``with`` block."""
+    token = _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v}})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def fields_of(record: logging.LogRecord) -> dict[str, Any]:
+    """The call's context and the record's own fields."""
+    own: Mapping[str, Any] = getattr(record, "fields", None) or {}
+    return {k: v for k, v in {**_CONTEXT.get(), **own}.items() if v not in ("", None)}
 
 
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key, value in fields_of(record).items():
+            entry.setdefault(key, value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """Time, level, logger, message, then the fields as key=value."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extra = " ".join(f"{k}={_quoted(v)}" for k, v in fields_of(record).items())
+        if not extra:
+            return line
+        head, newline, tail = line.partition("\n")  # a traceback stays below
+        return f"{head} {extra}{newline}{tail}"
+
+
+def _quoted(value: Any) -> str:
+    text = str(value)
+    return json.dumps(text) if not text or any(c in text for c in ' "=') else text
+
+
+def quiet_grpc_core() -> None:
+    """gRPC core writes its own plain-text lines to stderr, which would break
+    a JSON log; unless the operator asked for them (GRPC_VERBOSITY), they
+    are off. Must run before grpc is imported (the core reads it once)."""
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 
 def configure(level: str, fmt: str) -> None:
     """Sets up the root logger once."""
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Python's own grpc module logs through `logging`: it is formatted above.
+    logging.captureWarnings(True)
+    # Alembic announces each of its plugins at INFO: noise at every start.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -108,7 +108,8 @@ async def orders(h: Harness, name: str) -> list[ES.Order]:
 
 def paper(h: Harness) -> Any:
     assert h.running is not None
-    return h.running.exchanges.get("")
+    # The paper exchange itself (its test hooks), not the metrics' wrapper.
+    return h.running.exchanges.get("").inner  # type: ignore[attr-defined]
 
 
 async def assert_store_matches_book(h: Harness, name: str) -> None:

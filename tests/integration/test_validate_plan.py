@@ -133,6 +133,7 @@ class Unreachable:
     sandbox = True
     quote = "USDT"
     reachable = False
+    accept_window = 5.0
 
     async def balances(self) -> Any:
         from govex_server.exchanges.errors import ExchangeUnavailable

@@ -63,11 +63,33 @@ def test_settings_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
         ({"GOVEX_COOLDOWN_HOURS": "200"}, "cooldown_hours"),
         ({"GOVEX_COOLDOWN_HOURS": "soon"}, "GOVEX_COOLDOWN_HOURS"),
         ({"GOVEX_LISTEN": "nowhere"}, "listen"),
+        ({"GOVEX_LOG_LEVEL": "verbose"}, "log_level: 'verbose' is not one of DEBUG"),
+        ({"GOVEX_LOG_FORMAT": "xml"}, "log_format"),
+        ({"GOVEX_DATABASE_URL": "foo://bar"}, "database_url: unsupported database 'foo'"),
+        ({"GOVEX_DATABASE_URL": "not a url"}, "database_url: 'not a url' is not a URL"),
+        ({"GOVEX_DATABASE_URL": "sqlite:///:memory:"}, "database_url: sqlite needs a file"),
+        (
+            {"GOVEX_DATABASE_URL": "sqlite:///no/such/dir/govex.db"},
+            "database_url: the directory 'no/such/dir' of the SQLite file does not exist",
+        ),
+        ({"GOVEX_METRICS_LISTEN": "9464"}, "metrics_listen"),
     ],
 )
 def test_bad_settings_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(None, env)
+
+
+def test_metrics_can_be_switched_off_and_the_default_database_needs_no_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no var/ here: the default may still be used
+    assert load_settings(None, {}).metrics_listen == "127.0.0.1:9464"
+    assert load_settings(None, {"GOVEX_METRICS_LISTEN": ""}).metrics_listen == ""  # off
+    config = tmp_path / "govex.toml"
+    config.write_text('metrics_listen = ""\n')
+    assert load_settings(str(config), {}).metrics_listen == ""
+    assert not (tmp_path / "var").exists()  # validating creates nothing
 
 
 def test_unknown_setting_in_file_is_refused(tmp_path: Path) -> None:

@@ -11,9 +11,11 @@ is a bug that this refuses to hide."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -22,12 +24,14 @@ import grpc
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
+from govex_server import logs
 from govex_server.api.auth import AuthContext, Authenticator, authorize
 from govex_server.api.errors import internal_status, status_for
 from govex_server.api.request_checks import check_request
 from govex_server.api.stream_limits import StreamLimits
 from govex_server.domain.errors import Category, GovexError, failed_precondition, invalid_field
 from govex_server.domain.rpcs import RPCS, RpcSpec, short_name
+from govex_server.observability.metrics import Metrics
 from govex_server.services.idempotency import IdempotencyKeys
 from govex_server.services.recorder import Call
 
@@ -59,10 +63,17 @@ def fingerprint(request: Message) -> str:
 class GovexInterceptor(grpc.aio.ServerInterceptor):
     """Wraps the handler of every govex RPC once, then serves the wrapper."""
 
-    def __init__(self, auth: Authenticator, keys: IdempotencyKeys, limits: StreamLimits) -> None:
+    def __init__(
+        self,
+        auth: Authenticator,
+        keys: IdempotencyKeys,
+        limits: StreamLimits,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._auth = auth
         self._keys = keys
         self._limits = limits
+        self._metrics = metrics or Metrics()
         self._handlers: dict[str, Handler | None] = {}
 
     async def intercept_service(
@@ -98,16 +109,27 @@ class GovexInterceptor(grpc.aio.ServerInterceptor):
         response_type: type[Message] = message_factory.GetMessageClass(output)
 
         async def unary(raw: bytes, context: Context) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            call: Call | None = None
             try:
                 call, request = self._admit(name, spec, parse, raw, context)
                 _CALL.set(call)
-                if spec.mutating:
-                    return await self._mutate(call, request, context, behavior, response_type)
-                return await behavior(request, context)
+                _bind_log_context(call)
+                if not spec.mutating:
+                    return await behavior(request, context)
+                response = await self._mutate(call, request, context, behavior, response_type)
+                _log_mutation(call, "OK")
+                return response
             except grpc.aio.AbortError:
+                code = grpc.StatusCode.UNKNOWN  # aborted by the handler itself
                 raise
             except Exception as error:
-                await _abort(context, name, error)
+                code = _code_of(error)
+                await _abort(context, name, error, call if spec.mutating else None)
+            finally:
+                self._metrics.rpc_requests.labels(name, code.name).inc()
+                self._metrics.rpc_seconds.labels(name).observe(time.perf_counter() - started)
 
         return handler._replace(unary_unary=unary, request_deserializer=None)  # type: ignore[attr-defined,no-any-return]
 
@@ -118,27 +140,34 @@ class GovexInterceptor(grpc.aio.ServerInterceptor):
         assert behavior is not None
 
         async def streaming(raw: bytes, context: Context) -> AsyncIterator[Any]:
+            code = grpc.StatusCode.OK
             try:
-                call, request = self._admit(name, spec, parse, raw, context)
-            except Exception as error:
-                await _abort(context, name, error)
-                return
-            peer = context.peer()
-            try:
-                self._limits.acquire(peer, call.principal.name)
-            except GovexError as error:
-                await _abort(context, name, error)
-                return
-            _CALL.set(call)
-            try:
-                async for item in behavior(request, context):
-                    yield item
-            except grpc.aio.AbortError:
-                raise
-            except Exception as error:
-                await _abort(context, name, error, principal=call.principal.name)
+                try:
+                    call, request = self._admit(name, spec, parse, raw, context)
+                    _bind_log_context(call)
+                    peer = context.peer()
+                    self._limits.acquire(peer, call.principal.name)
+                except Exception as error:
+                    code = _code_of(error)
+                    await _abort(context, name, error)
+                    return
+                _CALL.set(call)
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except grpc.aio.AbortError:
+                    code = grpc.StatusCode.UNKNOWN
+                    raise
+                except asyncio.CancelledError:
+                    code = grpc.StatusCode.CANCELLED  # the client went away
+                    raise
+                except Exception as error:
+                    code = _code_of(error)
+                    await _abort(context, name, error)
+                finally:
+                    self._limits.release(peer, call.principal.name)
             finally:
-                self._limits.release(peer, call.principal.name)
+                self._metrics.rpc_requests.labels(name, code.name).inc()
 
         return handler._replace(unary_stream=streaming, request_deserializer=None)  # type: ignore[attr-defined,no-any-return]
 
@@ -154,6 +183,7 @@ class GovexInterceptor(grpc.aio.ServerInterceptor):
     ) -> tuple[Call, Message]:
         """Who is calling, may they, and what did they send."""
         principal = self._auth.authenticate(context.invocation_metadata(), lambda: _peer(context))
+        logs.bind(rpc=name, principal=principal.name)  # a refusal names who was refused
         authorize(principal, name, spec)
         try:
             request: Message = parse(raw)
@@ -187,6 +217,7 @@ class GovexInterceptor(grpc.aio.ServerInterceptor):
         if call.request_id:
             first = await self._replay(call, response_type)
             if first is not None:
+                call.replayed = True
                 return first
         try:
             response = await behavior(request, context)
@@ -196,6 +227,7 @@ class GovexInterceptor(grpc.aio.ServerInterceptor):
             if call.request_id:
                 again = await self._replay(call, response_type)
                 if again is not None:
+                    call.replayed = True
                     return again
             raise
         if not call.recorded:
@@ -214,8 +246,9 @@ class GovexInterceptor(grpc.aio.ServerInterceptor):
                 f"request_id {call.request_id!r} was already used by {call.principal.name} "
                 f"for {call.rpc} with another payload",
             )
-        log.info("%s replayed request_id %s of %s", call.rpc, call.request_id, call.principal.name)
-        return response_type.FromString(payload)
+        response = response_type.FromString(payload)
+        call.resource = _resource_of(response)
+        return response
 
 
 def _peer(context: Context) -> AuthContext | None:
@@ -223,13 +256,72 @@ def _peer(context: Context) -> AuthContext | None:
     return {k: list(v) for k, v in auth.items()} if auth.get("x509_common_name") else None
 
 
-async def _abort(context: Context, rpc: str, error: BaseException, principal: str = "") -> None:
+def _code_of(error: BaseException) -> grpc.StatusCode:
+    return status_for(error)[0] if isinstance(error, GovexError) else grpc.StatusCode.INTERNAL
+
+
+def _bind_log_context(call: Call) -> None:
+    """Every line written while serving this call names it (logs.py)."""
+    logs.bind(rpc=call.rpc, principal=call.principal.name, request_id=call.request_id)
+
+
+def _log_mutation(call: Call, outcome: str, reason: str = "") -> None:
+    """The one line a mutation gets: what was changed and how it ended (a
+    repeated request_id answered from its first response says so)."""
+    fields = {"resource": call.resource, "outcome": outcome, "reason": reason}
+    if call.replayed:
+        fields["replayed"] = "true"
+    log.info(
+        "%s %s: %s%s%s",
+        call.rpc,
+        call.resource or "-",
+        outcome,
+        f" {reason}" if reason else "",
+        " (replayed)" if call.replayed else "",
+        extra={"fields": {k: v for k, v in fields.items() if v}},
+    )
+
+
+def _resource_of(response: Message) -> str:
+    """The name of the resource a response carries (plan, freeze, ...)."""
+    for _, value in response.ListFields():
+        name = getattr(value, "name", None)
+        if isinstance(value, Message) and isinstance(name, str):
+            return name
+    return ""
+
+
+async def _abort(
+    context: Context, rpc: str, error: BaseException, mutation: Call | None = None
+) -> None:
+    """Answers ``error``'s status; a refused mutation gets its one line."""
     if isinstance(error, GovexError):
         code, message, details = status_for(error)
-        who = f" ({principal})" if principal else ""
-        log.info("%s refused%s: %s %s", rpc, who, code.name, error.reason)
+        if mutation is not None:
+            mutation.resource = mutation.resource or error.resource_name or ""
+            _log_mutation(mutation, code.name, error.reason)
+        else:
+            log.info(
+                "%s refused: %s %s",
+                rpc,
+                code.name,
+                error.reason,
+                extra={
+                    "fields": {
+                        "outcome": code.name,
+                        "reason": error.reason,
+                        "resource": error.resource_name or "",
+                    }
+                },
+            )
     else:
-        log.error("%s failed unexpectedly: %r", rpc, error, exc_info=error)
+        log.error(
+            "%s failed unexpectedly: %r",
+            rpc,
+            error,
+            exc_info=error,
+            extra={"fields": {"outcome": "INTERNAL"}},
+        )
         code, message, details = internal_status()
     await context.abort(code, message, trailing_metadata=(("grpc-status-details-bin", details),))
 

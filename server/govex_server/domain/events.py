@@ -53,6 +53,8 @@ class OrderUpdate:
 
     order: OrderRecord
     execution_state: ExecutionState
+    # The exchange account the order is sent to (for the metrics and logs).
+    account: str = ""
 
 
 class ExecutionChange(enum.Enum):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -102,15 +102,22 @@ def parse_account(name: str, field: str = "exchange") -> str:
 class ExchangeRegistry:
     """The configured accounts; the first one is the default."""
 
-    def __init__(self, exchanges: Iterable[Exchange]) -> None:
-        self._accounts = {e.account: e for e in exchanges}
+    def __init__(
+        self,
+        exchanges: Iterable[Exchange],
+        wrap: Callable[[Exchange], Exchange] | None = None,
+    ) -> None:
+        # ``wrap`` is applied to every account held (the metrics' wrapper):
+        # whoever calls an exchange goes through it.
+        self._wrap = wrap or (lambda exchange: exchange)
+        self._accounts = {e.account: self._wrap(e) for e in exchanges}
         if not self._accounts:
             raise ValueError("at least one exchange account is required")
         self.default = next(iter(self._accounts))
 
     def put(self, exchange: Exchange) -> None:
         """Adds or replaces an account (the default never changes)."""
-        self._accounts[exchange.account] = exchange
+        self._accounts[exchange.account] = self._wrap(exchange)
 
     def all(self) -> list[Exchange]:
         """Every account, the default first."""

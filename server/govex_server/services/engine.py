@@ -205,6 +205,11 @@ class ExecutionEngine:
     # -------------------------------------------------------------- figures
 
     @property
+    def limiters(self) -> dict[str, OrderRateLimiter]:
+        """The order-rate budget of every account (ConnectExchange adds to it)."""
+        return self._limiters
+
+    @property
     def restarts(self) -> int:
         """Runner restarts after a failure, since start."""
         return self._supervisor.restarts

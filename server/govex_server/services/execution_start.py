@@ -164,7 +164,7 @@ class ExecutionStarter:
             claim = leases.claim_new_in(uow, execution.id)
             for order in orders:
                 uow.orders.add(order)
-                self._records.order_event(uow, order, execution.state)
+                self._records.order_event(uow, order, execution)
             self._records.execution_event(uow, execution, orders, ExecutionChange.STARTED)
             view = ExecutionView(execution, orders)
             self._recorder.record(

@@ -144,7 +144,7 @@ class OrderRecorder:
         if not uow.orders.replace(moved, order.state):
             latest = uow.orders.get(order.id)
             return latest or order
-        self.order_event(uow, moved, execution.state)
+        self.order_event(uow, moved, execution)
         if traded > 0:
             uow.daily_notional.add(execution.exchange, now.date(), traded)
         if retry:
@@ -187,7 +187,7 @@ class OrderRecorder:
             safety={},
         )
         uow.orders.add(again)
-        self.order_event(uow, again, execution.state)
+        self.order_event(uow, again, execution)
 
     def execution_event(
         self,
@@ -206,14 +206,14 @@ class OrderRecorder:
             )
         )
 
-    def order_event(self, uow: UnitOfWork, order: OrderRecord, state: ExecutionState) -> None:
+    def order_event(self, uow: UnitOfWork, order: OrderRecord, execution: ExecutionRecord) -> None:
         uow.events.append(
             DomainEvent(
                 EventKind.ORDER_UPDATED,
                 self._clock.now(),
                 "",
                 order.name,
-                OrderUpdate(order, state),
+                OrderUpdate(order, execution.state, execution.exchange),
             )
         )
 

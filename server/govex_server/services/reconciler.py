@@ -141,7 +141,7 @@ class Reconciler:
         def unit(uow: UnitOfWork) -> None:
             self._records.leases.fence_in(uow, execution.id)
             uow.orders.add(adopted)
-            self._records.order_event(uow, adopted, execution.state)
+            self._records.order_event(uow, adopted, execution)
 
         await self._store.write(unit)
         self.adopted.append(found.client_id)

@@ -31,6 +31,10 @@ class Call:
     fingerprint: str = ""
     respond: Callable[[Any], bytes] | None = None
     recorded: bool = field(default=False, compare=False)
+    # What the mutation changed (its audit record's resource), for its log line.
+    resource: str = field(default="", compare=False)
+    # Answered with the first response of its request_id (nothing written).
+    replayed: bool = field(default=False, compare=False)
 
 
 class Recorder:
@@ -55,6 +59,7 @@ class Recorder:
         if call is None:
             return
         call.recorded = True
+        call.resource = call.resource or audit.resource
         if call.request_id and call.respond is not None:
             uow.idempotency.put(
                 call.principal.name,

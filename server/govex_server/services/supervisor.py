@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from contextvars import Context
 from dataclasses import replace
 
 from govex_server.domain.clock import Clock
@@ -39,7 +40,11 @@ class Supervisor:
 
     def spawn(self, execution_id: str) -> None:
         self._signals.wake[execution_id] = asyncio.Event()
-        task = asyncio.create_task(self.run(execution_id), name=f"execution-{execution_id}")
+        # A fresh context: the runner outlives the call that started it, and
+        # its log lines must not carry that call's rpc and principal.
+        task = asyncio.create_task(
+            self.run(execution_id), name=f"execution-{execution_id}", context=Context()
+        )
         self.runners[execution_id] = task
         task.add_done_callback(lambda _t: self.runners.pop(execution_id, None))
 

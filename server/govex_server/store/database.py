@@ -20,9 +20,9 @@ NOTIFY per transaction wakes the other replicas.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, event, text
@@ -73,7 +73,6 @@ def normalise_url(url: str) -> str:
     if backend == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
             raise ValueError("sqlite needs a file: the writer and the readers share it")
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         parsed = parsed.set(drivername="sqlite+pysqlite")
     elif backend in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+asyncpg")
@@ -192,6 +191,7 @@ class Store:
         # lets them end before the pool goes.
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._writer: GroupCommitWriter | None = None
+        self._observe: Callable[[str, float, int], None] | None = None
         if self.is_sqlite:
             self.sync_engine = _sqlite_engine(self.url, "BEGIN", pool_size=READ_THREADS)
             writer_engine = _sqlite_engine(self.url, "BEGIN IMMEDIATE", pool_size=1)
@@ -208,6 +208,13 @@ class Store:
         an event (of one of ``kinds``, when given), and whenever ``changed()``
         is called for another replica's writes."""
         self._change_listeners.append((kinds, listener))
+
+    def on_transaction(self, observe: Callable[[str, float, int], None]) -> None:
+        """Tells ``observe`` the dialect, seconds and units of every write
+        transaction (on SQLite from the writer thread, once per batch)."""
+        self._observe = observe
+        if self._writer is not None:
+            self._writer.observe = lambda seconds, units: observe("sqlite", seconds, units)
 
     def on_events(self, listener: Callable[[list[StoredEvent]], None]) -> None:
         """Hands ``listener`` the events of every committed transaction of
@@ -302,11 +309,15 @@ class Store:
 
     async def _write_postgres(self, run: Callable[[Connection], tuple[T, list[StoredEvent]]]) -> T:
         assert self.engine is not None
+        started = time.perf_counter()
         try:
             async with self.engine.begin() as conn:
                 result, events = await conn.run_sync(run)
         except IntegrityError as exc:
             raise _conflict(exc) from exc
+        finally:
+            if self._observe is not None:
+                self._observe("postgresql", time.perf_counter() - started, 1)
         if events:
             self._committed(events)
         return result

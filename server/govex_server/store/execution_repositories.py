@@ -166,6 +166,16 @@ class ExecutionRepository:
         )
         return result.rowcount == 1
 
+    def count_by_state(self) -> dict[ExecutionState, int]:
+        """Number of executions in every state (zero included)."""
+        result = self._conn.execute(
+            select(t.executions.c.state, func.count()).group_by(t.executions.c.state)
+        )
+        counts = dict.fromkeys(ExecutionState, 0)
+        for state, count in result.all():
+            counts[ExecutionState(state)] = int(count)
+        return counts
+
     def running(self) -> list[ExecutionRecord]:
         """Executions not finished yet."""
         result = self._conn.execute(

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ log = logging.getLogger("govex.store")
 MAX_BATCH = 256
 
 Committed = Callable[[list[StoredEvent]], None]
+# Told the seconds and the units of every batch (from the writer thread).
+Observed = Callable[[float, int], None]
 
 
 @dataclass(eq=False)
@@ -57,6 +60,7 @@ class GroupCommitWriter:
     """The writer thread and its queue."""
 
     def __init__(self, engine: Engine, committed: Committed) -> None:
+        self.observe: Observed | None = None
         self._engine = engine
         self._committed = committed
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
@@ -138,6 +142,7 @@ class GroupCommitWriter:
     def _run_batch(self, conn: Connection, batch: list[_Job]) -> bool:
         """Runs and commits one batch; False when the commit failed."""
         committed = True
+        started = time.perf_counter()
         try:
             with conn.begin():
                 for job in batch:
@@ -159,6 +164,8 @@ class GroupCommitWriter:
             committed = False
         self.batches += 1
         self.units += len(batch)
+        if self.observe is not None:
+            self.observe(time.perf_counter() - started, len(batch))
         events = [e for job in batch if job.error is None for e in job.events]
         loop = batch[0].loop
         # RuntimeError: the loop is closed, nobody is waiting any more.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -321,6 +321,9 @@ class StoredEvent:
     kind: str
     payload: bytes
     resource: str = ""
+    # The change itself, for in-process observers (metrics, logs) of the
+    # replica that wrote it; None when read back from the database.
+    change: DomainEvent | None = field(default=None, compare=False)
 
 
 EventEncoder = Callable[[DomainEvent, int], bytes]
@@ -376,7 +379,9 @@ class EventRepository:
                     "payload": payload,
                 }
             )
-            self.appended.append(StoredEvent(sequence, event.kind.value, payload, event.resource))
+            self.appended.append(
+                StoredEvent(sequence, event.kind.value, payload, event.resource, event)
+            )
         self._conn.execute(_EVENT_INSERT, rows)
 
     def after(self, sequence: int, kinds: Sequence[str] | None, limit: int) -> list[StoredEvent]:

@@ -1,0 +1,1 @@
+"""What an operator reads: Prometheus metrics and structured log context."""
