@@ -9,11 +9,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.postgres import free_port
 from tests.support import PRINCIPALS_FILE, token
@@ -92,17 +90,6 @@ class Server:
         """SIGTERM, then the exit code."""
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=30)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    s = Server(tmp_path)
-    try:
-        yield s
-    finally:
-        if s.process.poll() is None:
-            s.process.kill()
-            s.process.wait()
 
 
 def test_grpcurl_lists_both_services_through_reflection(server: Server) -> None:
@@ -275,50 +262,6 @@ def test_serve_without_principals_refuses_to_start(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "principals_file: required" in result.stderr
-
-
-def test_govex_cli_and_example_client(server: Server) -> None:
-    env = {**os.environ, "GOVEX_TARGET": server.address}
-    example = subprocess.run(
-        [
-            sys.executable,
-            "clients/examples/propose_plan.py",
-            "--target",
-            server.address,
-            "--token",
-            token("alice"),
-            "BTC=70",
-            "USDT=30",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
-    assert example.returncode == 0, example.stderr
-    name = example.stdout.split()[0]
-    assert name.startswith("plans/")
-    review = subprocess.run(
-        [str(BIN / "govex"), "--token", token("bob"), "review", name, "--text", "ok"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
-    assert review.returncode == 0, review.stderr
-    assert json.loads(review.stdout)["state"] == "PLAN_STATE_REVIEWED"
-    refused = subprocess.run(
-        [str(BIN / "govex"), "--token", token("bob"), "propose", "BTC=50", "USDT=40"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
-    assert refused.returncode == 1
-    assert "PERMISSION_DENIED ROLE_REQUIRED" in refused.stderr
 
 
 def test_grpcurl_freezes_lists_checks_and_reads_the_event(server: Server) -> None:

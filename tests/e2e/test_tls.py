@@ -17,7 +17,6 @@ import grpc
 import pytest
 
 from govex.controls.v1 import freeze_pb2
-from govex.governance.v1 import governance_service_pb2 as gov
 from govex_client.client import ClientConfig, GovexClient
 from govex_client.errors import GovexRpcError
 from govex_server.app import start
@@ -107,11 +106,7 @@ async def test_mtls_certificate_names_the_principal(
         assert (await client.governance_state()).mode_etag
         # victor is a viewer: the certificate's principal is the one checked.
         with pytest.raises(GovexRpcError) as denied:
-            await client.call(
-                client.governance.Freeze,
-                gov.FreezeRequest(type=freeze_pb2.FREEZE_TYPE_FULL_FREEZE, reason="x"),
-                idempotent=False,
-            )
+            await client.freeze(freeze_pb2.FREEZE_TYPE_FULL_FREEZE, "x")
         assert denied.value.code == grpc.StatusCode.PERMISSION_DENIED
     # Signed by our CA but naming nobody: UNAUTHENTICATED.
     mallory = ca.issue("mallory")

@@ -58,6 +58,20 @@ async def until_up(stubs: Any, who: str = "victor") -> None:
     raise AssertionError("the server did not come back")
 
 
+async def execute_when_ready(x: Any, request: exe.ExecutePlanRequest, within: float = 60) -> Any:
+    """ExecutePlan, retried while the restarted server still reconciles
+    (UNAVAILABLE RECONCILING: reads are served before executions start)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            return await x.ExecutePlan(request, metadata=md("carol"))
+        except grpc.aio.AioRpcError as exc:
+            late = asyncio.get_running_loop().time() > deadline
+            if exc.code() is not grpc.StatusCode.UNAVAILABLE or late:
+                raise
+            await asyncio.sleep(0.1)
+
+
 async def until_none_live(x: Any, within: float = 60) -> None:
     """Waits (with a deadline) until no execution runs or is being cancelled."""
     deadline = asyncio.get_running_loop().time() + within
@@ -136,14 +150,14 @@ async def test_sigkill_during_executions_loses_and_duplicates_nothing(tmp_path: 
                 plan = (
                     await g.GetPlan(gov.GetPlanRequest(name=plan_name), metadata=md("victor"))
                 ).plan
-                started = await x.ExecutePlan(
+                started = await execute_when_ready(
+                    x,
                     exe.ExecutePlanRequest(
                         plan=plan.name,
                         etag=plan.etag,
                         strategy=execution_pb2.EXECUTION_STRATEGY_PARALLEL,
                         max_parallel=4,
                     ),
-                    metadata=md("carol"),
                 )
                 executions.append(started.execution.name)
             await asyncio.sleep(rng.uniform(0.0, 0.6))
