@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_FILES := $(shell find protos/govex -name '*.proto' | sort)
 GOVEX_LISTEN ?= 127.0.0.1:50051
+GOVEX_METRICS_LISTEN ?= 127.0.0.1:9464
 
 .PHONY: run test lint generate protoset breaking bench fuzz system-deps venv clean format
 
@@ -15,10 +16,12 @@ GOVEX_LISTEN ?= 127.0.0.1:50051
 # forward only together with a CHANGELOG.md entry.
 CONTRACT_RELEASE := d23995752cc363e15a10464c37b8f01dac12d27f
 
-# The virtualenv is rebuilt whenever pyproject.toml changes.
-$(STAMP): pyproject.toml
+# The virtualenv is rebuilt whenever a pyproject.toml changes.
+$(STAMP): pyproject.toml clients/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The client distribution first: the server's depends on it.
+	$(BIN)/python -m pip install --quiet -e './clients[cli]'
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -31,7 +34,7 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 run: $(STAMP)
-	$(BIN)/python -m govex_server.devrun --listen $(GOVEX_LISTEN)
+	$(BIN)/python -m govex_server.devrun --listen $(GOVEX_LISTEN) --metrics-listen '$(GOVEX_METRICS_LISTEN)'
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
@@ -58,6 +61,10 @@ generate: $(STAMP)
 	  --python_out=generated --grpc_python_out=generated \
 	  --mypy_out=generated --mypy_grpc_out=generated \
 	  $(PROTO_FILES)
+	# Regular packages with a PEP 561 marker: a consumer's mypy --strict reads
+	# the generated stubs (and `from govex.x.v1 import y_pb2` type-checks).
+	find generated/govex -type d -exec touch {}/__init__.py \;
+	touch generated/govex/py.typed
 	# The descriptor set with comments, served by reflection and printed by
 	# `govex-server protoset`.
 	$(BIN)/python -m grpc_tools.protoc -Iprotos --include_imports --include_source_info \

@@ -1,38 +1,39 @@
-"""What another team copies to propose a plan and follow it.
+#!/usr/bin/env python3
+"""What another team copies to propose a plan: one call, safe to retry (the
+client sends a request_id, so a repeat returns the first plan).
 
-python clients/examples/propose_plan.py --token dev-alice-token BTC=50 ETH=20 USDT=30
+    clients/examples/propose_plan.py --token dev-alice-token BTC=50 ETH=20 USDT=30
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import uuid
 
-from govex_client.client import ClientConfig, GovexClient
-from govex_client.errors import GovexRpcError
+from govex.governance.v1 import plan_pb2
+from govex_client import ClientConfig, GovexClient, GovexRpcError
 
 
 async def main() -> int:
-    """Proposes a plan (idempotently, by request_id) and prints its name and etag."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--target", default="127.0.0.1:50051")
-    parser.add_argument("--token", required=True)
+    """Proposes a plan and prints its name, state and etag."""
+    parser = argparse.ArgumentParser(description="propose a govex plan")
+    parser.add_argument("--target", default=None, help="host:port (default: GOVEX_TARGET)")
+    parser.add_argument("--token", default=None, help="bearer token (default: GOVEX_TOKEN)")
     parser.add_argument("--reason", default="proposed by the example client")
     parser.add_argument("targets", nargs="+", help="ASSET=WEIGHT, weights summing to 100")
     args = parser.parse_args()
     targets = [(a, float(w)) for a, _, w in (t.partition("=") for t in args.targets)]
-    # A request_id makes the call safe to retry: a repeat returns the first plan.
-    request_id = str(uuid.uuid4())
-    async with GovexClient(ClientConfig(target=args.target, token=args.token)) as client:
+    config = ClientConfig.from_env(target=args.target, token=args.token)
+    async with GovexClient(config) as client:
         try:
-            plan = await client.propose_plan(targets, args.reason, request_id=request_id)
+            plan = await client.propose_plan(targets, args.reason)
         except GovexRpcError as error:
             print(f"refused: {error}")
             for field, why in error.field_violations:
                 print(f"  {field}: {why}")
             return 1
-    print(f"{plan.name} is {plan.state} at etag {plan.etag}")
+    state = plan_pb2.PlanState.Name(plan.state).removeprefix("PLAN_STATE_")
+    print(f"{plan.name} is {state} at etag {plan.etag}")
     return 0
 
 

@@ -6,6 +6,7 @@ and execution.py; ``GovexClient`` (client.py) is all of them."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
@@ -23,6 +24,7 @@ from govex_client.retry import STREAM_RESUMED, RetryPolicy
 Resp = TypeVar("Resp", bound=Message)
 Item = TypeVar("Item", bound=Message)
 DEFAULT_TARGET = "127.0.0.1:50051"
+log = logging.getLogger("govex_client")
 
 
 @dataclass(frozen=True)
@@ -151,8 +153,9 @@ class ClientCore:
         is opened again after the last position seen, so nothing is missed
         and nothing is seen twice. ``position`` is an item's sequence and
         whether it is an event (a heartbeat's position moves the resume point
-        but is never skipped). Gives up after the policy's attempts in a row
-        without an item; other errors are raised at once."""
+        but is never skipped). Gives up after the policy's stream_attempts in
+        a row without an item (0: never); other errors are raised at once.
+        Each cut is logged (logger ``govex_client``)."""
         failures = 0
         policy = self.config.retry
         while True:
@@ -168,6 +171,8 @@ class ClientCore:
             except grpc.RpcError as exc:
                 error = GovexRpcError.from_rpc_error(exc)
                 failures += 1
-                if error.code not in STREAM_RESUMED or failures >= policy.attempts:
+                limit = policy.stream_attempts
+                if error.code not in STREAM_RESUMED or (limit and failures >= limit):
                     raise error from None
-                await self.sleep(policy.delay(failures - 1, error.retry_delay))
+                log.warning("stream cut (%s); resuming after %d", error.code.name, after)
+                await self.sleep(policy.delay(min(failures - 1, 8), error.retry_delay))

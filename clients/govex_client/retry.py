@@ -39,6 +39,10 @@ class RetryPolicy:
     cap_seconds: float = 5.0
     # The longest RetryInfo delay honoured; a longer one is the caller's to wait.
     max_told_seconds: float = 30.0
+    # A cut stream is opened again this many times in a row without an item
+    # (0: for as long as it takes, the wait capped: a watcher outlives a
+    # server restart or a failover).
+    stream_attempts: int = 0
 
     def retried(self, code: grpc.StatusCode, told: timedelta | None) -> bool:
         """Whether a call that failed with ``code`` is worth another try."""

@@ -33,7 +33,7 @@ def dev_tokens(path: Path) -> list[tuple[str, str, str]]:
     return sorted(rows)
 
 
-def banner(listen: str, rows: list[tuple[str, str, str]]) -> str:
+def banner(listen: str, rows: list[tuple[str, str, str]], metrics: str = "") -> str:
     """What a newcomer needs to make a first call."""
     lines = [
         "",
@@ -41,20 +41,18 @@ def banner(listen: str, rows: list[tuple[str, str, str]]) -> str:
         "",
     ]
     lines += [f"  {name:<9} {token:<22} ({roles})" for name, roles, token in rows]
-    g = ".venv/bin/grpcurl -plaintext"
     lines += [
         "",
-        "Try (in another terminal):",
-        f"  {g} {listen} list",
-        f"  {g} -H 'authorization: Bearer dev-victor-token' {listen} "
+        "Try (in another terminal, from this directory):",
+        f"  export GOVEX={listen} GOVEX_TARGET={listen}",
+        "  GOVEX_TOKEN=dev-alice-token .venv/bin/govex plans propose BTC=60 USDT=40",
+        "  GOVEX_TOKEN=dev-victor-token .venv/bin/govex plans list",
+        "  .venv/bin/grpcurl -plaintext -H 'authorization: Bearer dev-victor-token' $GOVEX "
         "govex.governance.v1.GovernanceService/GetGovernanceState",
-        f"  {g} -H 'authorization: Bearer dev-alice-token' -d "
-        """'{"targets":[{"asset":"BTC","weight_percent":60},{"asset":"USDT","weight_percent":40}],"""
-        """"reason":"first plan"}' """
-        f"{listen} govex.governance.v1.GovernanceService/ProposePlan",
-        "More in README.md. Ctrl-C stops the server.",
-        "",
     ]
+    if metrics:
+        lines.append(f"  curl -s http://{metrics}/metrics | grep '^govex_'")
+    lines += ["The README's quick start goes on from there. Ctrl-C stops the server.", ""]
     return "\n".join(lines)
 
 
@@ -62,11 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m govex_server.devrun``."""
     parser = argparse.ArgumentParser(description="govex on development defaults")
     parser.add_argument("--listen", default="127.0.0.1:50051")
+    parser.add_argument("--metrics-listen", default="127.0.0.1:9464", help="empty: off")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(
             overrides={
                 "listen": args.listen,
+                "metrics_listen": args.metrics_listen,
                 "database_url": DEV_DATABASE,
                 "principals_file": str(DEV_PRINCIPALS),
                 "log_format": "text",
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc.lines("make run: "), file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
-    print(banner(settings.listen, rows), flush=True)
+    print(banner(settings.listen, rows, settings.metrics_listen), flush=True)
     try:
         asyncio.run(serve(settings))
     except ConfigError as exc:

@@ -171,6 +171,22 @@ def _repeated(descriptor: Any) -> bool:
     return bool(descriptor.is_repeated)
 
 
+def field_text(output: Message | Sequence[Message], path: str) -> str:
+    """One field (dotted path) of the answer as plain text (a list: one line
+    per item); a ValueError naming the fields there are when it is absent."""
+    items = [output] if isinstance(output, Message) else list(output)
+    lines = []
+    for item in items:
+        value: Any = MessageToDict(item, preserving_proto_field_name=True)
+        for part in path.split("."):
+            if not isinstance(value, dict) or part not in value:
+                known = ", ".join(sorted(value)) if isinstance(value, dict) else "none"
+                raise ValueError(f"--field {path!r}: no {part!r} in the answer (there: {known})")
+            value = value[part]
+        lines.append(value if isinstance(value, str) else json.dumps(value))
+    return "\n".join(lines)
+
+
 def show(console: Console, output: Message | Sequence[Message], as_json_text: bool) -> None:
     """Prints ``output`` as a table, or as JSON."""
     if as_json_text:
