@@ -66,6 +66,32 @@ def slow_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ser
             s.process.wait()
 
 
+def start_watch(server: Server, tmp: Path, what: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """``govex --json watch WHAT --from-oldest`` in the background, as victor,
+    and the file its output goes to."""
+    env = {**os.environ, "GOVEX_TARGET": server.address, "GOVEX_TOKEN": token("victor")}
+    seen = tmp / f"{what}.jsonl"
+    with open(seen, "w") as out:
+        command = [str(BIN / "govex"), "--json", "watch", what, "--from-oldest"]
+        return subprocess.Popen(command, stdout=out, env=env), seen
+
+
+def watched_events(watch: tuple[subprocess.Popen[bytes], Path], count: int) -> list[Any]:
+    """The first ``count`` events the watcher printed (waited for with a
+    deadline), then the watcher is stopped."""
+    watcher, seen = watch
+    try:
+        deadline = time.monotonic() + 60
+        while len(seen.read_text().splitlines()) < count:
+            assert time.monotonic() < deadline, seen.read_text()
+            assert watcher.poll() is None, "the watch ended by itself"
+            time.sleep(0.1)
+    finally:
+        watcher.terminate()
+        watcher.wait(30)
+    return [json.loads(line) for line in seen.read_text().splitlines()]
+
+
 def test_a_plan_walked_to_an_execution_watched_to_its_end(
     slow_server: Server, tmp_path: Path
 ) -> None:
@@ -124,14 +150,7 @@ def test_a_plan_walked_to_an_execution_watched_to_its_end(
 
 
 def test_the_kill_switch_and_back(server: Server, tmp_path: Path) -> None:
-    seen = tmp_path / "watched.jsonl"
-    env = {**os.environ, "GOVEX_TARGET": server.address, "GOVEX_TOKEN": token("victor")}
-    with open(seen, "w") as out:
-        watcher = subprocess.Popen(
-            [str(BIN / "govex"), "--json", "watch", "freezes", "--from-oldest"],
-            stdout=out,
-            env=env,
-        )
+    watch = start_watch(server, tmp_path, "freezes")
     frozen = ok(server, "carol", "freeze", "full_freeze", "--reason", "kill switch", "--ttl", "30m")
     assert frozen["type"] == "FREEZE_TYPE_FULL_FREEZE"
     assert [f["name"] for f in ok(server, "victor", "freezes")] == [frozen["name"]]
@@ -145,17 +164,35 @@ def test_the_kill_switch_and_back(server: Server, tmp_path: Path) -> None:
     ended = ok(server, "victor", "freezes", "--ended")
     assert ended[0]["end"] == "FREEZE_END_LIFTED"
     # The watcher saw the freeze come and go, live.
-    try:
-        deadline = time.monotonic() + 60
-        while len(seen.read_text().splitlines()) < 2:
-            assert time.monotonic() < deadline, seen.read_text()
-            assert watcher.poll() is None, "the watch ended by itself"
-            time.sleep(0.1)
-    finally:
-        watcher.terminate()
-        watcher.wait(30)
-    kinds = [json.loads(line)["kind"] for line in seen.read_text().splitlines()]
+    kinds = [event["kind"] for event in watched_events(watch, 2)]
     assert kinds == ["EVENT_KIND_FREEZE_CREATED", "EVENT_KIND_FREEZE_LIFTED"], kinds
+
+
+def test_reject_cancel_and_the_event_stream(server: Server, tmp_path: Path) -> None:
+    first = ok(server, "alice", "plans", "propose", "BTC=50", "USDT=50")
+    reviewed = ok(server, "bob", "plans", "review", first["name"], "--etag", first["etag"])
+    missing = govex(server, "bob", "plans", "reject", first["name"], "--etag", reviewed["etag"])
+    assert missing.returncode == 2 and "--reason" in missing.stderr  # a rejection says why
+    rejected = ok(
+        server,
+        "bob",
+        "plans",
+        "reject",
+        first["name"],
+        "--etag",
+        reviewed["etag"],
+        "--reason",
+        "too much BTC",
+    )
+    assert rejected["state"] == "PLAN_STATE_CANCELLED"
+    second = ok(server, "alice", "plans", "propose", "ETH=50", "USDT=50")
+    cancelled = ok(server, "alice", "plans", "cancel", second["name"], "--etag", second["etag"])
+    assert cancelled["state"] == "PLAN_STATE_CANCELLED"
+    # Every one of those changes is on the event stream, in order.
+    events = watched_events(start_watch(server, tmp_path, "events"), 5)
+    assert [e["resource"] for e in events[:5]] == [first["name"]] * 3 + [second["name"]] * 2
+    sequences = [int(e["sequence"]) for e in events]
+    assert sequences == sorted(set(sequences))
 
 
 def test_mode_is_shown_and_set_at_its_etag(server: Server) -> None:
@@ -193,3 +230,37 @@ def test_refusals_are_one_line_with_a_hint_and_an_exit_code(server: Server) -> N
     assert down.returncode == 7 and "is govex-server running at 127.0.0.1:1" in down.stderr
     for done in (bogus, anonymous, denied, bad, missing, down):
         assert "Traceback" not in done.stderr
+
+
+def test_the_examples_run_as_the_readme_says(server: Server) -> None:
+    """``clients/examples/*.py`` run directly (shebang, run bit) with the
+    virtualenv on PATH, configured by GOVEX_TARGET and GOVEX_TOKEN."""
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "GOVEX_TARGET": server.address,
+        "GOVEX_TOKEN": token("alice"),
+    }
+
+    def example(*command: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [f"./clients/examples/{command[0]}", *command[1:]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**env, **extra},
+        )
+
+    proposed = example("propose_plan.py", "BTC=70", "USDT=30")
+    assert proposed.returncode == 0, proposed.stderr
+    name, _, state = proposed.stdout.split()[:3]
+    assert name.startswith("plans/") and state == "DRAFT", proposed.stdout  # a name, not 1
+    refused = example("propose_plan.py", "BTC=70", "USDT=20")
+    assert refused.returncode == 1 and "targets" in refused.stdout, refused.stdout
+    frozen = ok(server, "carol", "freeze", "ERROR_FREEZE", "--reason", "example", "--ttl", "5m")
+    watched = example(
+        "watch_freezes.py", "--from-oldest", "--count", "1", GOVEX_TOKEN=token("victor")
+    )
+    assert watched.returncode == 0, watched.stderr
+    assert f"FREEZE_CREATED {frozen['name']} ERROR_FREEZE: example" in watched.stdout

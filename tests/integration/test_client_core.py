@@ -6,6 +6,7 @@ after the last event it delivered, never repeating one."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from google.rpc import error_details_pb2, status_pb2
 from govex.controls.v1 import freeze_pb2
 from govex.governance.v1 import events_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
-from govex_client import ClientConfig, GovexClient, GovexRpcError, RetryPolicy
+from govex_client import ClientConfig, GovexClient, GovexRpcError, RetryPolicy, SyncGovexClient
 
 SERVICE = "govex.governance.v1.GovernanceService"
 
@@ -186,3 +187,19 @@ async def test_a_stream_refused_for_good_is_raised(scripted: tuple[Scripted, str
             _ = [m async for m in client.watch_freeze_events()]
     assert refused.value.code is grpc.StatusCode.PERMISSION_DENIED
     assert len(script.watch_requests) == 1
+
+
+async def test_the_sync_client_makes_the_same_calls(scripted: tuple[Scripted, str]) -> None:
+    script, target = scripted
+    script.failures = [(grpc.StatusCode.UNAVAILABLE, None)]
+
+    def sync_code() -> None:  # a program without an event loop (its own thread here)
+        with SyncGovexClient(ClientConfig(target=target)) as client:
+            made = client.freeze(freeze_pb2.FREEZE_TYPE_FULL_FREEZE, "from sync code")
+            assert made.reason == "from sync code"
+            with pytest.raises(AttributeError, match="streams are async only"):
+                client.watch_freeze_events()
+
+    await asyncio.to_thread(sync_code)
+    ids = [r.request_id for r in script.freeze_requests]
+    assert len(ids) == 2 and ids[0] == ids[1] != ""

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from govex.controls.v1 import freeze_pb2
 from govex.execution.v1 import execution_pb2 as ES
+from govex_server.store.database import UnitOfWork
 from tests.conftest import Harness
 from tests.integration.freeze_helpers import freeze
 from tests.integration.helpers import propose, refused
@@ -135,3 +137,25 @@ async def test_anything_but_get_metrics_is_refused(harness: Harness) -> None:
 
     assert await ask(b"GET /nothing HTTP/1.1\r\n\r\n") == b"HTTP/1.1 404 Not Found"
     assert await ask(b"POST /metrics HTTP/1.1\r\n\r\n") == b"HTTP/1.1 405 Method Not Allowed"
+
+
+async def test_a_scrape_answers_when_the_store_cannot_be_read(harness: Harness) -> None:
+    from sqlalchemy import text
+
+    h = harness
+
+    def rename(old: str, new: str) -> Callable[[UnitOfWork], None]:
+        def unit(uow: UnitOfWork) -> None:
+            uow.conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+        return unit
+
+    await h.store.write(rename("plans", "plans_hidden"))
+    try:
+        broken = await scrape(h)
+    finally:
+        await h.store.write(rename("plans_hidden", "plans"))
+    assert value(broken, "govex_store_up") == 0
+    assert ("govex_plans", (("state", "DRAFT"),)) not in broken  # no made-up zeros
+    assert ("govex_stream_subscribers", ()) in broken  # what the process knows still shows
+    assert value(await scrape(h), "govex_store_up") == 1
