@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 PROTO_FILES := $(shell find protos/govex -name '*.proto' | sort)
 GOVEX_LISTEN ?= 127.0.0.1:50051
 GOVEX_METRICS_LISTEN ?= 127.0.0.1:9464
+GOVEX_CONSOLE_LISTEN ?= 127.0.0.1:8080
 
 .PHONY: run test lint generate protoset breaking bench fuzz system-deps venv clean format
 
@@ -27,14 +28,19 @@ $(STAMP): pyproject.toml clients/pyproject.toml
 
 venv: $(STAMP)
 
-# PostgreSQL (integration tests) and h2load (benchmarks) come from Debian.
+# PostgreSQL (integration tests), chromium (the console's browser tests) and
+# h2load (benchmarks) come from Debian.
 system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  echo "installing postgresql (needed by the integration tests)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (needed by the console's browser tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 run: $(STAMP)
-	$(BIN)/python -m govex_server.devrun --listen $(GOVEX_LISTEN) --metrics-listen '$(GOVEX_METRICS_LISTEN)'
+	$(BIN)/python -m govex_server.devrun --listen $(GOVEX_LISTEN) --metrics-listen '$(GOVEX_METRICS_LISTEN)' \
+	  --console-listen '$(GOVEX_CONSOLE_LISTEN)'
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -27,6 +27,7 @@ from tests.support import PRINCIPALS_FILE
 # Servers started by the tests (in-process or as child processes) expose
 # their metrics on a port of their own: several run at once.
 os.environ["GOVEX_METRICS_LISTEN"] = "127.0.0.1:0"
+os.environ["GOVEX_CONSOLE_LISTEN"] = "127.0.0.1:0"
 
 
 @pytest.fixture(scope="session")
@@ -131,6 +132,7 @@ async def harness_factory(
             Settings(
                 listen="127.0.0.1:0",
                 metrics_listen="127.0.0.1:0",
+                console_listen="127.0.0.1:0",
                 database_url=database_url,
                 principals_file=PRINCIPALS_FILE,
                 cooldown_hours=24,

@@ -37,6 +37,7 @@ from govex_server.config import (
     is_loopback,
     load_principals,
 )
+from govex_server.console.serve import ConsoleServer
 from govex_server.domain.clock import Clock, SystemClock
 from govex_server.domain.events import EventKind
 from govex_server.domain.principals import Principal
@@ -99,6 +100,7 @@ class Running:
     keys: IdempotencyKeys
     metrics: Metrics
     exposition: Exposition | None = None
+    console: ConsoleServer | None = None
     db_lock: DatabaseLock | None = None
 
     async def stop(self, grace: float) -> None:
@@ -110,6 +112,8 @@ class Running:
         await self.server.stop(grace)
         if self.exposition is not None:
             await self.exposition.stop()
+        if self.console is not None:
+            await self.console.stop()
         await self.engine.stop()
         await _close_exchanges(self.exchanges)
         for task in self.tasks:
@@ -163,6 +167,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     store.on_transaction(metrics.transaction)
     store.on_events(Activity(metrics).committed)
     exposition: Exposition | None = None
+    console: ConsoleServer | None = None
     tasks: list[asyncio.Task[None]] = []
     retention_of_ids = timedelta(hours=settings.request_id_retention_hours)
     recorder = Recorder(retention_of_ids)
@@ -320,8 +325,14 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
                     f"metrics_listen: cannot listen on {settings.metrics_listen}: "
                     f"{exc.strerror or exc}"
                 ) from None
+        if settings.console_listen:
+            console = await _start_console(
+                settings, auth, governance, freezes, policy, streams, keys
+            )
         await engine.start()
     except BaseException:
+        if console is not None:
+            await console.stop()
         if exposition is not None:
             await exposition.stop()
         if bound is not None:
@@ -364,8 +375,28 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         keys,
         metrics,
         exposition,
+        console,
         db_lock,
     )
+
+
+async def _start_console(
+    settings: Settings,
+    auth: Authenticator,
+    governance: GovernanceService,
+    freezes: FreezeService,
+    policy: PolicyService,
+    streams: EventStreams,
+    keys: IdempotencyKeys,
+) -> ConsoleServer:
+    """The operator console on console_listen, over the same services."""
+    from govex_server.console.app import Console
+    from govex_server.console.live import LiveEvents
+
+    server = ConsoleServer(settings)
+    pages = Console(auth, governance, freezes, policy, LiveEvents(streams), keys)
+    await server.start(pages.app(server.secret, https=settings.tls))
+    return server
 
 
 def _default_directory(settings: Settings) -> None:

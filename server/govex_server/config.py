@@ -48,6 +48,10 @@ class Settings:
     log_format: str = "json"
     # Prometheus exposition (GET /metrics) on host:port; empty: off.
     metrics_listen: str = "127.0.0.1:9464"
+    # The operator console (HTTP, HTTPS with the TLS settings); empty: off.
+    console_listen: str = "127.0.0.1:8080"
+    # Signs the console's session cookies; empty: a random one per start.
+    console_secret: str = ""
     heartbeat_seconds: float = 10.0
     subscriber_queue_size: int = 1000
     event_poll_seconds: float = 2.0
@@ -118,12 +122,13 @@ class Settings:
             raise ConfigError(f"log_format: {self.log_format!r} is not 'json' or 'text'")
         if self.log_level.upper() not in LEVELS:
             raise ConfigError(f"log_level: {self.log_level!r} is not one of {', '.join(LEVELS)}")
-        if self.metrics_listen:
-            m_host, m_sep, m_port = self.metrics_listen.rpartition(":")
-            if not m_sep or not m_host or not m_port.isdigit() or not 0 <= int(m_port) <= 65535:
-                raise ConfigError(
-                    f"metrics_listen: {self.metrics_listen!r} is not host:port (empty: off)"
-                )
+        for name in ("metrics_listen", "console_listen"):
+            value = getattr(self, name)
+            m_host, m_sep, m_port = value.rpartition(":")
+            if value and (
+                not m_sep or not m_host or not m_port.isdigit() or not 0 <= int(m_port) <= 65535
+            ):
+                raise ConfigError(f"{name}: {value!r} is not host:port (empty: off)")
         if not self.database_url:
             raise ConfigError("database_url: required")
         if problem := _database_problem(self.database_url):
@@ -181,6 +186,13 @@ class Settings:
                 "tls_cert_file and tls_key_file, or allow_insecure = true to send bearer "
                 "tokens and exchange secrets in clear text on purpose"
             )
+        console_host = self.console_listen.rpartition(":")[0]
+        exposed = self.console_listen and not is_loopback(console_host)
+        if exposed and not self.tls and not self.allow_insecure:
+            raise ConfigError(
+                f"console_listen: {self.console_listen} is not a loopback address and TLS "
+                "is off: set tls_cert_file and tls_key_file, or allow_insecure = true"
+            )
         if not 1 <= self.max_streams_per_connection <= 100_000:
             raise ConfigError("max_streams_per_connection: must be between 1 and 100000")
         if not 1 <= self.max_streams_per_principal <= 1_000_000:
@@ -196,7 +208,7 @@ class Settings:
 
 DEFAULT_DATABASE_URL = Settings.database_url
 # Settings whose empty environment variable means "off", not "not set".
-EMPTY_MEANS_OFF = frozenset({"metrics_listen"})
+EMPTY_MEANS_OFF = frozenset({"metrics_listen", "console_listen"})
 
 
 def _database_problem(url: str) -> str | None:

@@ -33,7 +33,9 @@ def dev_tokens(path: Path) -> list[tuple[str, str, str]]:
     return sorted(rows)
 
 
-def banner(listen: str, rows: list[tuple[str, str, str]], metrics: str = "") -> str:
+def banner(
+    listen: str, rows: list[tuple[str, str, str]], metrics: str = "", console: str = ""
+) -> str:
     """What a newcomer needs to make a first call."""
     lines = [
         "",
@@ -52,6 +54,8 @@ def banner(listen: str, rows: list[tuple[str, str, str]], metrics: str = "") -> 
     ]
     if metrics:
         lines.append(f"  curl -s http://{metrics}/metrics | grep '^govex_'")
+    if console:
+        lines.append(f"The console: http://{console}/ (sign in with a token above)")
     lines += ["The README's quick start goes on from there. Ctrl-C stops the server.", ""]
     return "\n".join(lines)
 
@@ -61,12 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="govex on development defaults")
     parser.add_argument("--listen", default="127.0.0.1:50051")
     parser.add_argument("--metrics-listen", default="127.0.0.1:9464", help="empty: off")
+    parser.add_argument("--console-listen", default="127.0.0.1:8080", help="empty: off")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(
             overrides={
                 "listen": args.listen,
                 "metrics_listen": args.metrics_listen,
+                "console_listen": args.console_listen,
                 "database_url": DEV_DATABASE,
                 "principals_file": str(DEV_PRINCIPALS),
                 "log_format": "text",
@@ -78,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         print(exc.lines("make run: "), file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
-    print(banner(settings.listen, rows, settings.metrics_listen), flush=True)
+    print(
+        banner(settings.listen, rows, settings.metrics_listen, settings.console_listen), flush=True
+    )
     try:
         asyncio.run(serve(settings))
     except ConfigError as exc:

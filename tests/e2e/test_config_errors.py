@@ -31,7 +31,12 @@ def _serve(tmp: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str
         text=True,
         timeout=60,
         check=False,
-        env={**os.environ, "GOVEX_METRICS_LISTEN": "127.0.0.1:0", **env},
+        env={
+            **os.environ,
+            "GOVEX_METRICS_LISTEN": "127.0.0.1:0",
+            "GOVEX_CONSOLE_LISTEN": "127.0.0.1:0",
+            **env,
+        },
     )
 
 
@@ -55,13 +60,14 @@ def test_a_listen_port_in_use(tmp_path: Path) -> None:
     assert f"127.0.0.1:{port}" in _one_line(done, "listen")
 
 
-def test_a_metrics_port_in_use(tmp_path: Path) -> None:
+@pytest.mark.parametrize("setting", ["metrics_listen", "console_listen"])
+def test_a_metrics_or_console_port_in_use(tmp_path: Path, setting: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = _serve(tmp_path, GOVEX_METRICS_LISTEN=f"127.0.0.1:{port}")
-    assert "in use" in _one_line(done, "metrics_listen")
+        done = _serve(tmp_path, **{f"GOVEX_{setting.upper()}": f"127.0.0.1:{port}"})
+    assert "in use" in _one_line(done, setting)
 
 
 def test_an_unreachable_postgresql_says_database(tmp_path: Path) -> None:

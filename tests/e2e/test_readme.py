@@ -40,6 +40,8 @@ def test_the_readme_quick_start_runs_in_order_against_make_run(tmp_path: Path) -
                 listen,
                 "--metrics-listen",
                 metrics,
+                "--console-listen",
+                f"127.0.0.1:{free_port()}",
             ],
             cwd=tmp_path,
             stdout=sink,

@@ -73,6 +73,7 @@ def test_settings_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
             "database_url: the directory 'no/such/dir' of the SQLite file does not exist",
         ),
         ({"GOVEX_METRICS_LISTEN": "9464"}, "metrics_listen"),
+        ({"GOVEX_CONSOLE_LISTEN": "0.0.0.0:8080"}, "console_listen: 0.0.0.0:8080 is not a loop"),
     ],
 )
 def test_bad_settings_are_refused(env: dict[str, str], message: str) -> None:

@@ -20,6 +20,7 @@ from govex.execution.v1 import execution_pb2
 from govex.governance.v1 import events_pb2
 from govex_client.cli.render import as_json, legs, orders, short
 from govex_client.client import GovexClient
+from govex_client.errors import GovexRpcError
 
 ENDED = {
     execution_pb2.EXECUTION_STATE_SUCCEEDED,
@@ -145,6 +146,15 @@ async def watch_orders(
 
 
 async def _follow_freezes(client: GovexClient, desk: Desk, live: Live | None) -> None:
+    """Keeps the banner current; a refused freeze stream leaves the banner as
+    it was read at the start (the orders are what was asked for)."""
+    try:
+        await _freeze_changes(client, desk, live)
+    except GovexRpcError:
+        return
+
+
+async def _freeze_changes(client: GovexClient, desk: Desk, live: Live | None) -> None:
     async for message in client.watch_freeze_events():
         if message.WhichOneof("message") != "event":
             continue

@@ -1,0 +1,158 @@
+"""The console in a real browser (Debian's chromium through Playwright):
+sign-in, a plan seen live by another browser, four eyes shown on the
+buttons, a stale page's click refused with the new version, the kill switch
+reaching every open page, CSRF and roles enforced on forged posts.
+Screenshots of each page go to build/screenshots/."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from govex.governance.v1 import governance_service_pb2 as gov
+from govex.governance.v1 import plan_pb2
+from tests.conftest import Harness
+from tests.integration.helpers import propose
+from tests.support import md, token
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path("build/screenshots")
+# Live updates must show within a second; the assertions wait this long at most.
+LIVE = 5_000
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+def base(h: Harness) -> str:
+    assert h.running is not None and h.running.console is not None
+    return f"http://127.0.0.1:{h.running.console.port}"
+
+
+async def signed_in(browser: Browser, h: Harness, who: str) -> tuple[BrowserContext, Page]:
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{base(h)}/plans")
+    assert page.url.endswith("/login")  # not signed in: the sign-in page
+    await page.get_by_label("Bearer token").fill(token(who))
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_text(f"{who} (")).to_be_visible()
+    return context, page
+
+
+async def shot(page: Page, name: str) -> None:
+    await asyncio.to_thread(SHOTS.mkdir, parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_four_eyes_live_and_the_kill_switch(harness: Harness, browser: Browser) -> None:
+    h = harness
+    _, bob = await signed_in(browser, h, "bob")
+    await bob.goto(f"{base(h)}/plans")
+    await shot(bob, "plans-empty")
+    # carol proposes through the gRPC API; bob's open page shows it, live.
+    plan = await propose(h, "carol", reason="from the API")
+    row = bob.locator(f'tr[data-plan="{plan.name}"]')
+    await expect(row).to_be_visible(timeout=LIVE)
+    await expect(row.locator(".state")).to_have_text("DRAFT")
+    await shot(bob, "plans")
+
+    plan_url = f"{base(h)}/plans/{plan.name.split('/')[1]}"
+    _, carol = await signed_in(browser, h, "carol")
+    await carol.goto(plan_url)
+    await bob.goto(plan_url)
+    await bob.get_by_role("button", name="Review").click()
+    await expect(bob.locator("#plan-state")).to_have_text("REVIEWED")
+    # carol's page follows, and her approve button says why she may not.
+    await expect(carol.locator("#plan-state")).to_have_text("REVIEWED", timeout=LIVE)
+    approve = carol.locator("#approve-button")
+    await expect(approve).to_be_disabled()
+    await expect(carol.locator("#approve-why")).to_have_text(
+        "you proposed this plan: someone else must approve it"
+    )
+    await shot(carol, "plan-four-eyes")
+
+    # A page read before a change: its click is refused and shows the new version.
+    _, stale = await signed_in(browser, h, "dana")
+    await stale.goto(plan_url)
+    old_etag = await stale.locator("#plan-etag").inner_text()
+    await bob.get_by_role("button", name="Approve").click()
+    await expect(bob.locator("#plan-state")).to_have_text("APPROVED")
+    # The form dana read is posted as it was (at the etag she saw), as a page
+    # that missed the change would post it.
+    await stale.evaluate(
+        """(etag) => {
+            const form = document.querySelector('form[action$="/approve"]');
+            form.querySelector('input[name=etag]').value = etag;
+            form.querySelector('button').disabled = false;
+            form.submit();
+        }""",
+        old_etag,
+    )
+    await expect(stale.get_by_role("alert")).to_contain_text("refused", timeout=LIVE)
+    await expect(stale.locator("#plan-state")).to_have_text("APPROVED")
+    assert await stale.locator("#plan-etag").inner_text() != old_etag
+    await shot(stale, "plan-stale-refused")
+
+    await carol.get_by_role("button", name="Activate").click()
+    await expect(carol.locator("#plan-state")).to_have_text("ACTIVE")
+
+    # carol (an operator) pulls the kill switch, confirming once; every open
+    # page shows the banner.
+    await carol.goto(f"{base(h)}/freezes")
+    await shot(carol, "freezes")
+    carol.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await carol.locator("#kill-switch").click()
+    for page in (bob, stale, carol):
+        await expect(page.locator("#banner .frozen")).to_contain_text("FULL_FREEZE", timeout=LIVE)
+    await shot(bob, "plan-frozen-banner")
+    assert h.running is not None
+    assert [f.actor for f in await h.running.freezes.active()] == ["carol"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_forged_posts_are_refused(harness: Harness, browser: Browser) -> None:
+    h = harness
+    plan = await propose(h, "alice")
+    plan_url = f"{base(h)}/plans/{plan.name.split('/')[1]}"
+    victor_context, victor = await signed_in(browser, h, "victor")
+    await victor.goto(plan_url)
+    await expect(victor.locator("#plan-state")).to_have_text("DRAFT")
+    assert await victor.locator(".actions button").count() == 0  # a viewer: no buttons
+    await shot(victor, "plan-viewer")
+    await victor.goto(f"{base(h)}/")
+    await shot(victor, "state")
+    # Without the CSRF token: refused before anything is read.
+    bare = await victor_context.request.post(
+        f"{plan_url}/review", form={"etag": plan.etag}, max_redirects=0
+    )
+    assert bare.status == 403 and "CSRF" in await bare.text()
+    # With victor's own token, the role check refuses (as the gRPC API would).
+    csrf = await victor.evaluate("() => document.querySelector('input[name=csrf]').value")
+    forged = await victor_context.request.post(
+        f"{plan_url}/review", form={"etag": plan.etag, "csrf": csrf}, max_redirects=0
+    )
+    assert forged.status == 409
+    assert "ReviewPlan needs one of the roles" in await forged.text()
+    still = await h.gov.GetPlan(gov.GetPlanRequest(name=plan.name), metadata=md("victor"))
+    assert still.plan.state == plan_pb2.PLAN_STATE_DRAFT
+    # A session cookie the browser cannot read from script, never sent cross-site.
+    cookies = await victor_context.cookies()
+    session = next(c for c in cookies if c["name"] == "govex_console")
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
