@@ -327,7 +327,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
                 ) from None
         if settings.console_listen:
             console = await _start_console(
-                settings, auth, governance, freezes, policy, streams, keys
+                settings, auth, governance, freezes, policy, streams, keys, engine, audit
             )
         await engine.start()
     except BaseException:
@@ -388,13 +388,15 @@ async def _start_console(
     policy: PolicyService,
     streams: EventStreams,
     keys: IdempotencyKeys,
+    engine: ExecutionEngine,
+    audit: AuditLog,
 ) -> ConsoleServer:
     """The operator console on console_listen, over the same services."""
     from govex_server.console.app import Console
     from govex_server.console.live import LiveEvents
 
     server = ConsoleServer(settings)
-    pages = Console(auth, governance, freezes, policy, LiveEvents(streams), keys)
+    pages = Console(auth, governance, freezes, policy, LiveEvents(streams), keys, engine, audit)
     await server.start(pages.app(server.secret, https=settings.tls))
     return server
 

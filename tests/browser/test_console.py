@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
+from govex.execution.v1 import execution_pb2 as ES
 from govex.governance.v1 import governance_service_pb2 as gov
 from govex.governance.v1 import plan_pb2
 from tests.conftest import Harness
@@ -156,3 +158,37 @@ async def test_forged_posts_are_refused(harness: Harness, browser: Browser) -> N
     cookies = await victor_context.cookies()
     session = next(c for c in cookies if c["name"] == "govex_console")
     assert session["httpOnly"] and session["sameSite"] == "Strict"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_an_execution_advances_live_and_the_audit_log(
+    harness: Harness, browser: Browser
+) -> None:
+    from tests.integration.test_execution import SMALL, active, execute, run_days
+    from tests.integration.test_policy_api import CONFIDENT, publish, signal_set
+
+    h = harness
+    await publish(h, signal_set(h, minutes_old=0, **CONFIDENT))
+    await h.settle()
+    plan = await active(h, SMALL)
+    started = await execute(h, plan)
+    _, victor = await signed_in(browser, h, "victor")
+    await victor.goto(f"{base(h)}/executions/{started.name.split('/')[1]}")
+    before = await victor.locator("#execution-filled").inner_text()
+    assert await victor.locator("#cancel-execution").count() == 0  # a viewer cannot cancel
+    ended = await run_days(h, started.name, 2)  # the test clock moves; the page follows
+    assert ended.state == ES.EXECUTION_STATE_SUCCEEDED
+    await expect(victor.locator("#execution-state")).to_have_text("SUCCEEDED", timeout=LIVE)
+    after = await victor.locator("#execution-filled").inner_text()
+    assert Decimal(after) > Decimal(before)
+    await expect(victor.locator("#execution-progress")).to_have_attribute("value", "100.0")
+    await shot(victor, "execution")
+    # The audit log is for auditors and admins; victor is told so.
+    await victor.goto(f"{base(h)}/audit")
+    await expect(victor.get_by_role("alert")).to_contain_text("ListAuditRecords needs one of")
+    _, dana = await signed_in(browser, h, "dana")
+    await dana.goto(f"{base(h)}/audit?resource={plan.name}")
+    await expect(dana.locator("#chain")).to_contain_text("Chain tail verified")
+    rpcs = await dana.locator("tbody tr td:nth-child(4)").all_inner_texts()
+    assert rpcs[:4] == ["ProposePlan", "ReviewPlan", "ApprovePlan", "ActivatePlan"], rpcs
+    await shot(dana, "audit")

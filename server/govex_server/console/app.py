@@ -30,15 +30,20 @@ from govex_server import logs
 from govex_server.api.auth import Authenticator
 from govex_server.console.live import LiveEvents
 from govex_server.console.permissions import ACTION_OF, RPC_OF, may_call, plan_buttons
+from govex_server.console.views import progress
 from govex_server.domain.errors import Category, GovexError
+from govex_server.domain.execution.records import LIVE
 from govex_server.domain.freezes import FreezeType
 from govex_server.domain.plans import PlanState
 from govex_server.domain.principals import Principal
+from govex_server.services.audit import AuditLog
+from govex_server.services.engine import ExecutionEngine
 from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import GovernanceService
 from govex_server.services.idempotency import IdempotencyKeys
 from govex_server.services.policy import PolicyService
 from govex_server.services.recorder import Call
+from govex_server.store.audit_repositories import AuditQuery
 
 log = logging.getLogger("govex.console")
 HERE = Path(__file__).parent
@@ -56,9 +61,13 @@ class Console:
         policy: PolicyService,
         live: LiveEvents,
         keys: IdempotencyKeys,
+        engine: ExecutionEngine,
+        audit: AuditLog,
     ) -> None:
         self._auth = auth
         self._keys = keys
+        self._engine = engine
+        self._audit = audit
         self._governance = governance
         self._freezes = freezes
         self._policy = policy
@@ -79,6 +88,14 @@ class Console:
             Route("/plans/{plan_id}", self.signed_in(self.plan_page)),
             Route("/plans/{plan_id}/{step}", self.signed_in(self.plan_step), methods=["POST"]),
             Route("/freezes", self.signed_in(self.freezes_page)),
+            Route("/executions", self.signed_in(self.executions_page)),
+            Route("/executions/{execution_id}", self.signed_in(self.execution_page)),
+            Route(
+                "/executions/{execution_id}/cancel",
+                self.signed_in(self.cancel_execution),
+                methods=["POST"],
+            ),
+            Route("/audit", self.signed_in(self.audit_page)),
             Route("/freezes", self.signed_in(self.freeze), methods=["POST"]),
             Route("/freezes/{freeze_id}/unfreeze", self.signed_in(self.unfreeze), methods=["POST"]),
             Route("/events", self.signed_in(self._live.stream)),
@@ -96,7 +113,8 @@ class Console:
 
     def signed_in(self, handler: Handler) -> Handler:
         """The page or action for the signed-in principal; others go to sign-in.
-        A POST must carry the session's CSRF token."""
+        A page needs the roles of the RPC that reads what it shows; a POST
+        must carry the session's CSRF token."""
 
         async def guarded(request: Request) -> Response:
             principal = self._principal(request)
@@ -105,6 +123,9 @@ class Console:
                     return RedirectResponse("/login", status_code=303)
                 return _plain(401, "sign in first")
             request.state.principal = principal
+            reads = _READS.get(request.url.path.split("/")[1])
+            if request.method == "GET" and reads and (why := may_call(principal, reads)):
+                return self._render(request, "denied.html", 403, why=why)
             logs.bind(principal=principal.name, rpc=f"console {request.url.path}")
             if request.method == "POST":
                 form = await _form(request)
@@ -304,6 +325,61 @@ class Console:
             return await self.freezes_page(request, f"Freeze refused: {refusal.message}", 409)
         return RedirectResponse("/freezes", status_code=303)
 
+    async def executions_page(self, request: Request) -> Response:
+        views, _ = await self._engine.list_executions([], "", 100, "")
+        rows = [(v.execution, progress(v.execution, v.orders)) for v in views]
+        return self._render(request, "executions.html", rows=rows, freezes=await self._banner())
+
+    async def execution_page(
+        self, request: Request, error: str = "", status: int = 200
+    ) -> Response:
+        view = await self._engine.get(f"executions/{request.path_params['execution_id']}")
+        return self._render(
+            request,
+            "execution.html",
+            status,
+            page_url=f"/executions/{view.execution.id}",
+            execution=view.execution,
+            orders=view.orders,
+            progress=progress(view.execution, view.orders),
+            may_cancel=not may_call(request.state.principal, "CancelExecution")
+            and view.execution.state in LIVE,
+            error=error,
+            freezes=await self._banner(),
+        )
+
+    async def cancel_execution(self, request: Request) -> Response:
+        execution_id = request.path_params["execution_id"]
+        try:
+            call = await self._call(request, "CancelExecution")
+            if call is not None:
+                reason = request.state.form.get("reason", "") or "cancelled from the console"
+                await self._engine.cancel(
+                    request.state.principal, f"executions/{execution_id}", reason, call
+                )
+        except GovexError as refusal:
+            return await self.execution_page(request, f"Cancel refused: {refusal.message}", 409)
+        return RedirectResponse(f"/executions/{execution_id}", status_code=303)
+
+    async def audit_page(self, request: Request) -> Response:
+        query = AuditQuery(
+            resource=request.query_params.get("resource", ""),
+            principal=request.query_params.get("principal", ""),
+        )
+        try:
+            page = await self._audit.list(query, 200, "")
+        except GovexError as refusal:
+            return self._render(request, "denied.html", 400, why=refusal.message)
+        verdict = await self._audit.check_tail(quiet=True)
+        return self._render(
+            request,
+            "audit.html",
+            page=page,
+            verdict=verdict,
+            query=query,
+            freezes=await self._banner(),
+        )
+
     async def unfreeze(self, request: Request) -> Response:
         name = f"freezes/{request.path_params['freeze_id']}"
         try:
@@ -315,6 +391,17 @@ class Console:
         except GovexError as refusal:
             return await self.freezes_page(request, f"Unfreeze refused: {refusal.message}", 409)
         return RedirectResponse("/freezes", status_code=303)
+
+
+# The RPC whose roles a page needs, by the first part of its path.
+_READS = {
+    "": "GetGovernanceState",
+    "plans": "ListPlans",
+    "freezes": "ListFreezes",
+    "executions": "ListExecutions",
+    "audit": "ListAuditRecords",
+    "events": "WatchGovernanceEvents",
+}
 
 
 def _csrf(request: Request) -> str:

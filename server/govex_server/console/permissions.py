@@ -20,7 +20,7 @@ from govex_server.domain.governance import (
 )
 from govex_server.domain.plans import Plan, PlanAction, require_transition
 from govex_server.domain.principals import Principal
-from govex_server.domain.rpcs import GOVERNANCE, RPCS
+from govex_server.domain.rpcs import EXECUTION, GOVERNANCE, RPCS
 
 # The plan steps the console offers, in the order of the lifecycle.
 STEPS = (
@@ -49,8 +49,9 @@ class Button:
 
 def may_call(principal: Principal, rpc: str) -> str:
     """Empty when ``principal`` holds a role of ``rpc``, else why not."""
+    spec = RPCS.get(f"{GOVERNANCE}/{rpc}") or RPCS[f"{EXECUTION}/{rpc}"]
     try:
-        authorize(principal, rpc, RPCS[f"{GOVERNANCE}/{rpc}"])
+        authorize(principal, rpc, spec)
     except GovexError as refusal:
         return refusal.message
     return ""
