@@ -54,6 +54,7 @@ from govex_server.services.expiry import FreezeExpirer
 from govex_server.services.freezes import FREEZE_KINDS_STORED, FreezeService
 from govex_server.services.governance import GovernanceService
 from govex_server.services.idempotency import IdempotencyKeys
+from govex_server.services.planning import ExecutionPlanner
 from govex_server.services.policy import PolicyService
 from govex_server.services.policy_timer import PolicyTimer
 from govex_server.services.principals_reload import PrincipalsReloader
@@ -327,7 +328,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
                 ) from None
         if settings.console_listen:
             console = await _start_console(
-                settings, auth, governance, freezes, policy, streams, keys, engine, audit
+                settings, auth, governance, freezes, policy, streams, keys, engine, audit, planner
             )
         await engine.start()
     except BaseException:
@@ -390,13 +391,15 @@ async def _start_console(
     keys: IdempotencyKeys,
     engine: ExecutionEngine,
     audit: AuditLog,
+    planner: ExecutionPlanner,
 ) -> ConsoleServer:
     """The operator console on console_listen, over the same services."""
     from govex_server.console.app import Console
     from govex_server.console.live import LiveEvents
 
     server = ConsoleServer(settings)
-    pages = Console(auth, governance, freezes, policy, LiveEvents(streams), keys, engine, audit)
+    live = LiveEvents(streams)
+    pages = Console(auth, governance, freezes, policy, live, keys, engine, audit, planner)
     await server.start(pages.app(server.secret, https=settings.tls))
     return server
 

@@ -79,6 +79,13 @@ async def test_four_eyes_live_and_the_kill_switch(harness: Harness, browser: Bro
     _, carol = await signed_in(browser, h, "carol")
     await carol.goto(plan_url)
     await bob.goto(plan_url)
+    # Beside the targets, what the account holds now and the legs it would take
+    # (paper: 1 BTC at 50,000, 10 ETH at 2,500, 100,000 USDT: BTC is 28.57%).
+    btc = bob.locator("#legs tbody tr", has_text="BTC/USDT")
+    await expect(btc).to_contain_text("28.57%")
+    await expect(btc).to_contain_text("50.00%")
+    await expect(btc).to_contain_text("BUY")
+    await expect(bob.locator("#executable")).to_contain_text("Not executable now")
     await bob.get_by_role("button", name="Review").click()
     await expect(bob.locator("#plan-state")).to_have_text("REVIEWED")
     # carol's page follows, and her approve button says why she may not.

@@ -34,13 +34,14 @@ from govex_server.console.views import progress
 from govex_server.domain.errors import Category, GovexError
 from govex_server.domain.execution.records import LIVE
 from govex_server.domain.freezes import FreezeType
-from govex_server.domain.plans import PlanState
+from govex_server.domain.plans import Plan, PlanState
 from govex_server.domain.principals import Principal
 from govex_server.services.audit import AuditLog
 from govex_server.services.engine import ExecutionEngine
 from govex_server.services.freezes import FreezeService
 from govex_server.services.governance import GovernanceService
 from govex_server.services.idempotency import IdempotencyKeys
+from govex_server.services.planning import ExecutionPlanner, PlanValidation
 from govex_server.services.policy import PolicyService
 from govex_server.services.recorder import Call
 from govex_server.store.audit_repositories import AuditQuery
@@ -63,7 +64,9 @@ class Console:
         keys: IdempotencyKeys,
         engine: ExecutionEngine,
         audit: AuditLog,
+        planner: ExecutionPlanner,
     ) -> None:
+        self._planner = planner
         self._auth = auth
         self._keys = keys
         self._engine = engine
@@ -221,6 +224,7 @@ class Console:
         mode = await self._governance.mode()
         cooldown = await self._governance.cooldown_status()
         buttons = plan_buttons(plan, request.state.principal, mode.mode, cooldown)
+        validation, unvalidated = await self._validation(plan)
         return self._render(
             request,
             "plan.html",
@@ -228,9 +232,22 @@ class Console:
             page_url=f"/plans/{plan.id}",
             plan=plan,
             buttons=buttons,
+            validation=validation,
+            unvalidated=unvalidated,
             error=error,
             freezes=await self._banner(),
         )
+
+    async def _validation(self, plan: Plan) -> tuple[PlanValidation | None, str]:
+        """What executing the plan would do now on the default account
+        (ValidatePlan), or why that cannot be said (a finished plan, an
+        exchange that does not answer)."""
+        if plan.state in (PlanState.EXECUTED, PlanState.CANCELLED):
+            return None, ""
+        try:
+            return await self._planner.validate(plan.name, "", None), ""
+        except GovexError as refusal:
+            return None, refusal.message
 
     async def freezes_page(self, request: Request, error: str = "", status: int = 200) -> Response:
         return self._render(
