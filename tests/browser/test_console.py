@@ -7,6 +7,7 @@ Screenshots of each page go to build/screenshots/."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -53,7 +54,7 @@ async def signed_in(browser: Browser, h: Harness, who: str) -> tuple[BrowserCont
     assert page.url.endswith("/login")  # not signed in: the sign-in page
     await page.get_by_label("Bearer token").fill(token(who))
     await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_text(f"{who} (")).to_be_visible()
+    await expect(page.locator(".who span")).to_contain_text(f"{who} (")
     return context, page
 
 
@@ -199,3 +200,83 @@ async def test_an_execution_advances_live_and_the_audit_log(
     rpcs = await dana.locator("tbody tr td:nth-child(4)").all_inner_texts()
     assert rpcs[:4] == ["ProposePlan", "ReviewPlan", "ApprovePlan", "ActivatePlan"], rpcs
     await shot(dana, "audit")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_unfreeze_cancel_sign_out_and_a_phone(harness: Harness, browser: Browser) -> None:
+    from tests.integration.freeze_helpers import freeze
+    from tests.integration.test_execution import BIG, active, execute
+
+    h = harness
+    made = await freeze(h, reason="from the API")
+    _, carol = await signed_in(browser, h, "carol")
+    await carol.goto(f"{base(h)}/")
+    await expect(carol.locator("#freezes-left")).to_contain_text("FULL_FREEZE (from the API)")
+    await carol.goto(f"{base(h)}/freezes")
+    await carol.get_by_role("button", name="Unfreeze").click()
+    await expect(carol.locator("#banner .frozen")).to_have_count(0)
+    assert h.running is not None and await h.running.freezes.active() == []
+    # A long execution (no signals: SLOW, days), stopped from the console.
+    started = await execute(h, await active(h, BIG))
+    await carol.goto(f"{base(h)}/executions/{started.name.split('/')[1]}")
+    carol.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await carol.locator("#cancel-execution").click()
+    await expect(carol.locator("#execution-state")).to_have_text(
+        re.compile("CANCELLING|CANCELLED"), timeout=LIVE
+    )
+    await expect(carol.locator("#execution-state")).to_have_text("CANCELLED", timeout=LIVE)
+    # On a phone: one column, nothing cut; then sign out.
+    phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = await phone.new_page()
+    await page.goto(f"{base(h)}/login")
+    await page.get_by_label("Bearer token").fill(token("victor"))
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#mode")).to_have_text("MANUAL")
+    width = await page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 390 + 1, width  # no sideways scrolling
+    await shot(page, "state-phone")
+    await page.get_by_role("button", name="Sign out").click()
+    await page.goto(f"{base(h)}/plans")
+    assert page.url.endswith("/login")
+    assert made.name
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_live_events_resume_from_last_event_id(harness: Harness, browser: Browser) -> None:
+    from tests.integration.freeze_helpers import freeze
+
+    h = harness
+    context, _ = await signed_in(browser, h, "victor")
+    cookie = next(c for c in await context.cookies() if c["name"] == "govex_console")
+    await freeze(h, reason="one")
+    await freeze(h, reason="two")
+
+    async def first_ids(last_event_id: str, count: int) -> list[int]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(base(h).rsplit(":", 1)[1]))
+        writer.write(
+            (
+                "GET /events HTTP/1.1\r\nHost: x\r\n"
+                f"Cookie: govex_console={cookie['value']}\r\n"
+                f"Last-Event-ID: {last_event_id}\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        text, ids = "", list[int]()
+        try:
+            while len(ids) < count:
+                try:
+                    chunk = await asyncio.wait_for(reader.read(4096), 10)
+                except TimeoutError:
+                    raise AssertionError(f"no events after {last_event_id}: {text!r}") from None
+                assert chunk, text
+                text += chunk.decode()
+                ids = [int(m) for m in re.findall(r"^id: (\d+)$", text, re.MULTILINE)]
+        finally:
+            writer.close()
+        assert "event: change" in text and '"kind": "FREEZE_CREATED"' in text
+        return ids[:count]
+
+    replayed = await first_ids("1", 2)
+    assert replayed == sorted(set(replayed)) and replayed[0] > 1  # after 1, in order
+    again = await first_ids(str(replayed[0]), 1)
+    assert again == [replayed[1]]  # nothing repeated, nothing skipped

@@ -202,6 +202,9 @@ class Console:
             snapshot=snapshot,
             policy=view.policy,
             age=view.age,
+            freshness=view.freshness.value,
+            phase=view.phase,
+            now=view.now,
             freezes=await self._banner(),
         )
 
@@ -225,6 +228,9 @@ class Console:
         cooldown = await self._governance.cooldown_status()
         buttons = plan_buttons(plan, request.state.principal, mode.mode, cooldown)
         validation, unvalidated = await self._validation(plan)
+        audited = []
+        if not may_call(request.state.principal, "ListAuditRecords"):
+            audited = (await self._audit.list(AuditQuery(resource=plan.name), 100, "")).records
         return self._render(
             request,
             "plan.html",
@@ -234,6 +240,7 @@ class Console:
             buttons=buttons,
             validation=validation,
             unvalidated=unvalidated,
+            audited=audited,
             error=error,
             freezes=await self._banner(),
         )
