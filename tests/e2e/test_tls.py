@@ -174,3 +174,31 @@ async def test_allow_insecure_starts_with_a_warning(
         assert "WITHOUT TLS" in caplog.text
     finally:
         await running.stop(0.5)
+
+
+@sqlite_only
+async def test_the_console_is_https_with_the_tls_settings(
+    harness_factory: HarnessFactory, tmp_path: Path
+) -> None:
+    import ssl
+
+    ca = Authority(tmp_path)
+    server = ca.issue("govex server", server=True)
+    h = await harness_factory(tls_cert_file=str(server.cert), tls_key_file=str(server.key))
+    assert h.running is not None and h.running.console is not None
+    port = h.running.console.port
+
+    async def login_page(context: ssl.SSLContext | None) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+        writer.write(b"GET /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)
+        writer.close()
+        return answer
+
+    trusting = ssl.create_default_context(cafile=str(ca.cert))  # host checked: 127.0.0.1
+    answer = await login_page(trusting)
+    assert answer.startswith(b"HTTP/1.1 200") and b"Bearer token" in answer
+    # In clear text the TLS port answers nothing a browser would show.
+    plain = await login_page(None)
+    assert not plain.startswith(b"HTTP/1.1 200")
