@@ -432,20 +432,31 @@ def _reload_principals(path: str) -> dict[str, Principal]:
 
 
 async def serve(settings: Settings, clock: Clock | None = None) -> None:
-    """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
-    running = await start(settings, clock)
+    """Runs until SIGTERM or SIGINT, then shuts down gracefully. The signal
+    handlers are in place before start-up: a SIGTERM while reconciling stops
+    the server gracefully once it is up, a SIGHUP then reloads the principals
+    (by default either would kill the process)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     reloads: set[asyncio.Task[bool]] = set()
+    started: list[Running] = []
+    hup_while_starting = asyncio.Event()
 
     def reload_principals() -> None:
-        task = loop.create_task(running.principals.reload("SIGHUP"))
+        if not started:
+            hup_while_starting.set()
+            return
+        task = loop.create_task(started[0].principals.reload("SIGHUP"))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload_principals)
+    running = await start(settings, clock)
+    started.append(running)
+    if hup_while_starting.is_set():
+        reload_principals()
     await stop.wait()
     log.info("shutting down (grace %.1fs)", settings.shutdown_grace_seconds)
     await running.stop(settings.shutdown_grace_seconds)

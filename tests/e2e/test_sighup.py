@@ -70,3 +70,44 @@ def test_sighup_reloads_the_principals(tmp_path: Path) -> None:
     )
     assert verified.returncode == 0, verified.stdout
     assert "audit chain intact: 1 records" in verified.stdout
+
+
+def test_signals_during_start_up_neither_kill_nor_get_lost(tmp_path: Path) -> None:
+    """A SIGHUP while the server is still reconciling (its port answers
+    NOT_SERVING) is applied once it is up, not the default "terminate"."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    principals = copy_principals(tmp_path)
+    (tmp_path / "paper.toml").write_text(
+        "latency_ms = 3000\n[balances]\nUSDT = 1000\n[prices]\nBTC = 50000\n"
+    )
+    server = ServerProcess(
+        tmp_path,
+        {
+            "GOVEX_PAPER_EXCHANGE_FILE": str(tmp_path / "paper.toml"),
+            "GOVEX_PAPER_BOOK_FILE": str(tmp_path / "book.db"),
+        },
+        principals_file=str(principals),
+    )
+    server.start()
+
+    def health() -> str:
+        with grpc.insecure_channel(server.address) as channel:
+            try:
+                answer = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=1
+                )
+            except grpc.RpcError as error:
+                return str(error.code().name)
+            return str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
+
+    try:
+        _until(lambda: health() in ("NOT_SERVING", "SERVING"))
+        append(principals, _principal("yuri", '"viewer"', "yuri-token"))
+        assert server.process is not None
+        server.process.send_signal(signal.SIGHUP)
+        _until(lambda: _answers(server.address, "yuri-token") == grpc.StatusCode.OK)
+        assert server.process.poll() is None
+    finally:
+        server.stop()
+    assert server.process is not None and server.process.returncode == 0

@@ -4,15 +4,26 @@ socket bound here, so a port in use is a one-line configuration error)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import socket
+from collections.abc import Iterator
 
 import uvicorn
 
 from govex_server.config import ConfigError, Settings
 
 log = logging.getLogger("govex.console")
+
+
+class _Embedded(uvicorn.Server):
+    """uvicorn without its own signal handlers: the server's (app.serve) stop
+    everything, the console with it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class ConsoleServer:
@@ -48,7 +59,7 @@ class ConsoleServer:
             ssl_certfile=self._settings.tls_cert_file if tls else None,
             ssl_keyfile=self._settings.tls_key_file if tls else None,
         )
-        self._server = uvicorn.Server(config)
+        self._server = _Embedded(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="console")
         for _ in range(500):
             if self._server.started or self._task.done():
