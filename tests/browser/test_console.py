@@ -7,6 +7,7 @@ Screenshots of each page go to build/screenshots/."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -166,6 +167,12 @@ async def test_forged_posts_are_refused(harness: Harness, browser: Browser) -> N
     cookies = await victor_context.cookies()
     session = next(c for c in cookies if c["name"] == "govex_console")
     assert session["httpOnly"] and session["sameSite"] == "Strict"
+    payload = base64.b64decode(session["value"].split(".")[0] + "==").decode()
+    assert token("victor") not in payload and "token_sha256" in payload  # signed, not secret
+    # A mistyped address is a page saying so, not a server error.
+    missing = await victor.goto(f"{base(h)}/plans/01ARZ3NDEKTSV4RRFFQ69G5FAV")
+    assert missing is not None and missing.status == 404
+    await expect(victor.get_by_role("alert")).to_contain_text("does not exist")
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -38,6 +38,11 @@ class Authenticator:
         """Every known principal."""
         return list(self._tables[1].values())
 
+    def by_token_hash(self, digest: str) -> Principal | None:
+        """The principal whose token hashes to ``digest`` (the console keeps
+        the hash in its session, never the token), if it is still known."""
+        return self._tables[0].get(digest)
+
     def authenticate(
         self,
         metadata: Metadata,

@@ -27,7 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from govex_server import logs
-from govex_server.api.auth import Authenticator
+from govex_server.api.auth import Authenticator, token_sha256
 from govex_server.console.live import LiveEvents
 from govex_server.console.permissions import ACTION_OF, RPC_OF, may_call, plan_buttons
 from govex_server.console.views import progress
@@ -112,7 +112,18 @@ class Console:
             https_only=https,
             max_age=12 * 3600,
         )
-        return Starlette(routes=routes, middleware=[session])
+        return Starlette(
+            routes=routes,
+            middleware=[session],
+            exception_handlers={GovexError: self._refused},  # type: ignore[dict-item]
+        )
+
+    async def _refused(self, request: Request, refusal: GovexError) -> Response:
+        """A page asked for something that is not there (a mistyped name)."""
+        status = {Category.NOT_FOUND: 404, Category.INVALID_ARGUMENT: 400}.get(
+            refusal.category, 409
+        )
+        return self._render(request, "denied.html", status, why=refusal.message)
 
     def signed_in(self, handler: Handler) -> Handler:
         """The page or action for the signed-in principal; others go to sign-in.
@@ -141,14 +152,14 @@ class Console:
         return guarded
 
     def _principal(self, request: Request) -> Principal | None:
-        token = request.session.get("token")
-        if not token:
+        digest = request.session.get("token_sha256")
+        if not digest:
             return None
-        try:  # the principals in force now (a SIGHUP reload applies at once)
-            return self._auth.authenticate((("authorization", f"Bearer {token}"),))
-        except GovexError:
+        # The principals in force now: a reload that removed one signs it out.
+        principal = self._auth.by_token_hash(str(digest))
+        if principal is None:
             request.session.clear()
-            return None
+        return principal
 
     def _render(
         self, request: Request, template: str, status: int = 200, **values: Any
@@ -180,7 +191,8 @@ class Console:
             log.info("console: sign-in refused (unknown token)")
             return self._render(request, "login.html", 401, error="That token is not known.")
         request.session.clear()
-        request.session["token"] = token
+        # The cookie is signed, not encrypted: it holds the token's hash only.
+        request.session["token_sha256"] = token_sha256(token)
         request.session["csrf"] = secrets.token_urlsafe(24)
         log.info(
             "console: %s signed in", principal.name, extra={"fields": {"principal": principal.name}}
