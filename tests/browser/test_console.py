@@ -88,6 +88,9 @@ async def test_four_eyes_live_and_the_kill_switch(harness: Harness, browser: Bro
     await expect(btc).to_contain_text("50.00%")
     await expect(btc).to_contain_text("BUY")
     await expect(bob.locator("#executable")).to_contain_text("Not executable now")
+    # ... and the schedule it would follow: no signals, SLOW, 3% a day, so days.
+    days = await bob.locator("#schedule tbody tr").count()
+    assert days > 1, days
     await bob.get_by_role("button", name="Review").click()
     await expect(bob.locator("#plan-state")).to_have_text("REVIEWED")
     # carol's page follows, and her approve button says why she may not.
