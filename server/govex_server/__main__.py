@@ -11,7 +11,7 @@ from govex_server import logs
 
 logs.quiet_grpc_core()  # before grpc is imported (by app)
 
-from govex_server.app import migrate_only, serve, verify_audit  # noqa: E402
+from govex_server.commands import migrate_only, serve, verify_audit  # noqa: E402
 from govex_server.config import ConfigError, load_settings  # noqa: E402
 
 

@@ -13,7 +13,7 @@ from govex_server import logs
 logs.quiet_grpc_core()  # before grpc is imported (by app)
 
 from govex_server.api.auth import token_sha256  # noqa: E402
-from govex_server.app import serve  # noqa: E402
+from govex_server.commands import serve  # noqa: E402
 from govex_server.config import ConfigError, load_principals, load_settings  # noqa: E402
 
 DEV_PRINCIPALS = Path("config/dev-principals.toml")
