@@ -326,7 +326,18 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
                 ) from None
         if settings.console_listen:
             console = await _start_console(
-                settings, auth, governance, freezes, policy, streams, keys, engine, audit, planner
+                settings,
+                auth,
+                governance,
+                freezes,
+                policy,
+                streams,
+                keys,
+                engine,
+                audit,
+                planner,
+                metrics,
+                clock,
             )
         await engine.start()
     except BaseException:
@@ -390,14 +401,20 @@ async def _start_console(
     engine: ExecutionEngine,
     audit: AuditLog,
     planner: ExecutionPlanner,
+    metrics: Metrics,
+    clock: Clock,
 ) -> ConsoleServer:
     """The operator console on console_listen, over the same services."""
     from govex_server.console.app import Console
+    from govex_server.console.context import ConsoleServices
     from govex_server.console.live import LiveEvents
 
     server = ConsoleServer(settings)
     live = LiveEvents(streams)
-    pages = Console(auth, governance, freezes, policy, live, keys, engine, audit, planner)
+    services = ConsoleServices(
+        auth, governance, freezes, policy, live, keys, engine, audit, planner, metrics, clock
+    )
+    pages = Console(services)
     await server.start(pages.app(server.secret, https=settings.tls))
     return server
 

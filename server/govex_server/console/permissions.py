@@ -18,9 +18,10 @@ from govex_server.domain.governance import (
     check_cooldown,
     check_step,
 )
-from govex_server.domain.plans import Plan, PlanAction, require_transition
+from govex_server.domain.plans import Plan, PlanAction, PlanState, require_transition
 from govex_server.domain.principals import Principal
 from govex_server.domain.rpcs import EXECUTION, GOVERNANCE, RPCS
+from govex_server.services.planning import PlanValidation
 
 # The plan steps the console offers, in the order of the lifecycle.
 STEPS = (
@@ -92,3 +93,20 @@ def _why_not(
             return "you proposed this plan: someone else must approve it"
         return refusal.message
     return ""
+
+
+def execute_button(
+    plan: Plan, principal: Principal, validation: PlanValidation | None, unvalidated: str
+) -> Button | None:
+    """ExecutePlan's button: none without its role; disabled with the reason
+    ExecutePlan would give (not ACTIVE, or what ValidatePlan says blocks it)."""
+    if may_call(principal, "ExecutePlan"):
+        return None
+    why = ""
+    if plan.state is not PlanState.ACTIVE:
+        why = f"only an ACTIVE plan is executed; this one is {plan.state.value}"
+    elif validation is None:
+        why = unvalidated or "cannot tell whether it is executable now"
+    elif not validation.executable:
+        why = "blocked: " + "; ".join(validation.blocking_reasons)
+    return Button("execute", "Execute", why)

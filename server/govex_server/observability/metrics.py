@@ -87,6 +87,21 @@ class Metrics:
             registry=registry,
         )
 
+        self.console_actions = Counter(
+            "govex_console_actions",
+            "Console actions (plan steps, freezes, cancels), by the RPC they are and the "
+            "outcome: OK, REPLAYED (a form sent twice) or the refusal's reason",
+            ["rpc", "outcome"],
+            registry=registry,
+        )
+        self.console_sign_ins = Counter(
+            "govex_console_sign_ins",
+            "Console sign-ins by outcome: ok, refused (unknown token), throttled (too many "
+            "failures from one address), forged (no CSRF token)",
+            ["outcome"],
+            registry=registry,
+        )
+
     def transaction(self, dialect: str, seconds: float, units: int) -> None:
         """One committed (or failed) write transaction of ``units`` units."""
         self.store_seconds.labels(dialect).observe(seconds)
