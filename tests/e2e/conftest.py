@@ -16,6 +16,4 @@ def server(tmp_path: Path) -> Iterator[Server]:
     try:
         yield s
     finally:
-        if s.process.poll() is None:
-            s.process.kill()
-            s.process.wait()
+        s.close()

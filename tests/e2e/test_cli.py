@@ -61,9 +61,7 @@ def slow_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ser
     try:
         yield s
     finally:
-        if s.process.poll() is None:
-            s.process.kill()
-            s.process.wait()
+        s.close()
 
 
 def start_watch(server: Server, tmp: Path, what: str) -> tuple[subprocess.Popen[bytes], Path]:

@@ -58,6 +58,12 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError("govex-server did not become healthy:\n" + self.log.read_text())
 
+    def close(self) -> None:
+        """Kills the server if it still runs (a test's end)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
     def grpcurl(
         self,
         *command: str,

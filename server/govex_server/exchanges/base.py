@@ -130,3 +130,15 @@ class ExchangeRegistry:
         if exchange is None:
             raise not_found("govex.io/Exchange", f"exchanges/{account}")
         return exchange
+
+
+class SameIdentity:
+    """The base of an exchange wrapper (metrics, lease fencing): it answers
+    to the wrapped account's identity; what it adds is around the calls."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.account = exchange.account
+        self.kind = exchange.kind
+        self.sandbox = exchange.sandbox
+        self.quote = exchange.quote
+        self.accept_window = exchange.accept_window

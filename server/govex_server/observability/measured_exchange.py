@@ -9,25 +9,21 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from govex_server.domain.execution.safety import Market
-from govex_server.exchanges.base import Balance, Exchange, ExchangeOrder
+from govex_server.exchanges.base import Balance, Exchange, ExchangeOrder, SameIdentity
 from govex_server.observability.metrics import Metrics
 
 T = TypeVar("T")
 
 
-class MeasuredExchange:
+class MeasuredExchange(SameIdentity):
     """``exchange`` with its calls observed. Anything that is not a call of
     the Exchange protocol (``close``, ``ccxt_id``, the paper exchange's test
     hooks) is the wrapped exchange's own."""
 
     def __init__(self, exchange: Exchange, metrics: Metrics) -> None:
+        super().__init__(exchange)
         self.inner = exchange
         self._metrics = metrics
-        self.account = exchange.account
-        self.kind = exchange.kind
-        self.sandbox = exchange.sandbox
-        self.quote = exchange.quote
-        self.accept_window = exchange.accept_window
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

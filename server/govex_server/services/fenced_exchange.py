@@ -8,22 +8,18 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from govex_server.domain.execution.safety import Market
-from govex_server.exchanges.base import Balance, Exchange, ExchangeOrder
+from govex_server.exchanges.base import Balance, Exchange, ExchangeOrder, SameIdentity
 from govex_server.services.leases import Leases
 
 
-class FencedExchange:
+class FencedExchange(SameIdentity):
     """``exchange`` behind the lease check of ``execution_id``."""
 
     def __init__(self, exchange: Exchange, leases: Leases, execution_id: str) -> None:
+        super().__init__(exchange)
         self._exchange = exchange
         self._leases = leases
         self._execution_id = execution_id
-        self.account = exchange.account
-        self.kind = exchange.kind
-        self.sandbox = exchange.sandbox
-        self.quote = exchange.quote
-        self.accept_window = exchange.accept_window
 
     def _check(self) -> None:
         self._leases.check(self._execution_id)
