@@ -56,6 +56,9 @@ class ConsoleServer:
             log_config=None,
             access_log=False,
             lifespan="off",
+            # Live pages' event streams end with the event bus at shutdown;
+            # a connection that does not is cut after this, not waited for.
+            timeout_graceful_shutdown=2,
             ssl_certfile=self._settings.tls_cert_file if tls else None,
             ssl_keyfile=self._settings.tls_key_file if tls else None,
         )
