@@ -89,12 +89,24 @@ def _checkout(tmp: Path) -> Path | None:
         print(f"interceptor cost: NOT measured: cannot read commit {BEFORE} from git ({exc})")
         return None
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    # Its generated code had no __init__.py: as namespace packages they would
+    # lose to today's regular ones (the installed client) whatever the path.
+    for directory in (target / "generated" / "govex").rglob("*"):
+        if directory.is_dir():
+            (directory / "__init__.py").touch()
+    (target / "generated" / "govex" / "__init__.py").touch()
     return target
 
 
 def _imports_from(python_path: str) -> str:
     probe = subprocess.run(
-        [sys.executable, "-c", "import govex_server; print(govex_server.__file__)"],
+        [
+            sys.executable,
+            "-c",
+            "import govex_server, govex.governance.v1.plan_pb2 as p;"
+            "print(govex_server.__file__ if p.__file__.startswith(govex_server.__file__"
+            ".rsplit('/server/', 1)[0]) else 'shadowed')",
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": python_path},

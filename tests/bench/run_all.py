@@ -16,6 +16,7 @@ the database afterwards: plans, audit records and events."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -185,6 +186,9 @@ def main() -> int:
                 ],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
+                # 10,000 subscribers of one principal: the default limit (500
+                # a principal) would refuse all but 500 of them.
+                env={**os.environ, "GOVEX_MAX_STREAMS_PER_PRINCIPAL": str(2 * fanout.SUBSCRIBERS)},
             )
 
     # The first start creates the schema; the restart is what an operator
