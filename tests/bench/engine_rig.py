@@ -20,6 +20,7 @@ from pathlib import Path
 
 from govex_server.api.event_codec import encode_event
 from govex_server.domain.clock import SystemClock
+from govex_server.domain.execution.leases import LeaseTerms
 from govex_server.domain.execution.legs import Leg, Side
 from govex_server.domain.execution.orders import OrderState, client_order_id
 from govex_server.domain.execution.records import (
@@ -86,8 +87,20 @@ async def rig(
     planner = ExecutionPlanner(
         store, governance, policy, freezes, exchanges, limits, Level.MODERATE, clock
     )
+    # The benchmarks run executions themselves, without the engine's lease
+    # heartbeat (start() would spawn runners of its own beside them): a
+    # lease long enough for any run, so that none is given up unrenewed.
     engine = ExecutionEngine(
-        store, clock, governance, planner, freezes, exchanges, {}, limits, monotonic=monotonic
+        store,
+        clock,
+        governance,
+        planner,
+        freezes,
+        exchanges,
+        {},
+        limits,
+        lease_terms=LeaseTerms(seconds=600),
+        monotonic=monotonic,
     )
     return Rig(engine, store, paper, book_file)
 
