@@ -388,6 +388,15 @@ async def test_propose_and_execute_from_the_console(harness: Harness, browser: B
     await carol.get_by_text("Propose a plan").click()
     await carol.get_by_label("Target weights").fill("BTC 26\nETH lots\nUSDT 57")
     await carol.get_by_label("Reason").fill("from the console")
+    # A change elsewhere while the form is half filled in (focus elsewhere):
+    # the page refreshes around it, the typing and the open form stay.
+    await carol.locator("h1").click()
+    before = await carol.evaluate("() => document.body.dataset.refreshed || ''")
+    meanwhile = await propose(h, "alice", reason="meanwhile")
+    await carol.wait_for_function(
+        "(before) => (document.body.dataset.refreshed || '') !== before", arg=before
+    )
+    await expect(carol.get_by_label("Target weights")).to_have_value("BTC 26\nETH lots\nUSDT 57")
     await carol.get_by_role("button", name="Propose").click()
     # A line that is not ASSET PERCENT: refused naming it, what was typed kept.
     await expect(carol.get_by_role("alert")).to_contain_text(
@@ -432,6 +441,16 @@ async def test_propose_and_execute_from_the_console(harness: Harness, browser: B
     await carol.goto(f"{base(h)}/{name}")
     await expect(carol.locator("#plan-executions tbody tr")).to_have_count(2)
     await shot(carol, "plan-executions")
+    # Another approved plan cannot be activated yet: its button says until when.
+    await approve(h, await review(h, meanwhile))
+    await carol.goto(f"{base(h)}/{meanwhile.name}")
+    await expect(carol.locator("#activate-button")).to_be_disabled()
+    await expect(carol.locator("#activate-why")).to_contain_text(
+        "publication cooldown: the last plan (" + name + ") was activated at"
+    )
+    await expect(carol.locator("#activate-why")).to_contain_text(
+        "the next activation is allowed at"
+    )
     counted = h.running.metrics.console_actions
     assert counted.labels("ProposePlan", "BAD_FORM")._value.get() == 1
     assert counted.labels("ProposePlan", "OK")._value.get() == 1

@@ -17,11 +17,31 @@ async function refresh() {
     const now = document.getElementById(id);
     const next = fresh.getElementById(id);
     if (!now || !next) continue;
-    if (id === "main" && now.contains(document.activeElement) &&
-        document.activeElement.matches("input, select, textarea")) continue;
+    if (id === "main" && (typing(now) || edited(now))) continue;
+    // A disclosure the person opened stays open.
+    const opened = [...now.querySelectorAll("details[open][id]")].map((d) => d.id);
     now.innerHTML = next.innerHTML;
+    for (const detailsId of opened) document.getElementById(detailsId)?.setAttribute("open", "");
   }
   document.body.dataset.refreshed = String(Date.now());
+}
+
+function typing(part) {
+  return part.contains(document.activeElement) &&
+    document.activeElement.matches("input, select, textarea");
+}
+
+// A form the person has started to fill in is not replaced under them.
+function edited(part) {
+  return [...part.querySelectorAll("input:not([type=hidden]), textarea, select")].some((el) =>
+    el.type === "checkbox" || el.type === "radio" ? el.checked !== el.defaultChecked
+      : el.tagName === "SELECT" ? el.selectedIndex !== defaultIndex(el)
+        : el.value !== el.defaultValue);
+}
+
+// A select without a selected option shows its first one.
+function defaultIndex(select) {
+  return Math.max(0, [...select.options].findIndex((o) => o.defaultSelected));
 }
 
 let pending = null;
