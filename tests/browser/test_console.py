@@ -169,10 +169,13 @@ async def test_four_eyes_live_and_the_kill_switch(desk: Harness, browser: Browse
     await shot(bob, "plan-frozen-banner")
     assert h.running is not None
     assert [f.actor for f in await h.running.freezes.active()] == ["dana"]
-    # Every form control on the pages seen has a label a screen reader reads.
+    # Every form control on the pages seen has a label a screen reader reads,
+    # and all text is at least WCAG AA contrast (4.5:1) against its background.
     for page in (alice, stale):
         unlabelled = await page.evaluate(UNLABELLED)
         assert unlabelled == [], unlabelled
+        low = await page.evaluate(LOW_CONTRAST)
+        assert low == [], low
     # The console's actions are counted like RPCs (govex_console_actions_total).
     counted = h.running.metrics.console_actions
     assert counted.labels("ReviewPlan", "OK")._value.get() == 1
@@ -180,6 +183,32 @@ async def test_four_eyes_live_and_the_kill_switch(desk: Harness, browser: Browse
     assert counted.labels("ApprovePlan", "ETAG_MISMATCH")._value.get() == 1
     assert counted.labels("Freeze", "OK")._value.get() == 1
 
+
+# Visible text whose contrast with its background is under 4.5:1 (WCAG AA).
+LOW_CONTRAST = """() => {
+  const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const el of document.querySelectorAll("body *")) {
+    if (!el.getClientRects().length) continue;  // not shown
+    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(background(el))]
+      .sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    if (ratio < 4.5) low.push(el.tagName + " " + ratio.toFixed(2) + " " + el.textContent.trim());
+  }
+  return low;
+}"""
 
 # Visible inputs, selects and text areas without a <label> or an aria-label.
 UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
