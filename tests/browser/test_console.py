@@ -390,6 +390,14 @@ async def test_sign_in_needs_its_form_and_is_throttled(harness: Harness, browser
         return answer.status, await answer.text()
 
     csrf = await form_token()
+    # A body larger than any form is refused before it is read into memory.
+    huge = await http.post(
+        f"{base(h)}/login",
+        data=f"csrf={csrf}&token={'x' * 70_000}",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        max_redirects=0,
+    )
+    assert huge.status == 413 and "larger than 65536 bytes" in await huge.text()
     # A sign-in posted from elsewhere (no token of this form) signs nobody in.
     status, text = await sign_in(token("victor"), "")
     assert status == 403 and "CSRF" in text

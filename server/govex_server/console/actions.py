@@ -57,6 +57,9 @@ class Actions:
         except GovexError as refusal:
             outcome = refusal.reason
             raise
+        except Exception:
+            outcome = "INTERNAL"  # a bug: Starlette logs it and answers 500
+            raise
         finally:
             self._s.metrics.console_actions.labels(rpc, outcome).inc()
             log.info(

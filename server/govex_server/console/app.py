@@ -21,7 +21,9 @@ from govex_server import logs
 from govex_server.console.actions import Actions
 from govex_server.console.context import (
     HERE,
+    MAX_FORM_BYTES,
     ConsoleServices,
+    FormTooLarge,
     Renderer,
     csrf_of,
     plain,
@@ -94,7 +96,10 @@ class Console:
         return Starlette(
             routes=routes,
             middleware=[session],
-            exception_handlers={GovexError: self._refused},  # type: ignore[dict-item]
+            exception_handlers={
+                GovexError: self._refused,  # type: ignore[dict-item]
+                FormTooLarge: _too_large,
+            },
         )
 
     async def _refused(self, request: Request, refusal: GovexError) -> Response:
@@ -139,3 +144,8 @@ class Console:
         if principal is None:
             request.session.clear()
         return principal
+
+
+async def _too_large(request: Request, _: Exception) -> Response:
+    log.warning("console: a POST body over %d bytes refused", MAX_FORM_BYTES)
+    return plain(413, f"the form is larger than {MAX_FORM_BYTES} bytes")

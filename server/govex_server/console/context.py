@@ -72,10 +72,29 @@ def csrf_of(request: Request) -> str:
     return str(request.session.get("csrf", ""))
 
 
+# The largest form the console reads (its biggest, a plan's targets, is a
+# few hundred bytes): a larger body is refused before it is held in memory,
+# signed in or not.
+MAX_FORM_BYTES = 64 * 1024
+
+
+class FormTooLarge(Exception):
+    """A POST body over MAX_FORM_BYTES (answered 413)."""
+
+
 async def read_form(request: Request) -> dict[str, str]:
-    """An urlencoded form (the console sends nothing else)."""
-    body = (await request.body()).decode("utf-8", errors="replace")
-    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+    """An urlencoded form (the console sends nothing else), at most
+    MAX_FORM_BYTES."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise FormTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise FormTooLarge
+    text = body.decode("utf-8", errors="replace")
+    return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
 
 
 def plain(status: int, text: str) -> Response:
