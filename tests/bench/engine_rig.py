@@ -58,6 +58,7 @@ class Rig:
     store: Store
     paper: PaperExchange
     book_file: Path
+    book: PaperBook
 
 
 async def rig(
@@ -81,7 +82,8 @@ async def rig(
         latency_ms=latency_ms,
     )
     book_file = tmp / "book.db"
-    paper = PaperExchange("paper", config, PaperBook(str(book_file), config.balances))
+    book = PaperBook(str(book_file), config.balances)
+    paper = PaperExchange("paper", config, book)
     exchanges = ExchangeRegistry([wrap(paper) if wrap else paper])
     limits = Limits(Decimal("1e9"), Decimal("1e12"), 600, None, False, config.fee_rate)
     planner = ExecutionPlanner(
@@ -102,7 +104,7 @@ async def rig(
         lease_terms=LeaseTerms(seconds=600),
         monotonic=monotonic,
     )
-    return Rig(engine, store, paper, book_file)
+    return Rig(engine, store, paper, book_file, book)
 
 
 async def add_executions(store: Store, count: int, orders: int, parallel: int) -> list[str]:

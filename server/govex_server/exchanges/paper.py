@@ -24,6 +24,7 @@ from govex_server.domain import money
 from govex_server.domain.execution.safety import Market
 from govex_server.exchanges.base import Balance, ExchangeOrder
 from govex_server.exchanges.errors import (
+    ExchangeError,
     ExchangeUnavailable,
     InsufficientFunds,
     OrderNotFound,
@@ -211,10 +212,20 @@ class PaperExchange:
         if fault == "insufficient_funds":
             raise InsufficientFunds("insufficient balance")
         ratio = D("0.5") if fault == "partial_fill" else money.exact(self._config.fill_ratio)
-        await self._book.run(lambda db: _received(db, client_id))
-        order = await self._book.run(
-            lambda db: self._place(db, client_id, symbol, side, quantity, price, ratio)
-        )
+
+        def receive_and_place(db: sqlite3.Connection) -> ExchangeOrder | ExchangeError:
+            # One transaction: the receipt is counted even when the exchange
+            # refuses the order (a duplicate, no funds: _place refuses before
+            # it writes), so the refusal is returned, not raised, and commits.
+            _received(db, client_id)
+            try:
+                return self._place(db, client_id, symbol, side, quantity, price, ratio)
+            except ExchangeError as refusal:
+                return refusal
+
+        order = await self._book.run(receive_and_place)
+        if isinstance(order, ExchangeError):
+            raise order
         if fault == "timeout_after":
             raise OutcomeUnknown("timed out after the exchange accepted the order")
         return order
