@@ -71,6 +71,20 @@ async def test_a_limit_that_does_not_cross_rests_until_cancelled(tmp_path: Path)
     assert (await t.cancel_order("gxR1")).status == "canceled"  # idempotent
 
 
+async def test_every_create_that_arrives_is_counted_refused_ones_too(tmp_path: Path) -> None:
+    # How the crash tests see an order sent twice: the duplicate is refused,
+    # yet its arrival is in the book, with the first.
+    t = trading(tmp_path)
+    await t.create_order("gxC1", "BTC/USDT", "BUY", D("0.01"), D("50100.0"))
+    with pytest.raises(OrderRejected, match="Duplicate"):
+        await t.create_order("gxC1", "BTC/USDT", "BUY", D("0.01"), D("50100.0"))
+    with pytest.raises(InsufficientFunds):
+        await t.create_order("gxC2", "BTC/USDT", "BUY", D(100), D("50100.0"))
+    with sqlite3.connect(tmp_path / "book.db") as book:
+        received = dict(book.execute("SELECT client_id, count FROM received"))
+    assert received == {"gxC1": 2, "gxC2": 1}
+
+
 async def test_client_order_ids_are_remembered(tmp_path: Path) -> None:
     t = trading(tmp_path)
     await t.create_order("gxD1", "BTC/USDT", "BUY", D("0.01"), D("50100.0"))
