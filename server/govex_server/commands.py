@@ -18,11 +18,16 @@ from govex_server.store.migrate import at_head, migrate
 log = logging.getLogger("govex.app")
 
 
-async def serve(settings: Settings, clock: Clock | None = None) -> None:
+async def serve(
+    settings: Settings,
+    clock: Clock | None = None,
+    on_serving: Callable[[Running], None] | None = None,
+) -> None:
     """Runs until SIGTERM or SIGINT, then shuts down gracefully. The signal
     handlers are in place before start-up: a SIGTERM while reconciling stops
     the server gracefully once it is up, a SIGHUP then reloads the principals
-    (by default either would kill the process)."""
+    (by default either would kill the process). ``on_serving`` is called once
+    the server answers (make run prints its instructions then)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -42,6 +47,8 @@ async def serve(settings: Settings, clock: Clock | None = None) -> None:
     loop.add_signal_handler(signal.SIGHUP, reload_principals)
     running = await start(settings, clock)
     started.append(running)
+    if on_serving is not None:
+        on_serving(running)
     if hup_while_starting.is_set():
         reload_principals()
     await stop.wait()

@@ -84,11 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         print(exc.lines("make run: "), file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
-    print(
-        banner(settings.listen, rows, settings.metrics_listen, settings.console_listen), flush=True
-    )
+    text = banner(settings.listen, rows, settings.metrics_listen, settings.console_listen)
     try:
-        asyncio.run(serve(settings))
+        # Printed once the server answers: what it says to try works at once.
+        asyncio.run(serve(settings, on_serving=lambda _: print(text, flush=True)))
     except ConfigError as exc:
         print(exc.lines("make run: "), file=sys.stderr)
         return 2

@@ -54,6 +54,9 @@ def test_the_readme_quick_start_runs_in_order_against_make_run(tmp_path: Path) -
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
         assert f"export GOVEX={listen}" in log.read_text()
+        # The instructions come once the server answers, so they work at once.
+        printed = log.read_text()
+        assert printed.index("govex serving on") < printed.index("Ctrl-C stops the server")
         script = quickstart().replace(
             "export GOVEX=127.0.0.1:50051 GOVEX_METRICS=127.0.0.1:9464",
             f"export GOVEX={listen} GOVEX_METRICS={metrics}",
