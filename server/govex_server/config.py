@@ -180,19 +180,18 @@ class Settings:
             raise ConfigError("tls_cert_file and tls_key_file: give both or neither")
         if self.tls_client_ca_file and not self.tls_cert_file:
             raise ConfigError("tls_client_ca_file: needs tls_cert_file and tls_key_file")
-        if not self.tls and not is_loopback(host) and not self.allow_insecure:
-            raise ConfigError(
-                f"listen: {self.listen} is not a loopback address and TLS is off: set "
-                "tls_cert_file and tls_key_file, or allow_insecure = true to send bearer "
-                "tokens and exchange secrets in clear text on purpose"
-            )
-        console_host = self.console_listen.rpartition(":")[0]
-        exposed = self.console_listen and not is_loopback(console_host)
-        if exposed and not self.tls and not self.allow_insecure:
-            raise ConfigError(
-                f"console_listen: {self.console_listen} is not a loopback address and TLS "
-                "is off: set tls_cert_file and tls_key_file, or allow_insecure = true"
-            )
+        # Both carry bearer tokens: the gRPC port and the console (empty: off).
+        listeners = (
+            ("listen", self.listen, host),
+            ("console_listen", self.console_listen, self.console_listen.rpartition(":")[0]),
+        )
+        for name, address, where in listeners:
+            if address and not is_loopback(where) and not self.tls and not self.allow_insecure:
+                raise ConfigError(
+                    f"{name}: {address} is not a loopback address and TLS is off: set "
+                    "tls_cert_file and tls_key_file, or allow_insecure = true to send bearer "
+                    "tokens and exchange secrets in clear text on purpose"
+                )
         if not 1 <= self.max_streams_per_connection <= 100_000:
             raise ConfigError("max_streams_per_connection: must be between 1 and 100000")
         if not 1 <= self.max_streams_per_principal <= 1_000_000:

@@ -154,6 +154,11 @@ def test_a_non_loopback_address_needs_tls_or_allow_insecure() -> None:
         Settings(listen="0.0.0.0:0", tls_cert_file="cert.pem").validate()
     Settings(listen="0.0.0.0:0", allow_insecure=True).validate()
     Settings(listen="[::1]:0").validate()
+    # The console takes bearer tokens too.
+    with pytest.raises(ConfigError, match=r"console_listen: 0\.0\.0\.0:8080 is not a loopback"):
+        Settings(console_listen="0.0.0.0:8080").validate()
+    Settings(console_listen="0.0.0.0:8080", allow_insecure=True).validate()
+    Settings(console_listen="").validate()  # off
 
 
 async def test_allow_insecure_starts_with_a_warning(
