@@ -52,7 +52,6 @@ from govex_server.services.expiry import FreezeExpirer
 from govex_server.services.freezes import FREEZE_KINDS_STORED, FreezeService
 from govex_server.services.governance import GovernanceService
 from govex_server.services.idempotency import IdempotencyKeys
-from govex_server.services.planning import ExecutionPlanner
 from govex_server.services.policy import PolicyService
 from govex_server.services.policy_timer import PolicyTimer
 from govex_server.services.principals_reload import PrincipalsReloader
@@ -63,6 +62,7 @@ from govex_server.store.file_lock import DatabaseLock, lock_database
 from govex_server.store.migrate import migrate
 
 if TYPE_CHECKING:
+    from govex_server.console.context import ConsoleServices
     from govex_server.store.listener import ChangeListener
 
 log = logging.getLogger("govex.app")
@@ -325,8 +325,10 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
                     f"{exc.strerror or exc}"
                 ) from None
         if settings.console_listen:
-            console = await _start_console(
-                settings,
+            # Imported only when the console is on (Starlette, Jinja2, uvicorn).
+            from govex_server.console.context import ConsoleServices
+
+            services = ConsoleServices(
                 auth,
                 governance,
                 freezes,
@@ -339,6 +341,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
                 metrics,
                 clock,
             )
+            console = await _start_console(settings, services)
         await engine.start()
     except BaseException:
         if console is not None:
@@ -390,32 +393,12 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     )
 
 
-async def _start_console(
-    settings: Settings,
-    auth: Authenticator,
-    governance: GovernanceService,
-    freezes: FreezeService,
-    policy: PolicyService,
-    streams: EventStreams,
-    keys: IdempotencyKeys,
-    engine: ExecutionEngine,
-    audit: AuditLog,
-    planner: ExecutionPlanner,
-    metrics: Metrics,
-    clock: Clock,
-) -> ConsoleServer:
+async def _start_console(settings: Settings, services: ConsoleServices) -> ConsoleServer:
     """The operator console on console_listen, over the same services."""
     from govex_server.console.app import Console
-    from govex_server.console.context import ConsoleServices
-    from govex_server.console.live import LiveEvents
 
     server = ConsoleServer(settings)
-    live = LiveEvents(streams)
-    services = ConsoleServices(
-        auth, governance, freezes, policy, live, keys, engine, audit, planner, metrics, clock
-    )
-    pages = Console(services)
-    await server.start(pages.app(server.secret, https=settings.tls))
+    await server.start(Console(services).app(server.secret, https=settings.tls))
     return server
 
 

@@ -29,6 +29,7 @@ from govex_server.console.context import (
     plain,
     read_form,
 )
+from govex_server.console.live import LiveEvents
 from govex_server.console.pages import Pages
 from govex_server.console.permissions import may_call
 from govex_server.console.signin import SignIn
@@ -54,6 +55,7 @@ class Console:
 
     def __init__(self, services: ConsoleServices) -> None:
         self._services = services
+        self._live = LiveEvents(services.streams)
         self._render = Renderer()
         self._pages = Pages(services, self._render)
         self._actions = Actions(services, self._pages)
@@ -82,7 +84,7 @@ class Console:
                 methods=["POST"],
             ),
             Route("/audit", guard(pages.audit)),
-            Route("/events", guard(self._services.live.stream)),
+            Route("/events", guard(self._live.stream)),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
         session = Middleware(

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from govex_server.api.auth import Authenticator
-from govex_server.console.live import LiveEvents
+from govex_server.api.streams import EventStreams
 from govex_server.domain.clock import Clock
 from govex_server.domain.principals import Principal
 from govex_server.observability.metrics import Metrics
@@ -37,7 +37,7 @@ class ConsoleServices:
     governance: GovernanceService
     freezes: FreezeService
     policy: PolicyService
-    live: LiveEvents
+    streams: EventStreams
     keys: IdempotencyKeys
     engine: ExecutionEngine
     audit: AuditLog
