@@ -15,26 +15,38 @@ from govex_server.domain.filters import Condition
 from govex_server.domain.principals import Principal
 from govex_server.store import tables as t
 from govex_server.store.filtering import where
+from govex_server.store.prepared import Prepared
 
 # The head moves only from the state the new record was hashed against: a
 # stale guess of the head matches no row (rowcount 0) and is read again.
-# Plain SQL for the driver: this runs for every change inside the writer.
-_HEAD_MOVE_SQL = {
-    "qmark": "UPDATE audit_head SET sequence = ?, hash = ? "
-    "WHERE id = 1 AND sequence = ? AND hash = ?",
-    "numeric_dollar": "UPDATE audit_head SET sequence = $1, hash = $2 "
-    "WHERE id = 1 AND sequence = $3 AND hash = $4",
-}
+_HEAD_MOVE = Prepared(
+    update(t.audit_head)
+    .where(
+        t.audit_head.c.id == 1,
+        t.audit_head.c.sequence == bindparam("b_sequence"),
+        t.audit_head.c.hash == bindparam("b_hash"),
+    )
+    .values(sequence=bindparam("n_sequence"), hash=bindparam("n_hash"))
+)
 _HEAD = select(t.audit_head.c.sequence, t.audit_head.c.hash).where(t.audit_head.c.id == 1)
-_HEAD_LOCKED = _HEAD.with_for_update()  # FOR UPDATE on PostgreSQL; SQLite has one writer
-_AUDIT_INSERT = insert(t.audit_log)
+# FOR UPDATE on PostgreSQL; SQLite has one writer.
+_HEAD_LOCKED = Prepared(_HEAD.with_for_update())
+_AUDIT_INSERT = Prepared(insert(t.audit_log), [c.key for c in t.audit_log.c if c.key != "id"])
 _IDEMPOTENCY_GET = select(t.idempotency_keys.c.fingerprint, t.idempotency_keys.c.response).where(
     t.idempotency_keys.c.principal == bindparam("b_principal"),
     t.idempotency_keys.c.rpc == bindparam("b_rpc"),
     t.idempotency_keys.c.request_id == bindparam("b_request_id"),
     t.idempotency_keys.c.created_at >= bindparam("b_since"),
 )
-_IDEMPOTENCY_INSERT = insert(t.idempotency_keys)
+_IDEMPOTENCY_INSERT = Prepared(insert(t.idempotency_keys), [c.key for c in t.idempotency_keys.c])
+_IDEMPOTENCY_EXPIRED = Prepared(
+    delete(t.idempotency_keys).where(
+        t.idempotency_keys.c.principal == bindparam("b_principal"),
+        t.idempotency_keys.c.rpc == bindparam("b_rpc"),
+        t.idempotency_keys.c.request_id == bindparam("b_request_id"),
+        t.idempotency_keys.c.created_at < bindparam("b_before"),
+    )
+)
 # Who the audit log names for changes nobody asked for.
 SERVER = ("govex", "system")
 
@@ -135,20 +147,27 @@ class AuditRepository:
         head = self._guess.value
         for _ in range(2):
             if head is None:
-                row = self._conn.execute(_HEAD_LOCKED).one()
+                row = _HEAD_LOCKED.first(self._conn)
+                assert row is not None, "the audit_head row is missing"
                 head = (int(row[0]), str(row[1]))
             sequence = head[0] + 1
             digest = audit_chain.link(head[1], audit_chain.content(sequence, fields))
-            moved = self._conn.exec_driver_sql(
-                _HEAD_MOVE_SQL[self._conn.dialect.paramstyle], (sequence, digest, *head)
+            moved = _HEAD_MOVE.execute(
+                self._conn,
+                {
+                    "n_sequence": sequence,
+                    "n_hash": digest,
+                    "b_sequence": head[0],
+                    "b_hash": head[1],
+                },
             )
-            if moved.rowcount == 1:
+            if moved == 1:
                 break
             head = None  # the guess was stale: read the head under its lock
         else:
             raise RuntimeError("the audit head moved while it was locked")
-        self._conn.execute(
-            _AUDIT_INSERT,
+        _AUDIT_INSERT.execute(
+            self._conn,
             {**fields, "sequence": sequence, "previous_hash": head[1], "hash": digest},
         )
         self._guess.value = (sequence, digest)
@@ -234,17 +253,17 @@ class IdempotencyRepository:
         """Stores the first response, in the transaction of the change itself.
         A key made before ``expired_before`` (past its retention, not pruned
         yet) no longer counts and is replaced."""
-        keys = t.idempotency_keys
-        self._conn.execute(
-            delete(keys).where(
-                keys.c.principal == principal,
-                keys.c.rpc == rpc,
-                keys.c.request_id == request_id,
-                keys.c.created_at < expired_before,
-            )
+        _IDEMPOTENCY_EXPIRED.execute(
+            self._conn,
+            {
+                "b_principal": principal,
+                "b_rpc": rpc,
+                "b_request_id": request_id,
+                "b_before": expired_before,
+            },
         )
-        self._conn.execute(
-            _IDEMPOTENCY_INSERT,
+        _IDEMPOTENCY_INSERT.execute(
+            self._conn,
             {
                 "principal": principal,
                 "rpc": rpc,

@@ -18,6 +18,7 @@ from govex_server.domain.plans import Plan, PlanState, Step, Target
 from govex_server.domain.principals import PrincipalKind
 from govex_server.store import tables as t
 from govex_server.store.filtering import where
+from govex_server.store.prepared import Prepared
 
 _STEP_NAMES = ("reviewed", "approved", "activated", "rejected", "cancelled")
 
@@ -25,20 +26,26 @@ _STEP_NAMES = ("reviewed", "approved", "activated", "rejected", "cancelled")
 # building one per call (``.values(...)`` with literals) cost more than
 # SQLite executing it.
 _PLAN_BY_ID = select(t.plans).where(t.plans.c.id == bindparam("b_id"))
-_PLAN_INSERT = insert(t.plans)
+_PLAN_INSERT = Prepared(insert(t.plans), [c.key for c in t.plans.c])
 _PLAN_UPDATE = update(t.plans).where(
     t.plans.c.id == bindparam("b_id"), t.plans.c.version == bindparam("b_version")
 )
-_MODE = select(t.governance_mode).where(t.governance_mode.c.id == 1)
-_MODE_FOR_UPDATE = _MODE.with_for_update()
+_MODE_SELECT = select(
+    t.governance_mode.c.mode,
+    t.governance_mode.c.version,
+    t.governance_mode.c.updated_at,
+    t.governance_mode.c.updated_by,
+).where(t.governance_mode.c.id == 1)
+_MODE = Prepared(_MODE_SELECT)
+_MODE_FOR_UPDATE = Prepared(_MODE_SELECT.with_for_update())
 # Takes ``b_count`` sequences at once; the newest of them is returned.
-_TAKE_SEQUENCES = (
+_TAKE_SEQUENCES = Prepared(
     update(t.event_counter)
     .where(t.event_counter.c.id == 1)
     .values(value=t.event_counter.c.value + bindparam("b_count"))
     .returning(t.event_counter.c.value)
 )
-_EVENT_INSERT = insert(t.events)
+_EVENT_INSERT = Prepared(insert(t.events), [c.key for c in t.events.c])
 
 
 def _step_to_json(step: Step) -> dict[str, str]:
@@ -123,7 +130,7 @@ class PlanRepository:
 
     def add(self, plan: Plan) -> None:
         """Inserts a new plan."""
-        self._conn.execute(_PLAN_INSERT, _plan_row(plan))
+        _PLAN_INSERT.execute(self._conn, _plan_row(plan))
 
     def replace(self, plan: Plan, expected_version: int) -> bool:
         """Writes ``plan`` if the stored version is still ``expected_version``.
@@ -197,10 +204,11 @@ class ModeRepository:
     def get(self, *, for_update: bool = False) -> ModeSetting:
         """The current mode. ``for_update`` locks the row until commit, which
         serialises activations across replicas on PostgreSQL."""
-        row = self._conn.execute(_MODE_FOR_UPDATE if for_update else _MODE).mappings().one()
-        return ModeSetting(
-            GovernanceMode(row["mode"]), row["version"], row["updated_at"], row["updated_by"]
-        )
+        row = (_MODE_FOR_UPDATE if for_update else _MODE).first(self._conn)
+        if row is None:
+            raise RuntimeError("the governance_mode row is missing: the database is not migrated")
+        mode, version, updated_at, updated_by = row
+        return ModeSetting(GovernanceMode(mode), version, updated_at, updated_by)
 
     def replace(self, setting: ModeSetting, expected_version: int) -> bool:
         """Conditional write, like PlanRepository.replace."""
@@ -365,7 +373,10 @@ class EventRepository:
         if not self._pending:
             return
         events, self._pending = self._pending, []
-        newest = int(self._conn.execute(_TAKE_SEQUENCES, {"b_count": len(events)}).scalar_one())
+        taken = _TAKE_SEQUENCES.first(self._conn, {"b_count": len(events)})
+        if taken is None:
+            raise RuntimeError("the event_counter row is missing: the database is not migrated")
+        newest = int(taken[0])
         rows = []
         for sequence, event in enumerate(events, start=newest - len(events) + 1):
             payload = self._encode(event, sequence)
@@ -382,7 +393,7 @@ class EventRepository:
             self.appended.append(
                 StoredEvent(sequence, event.kind.value, payload, event.resource, event)
             )
-        self._conn.execute(_EVENT_INSERT, rows)
+        _EVENT_INSERT.execute_many(self._conn, rows)
 
     def after(self, sequence: int, kinds: Sequence[str] | None, limit: int) -> list[StoredEvent]:
         """Events after ``sequence`` in order, optionally only ``kinds``."""

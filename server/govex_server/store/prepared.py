@@ -1,0 +1,140 @@
+"""Hot statements, compiled once and run on the driver's cursor.
+
+Inside the SQLite writer every change runs some eight statements, and
+SQLAlchemy's per-execution machinery (execution context, parameter
+construction, result wrapping, event dispatch) cost about 60 us each: more
+than SQLite spent executing them, and most of the writer thread's time. A
+``Prepared`` statement is a Core statement compiled once per dialect; on
+SQLite it runs on the sqlite3 cursor directly, with the bind and result
+processors SQLAlchemy itself would have used (so a value written here reads
+back exactly as one written through ``Connection.execute``), and a driver
+error becomes the same ``sqlalchemy.exc`` error (an IntegrityError is still
+a CONFLICT). On PostgreSQL (asyncpg behind ``run_sync``) it is plain
+``Connection.execute``: there the round trip to the server dominates.
+
+Only the statements of the write hot paths use this; everything else stays
+ordinary SQLAlchemy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql import ClauseElement, Executable
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    # Per positional parameter: its bind name, a literal value (binds the
+    # statement carries itself, e.g. ``id = 1``) and its bind processor.
+    names: tuple[str, ...]
+    literals: tuple[Any, ...]
+    binds: tuple[Processor, ...]
+    results: tuple[Processor, ...]
+
+
+_MISSING = object()
+
+
+class Prepared:
+    """One statement; ``keys`` are the columns an INSERT or UPDATE sets."""
+
+    def __init__(self, statement: ClauseElement, keys: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        if not isinstance(statement, Executable):
+            raise TypeError(f"not an executable statement: {statement!r}")
+        self._executable: Executable = statement
+        self._keys = list(keys) if keys is not None else None
+        self._by_dialect: dict[int, _Compiled] = {}
+
+    def _compiled(self, dialect: Dialect) -> _Compiled:
+        found = self._by_dialect.get(id(dialect))
+        if found is not None:
+            return found
+        compiled: Any = self.statement.compile(dialect=dialect, column_keys=self._keys)
+        names = tuple(compiled.positiontup or ())
+        processors = compiled._bind_processors
+        literals = tuple(
+            _MISSING if compiled.binds[n].required else compiled.binds[n].effective_value
+            for n in names
+        )
+        results = tuple(
+            column[2][0].type._cached_result_processor(dialect, None) if column[2] else None
+            for column in compiled._result_columns
+        )
+        made = _Compiled(
+            compiled.string, names, literals, tuple(processors.get(n) for n in names), results
+        )
+        self._by_dialect[id(dialect)] = made
+        return made
+
+    def _args(self, compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
+        args = []
+        for name, literal, process in zip(
+            compiled.names, compiled.literals, compiled.binds, strict=True
+        ):
+            value = params[name] if literal is _MISSING or name in params else literal
+            # None goes through the processor too, as in SQLAlchemy: JSON
+            # turns it into the JSON text 'null', not SQL NULL.
+            args.append(process(value) if process is not None else value)
+        return args
+
+    def _run(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, _Compiled]:
+        dialect = conn.dialect
+        compiled = self._compiled(dialect)
+        args = self._args(compiled, params)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(compiled.sql, args)
+        except dialect.loaded_dbapi.Error as error:
+            raise _translated(compiled.sql, args, error, dialect) from error
+        return cursor, compiled
+
+    def execute(self, conn: Connection, params: Mapping[str, Any] | None = None) -> int:
+        """Runs the statement; the number of rows it changed."""
+        if conn.dialect.name != "sqlite":
+            return int(conn.execute(self._executable, dict(params or {})).rowcount)
+        cursor, _ = self._run(conn, params or {})
+        return int(cursor.rowcount)
+
+    def first(
+        self, conn: Connection, params: Mapping[str, Any] | None = None
+    ) -> tuple[Any, ...] | None:
+        """The first row (processed like SQLAlchemy's), or None."""
+        if conn.dialect.name != "sqlite":
+            row = conn.execute(self._executable, dict(params or {})).first()
+            return tuple(row) if row is not None else None
+        cursor, compiled = self._run(conn, params or {})
+        raw = cursor.fetchone()
+        cursor.close()
+        if raw is None:
+            return None
+        return tuple(
+            process(value) if process is not None else value
+            for process, value in zip(compiled.results, raw, strict=True)
+        )
+
+    def execute_many(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Runs the statement once per row (one driver call on SQLite)."""
+        if conn.dialect.name != "sqlite":
+            conn.execute(self._executable, [dict(r) for r in rows])
+            return
+        dialect = conn.dialect
+        compiled = self._compiled(dialect)
+        args = [self._args(compiled, row) for row in rows]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(compiled.sql, args)
+        except dialect.loaded_dbapi.Error as error:
+            raise _translated(compiled.sql, args, error, dialect) from error
+
+
+def _translated(sql: str, args: Any, error: Exception, dialect: Dialect) -> Exception:
+    """The ``sqlalchemy.exc`` error ``Connection.execute`` would have raised."""
+    return sa_exc.DBAPIError.instance(sql, args, error, dialect.loaded_dbapi.Error, dialect=dialect)

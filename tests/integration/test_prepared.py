@@ -1,0 +1,145 @@
+"""Prepared statements write and read exactly what SQLAlchemy's own
+``Connection.execute`` would, on each backend: the same stored values for
+every column type the hot paths use, the same rows back, and the same error
+(a duplicate key is still ABORTED CONFLICT)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import JSON, Column, Integer, MetaData, Table, bindparam, insert, select, update
+
+from govex_server.domain.errors import GovexError
+from govex_server.store import tables as t
+from govex_server.store.database import Store, UnitOfWork
+from govex_server.store.migrate import migrate
+from govex_server.store.prepared import Prepared
+
+# A time with microseconds, given in another zone: stored as UTC.
+WHEN = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+
+_scratch = MetaData()
+# A nullable JSON column: a Python None must become the JSON text 'null', as
+# SQLAlchemy stores it, not SQL NULL.
+notes = Table(
+    "prepared_notes",
+    _scratch,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("body", JSON, nullable=True),
+)
+
+
+def plan_row(plan_id: str) -> dict[str, Any]:
+    return {
+        "id": plan_id,
+        "state": "DRAFT",
+        "version": 3,
+        "targets": [["BTC", 60.5], ["ÉTH", 39.5, True]],
+        "reason": "naïve reason, ✓ unicode and 'quotes'",
+        "proposed_by": "alice",
+        "proposed_under_mode": "MANUAL",
+        "steps": {"proposed": {"principal": "alice", "time": "2026-03-01T07:30:15Z"}},
+        "activated_at": None,
+        "executed_at": WHEN,
+        "cooldown_overridden": True,
+        "created_at": WHEN,
+        "updated_at": WHEN + timedelta(microseconds=1),
+    }
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    store = Store(database_url)
+    await migrate(store)
+    await store.write(lambda uow: _scratch.create_all(uow.conn))
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_an_insert_stores_what_sqlalchemy_stores(store: Store) -> None:
+    prepared = Prepared(insert(t.plans), [c.key for c in t.plans.c])
+
+    def both(uow: UnitOfWork) -> None:
+        prepared.execute(uow.conn, plan_row("PREPARED"))
+        uow.conn.execute(insert(t.plans), plan_row("PLAIN"))
+
+    await store.write(both)
+
+    def rows(uow: UnitOfWork) -> dict[str, dict[str, Any]]:
+        found = uow.conn.execute(select(t.plans)).mappings().all()
+        return {row["id"]: {k: v for k, v in row.items() if k != "id"} for row in found}
+
+    stored = await store.read(rows)
+    assert stored["PREPARED"] == stored["PLAIN"]
+    assert stored["PREPARED"]["created_at"] == WHEN.astimezone(UTC)
+    assert stored["PREPARED"]["created_at"].tzinfo is not None
+    assert stored["PREPARED"]["targets"] == [["BTC", 60.5], ["ÉTH", 39.5, True]]
+    assert stored["PREPARED"]["cooldown_overridden"] is True
+    assert stored["PREPARED"]["activated_at"] is None
+
+    # The raw text in the database is the same too (JSON 'null', not NULL).
+    note = Prepared(insert(notes), ["id", "body"])
+
+    def notes_both(uow: UnitOfWork) -> list[tuple[Any, ...]]:
+        note.execute(uow.conn, {"id": 1, "body": None})
+        uow.conn.execute(insert(notes), {"id": 2, "body": None})
+        raw = uow.conn.exec_driver_sql("SELECT id, CAST(body AS TEXT) FROM prepared_notes")
+        return sorted(tuple(r) for r in raw)
+
+    assert await store.write(notes_both) == [(1, "null"), (2, "null")]
+
+
+async def test_first_and_rowcount_match_sqlalchemy(store: Store) -> None:
+    await store.write(lambda uow: uow.conn.execute(insert(t.plans), plan_row("P1")))
+    by_id = select(t.plans.c.id, t.plans.c.created_at, t.plans.c.targets).where(
+        t.plans.c.id == bindparam("b_id")
+    )
+    bump = update(t.plans).where(t.plans.c.id == bindparam("b_id"))
+
+    def compare(uow: UnitOfWork) -> tuple[Any, ...]:
+        prepared = Prepared(by_id).first(uow.conn, {"b_id": "P1"})
+        plain = uow.conn.execute(by_id, {"b_id": "P1"}).first()
+        missing = Prepared(by_id).first(uow.conn, {"b_id": "NONE"})
+        changed = Prepared(bump, ["version"]).execute(uow.conn, {"b_id": "P1", "version": 9})
+        unchanged = Prepared(bump, ["version"]).execute(uow.conn, {"b_id": "NONE", "version": 9})
+        return prepared, tuple(plain) if plain else None, missing, changed, unchanged
+
+    prepared, plain, missing, changed, unchanged = await store.write(compare)
+    assert prepared == plain
+    assert prepared[1] == WHEN.astimezone(UTC)
+    assert missing is None
+    assert (changed, unchanged) == (1, 0)
+
+
+async def test_a_duplicate_key_is_a_conflict_and_nothing_is_half_written(store: Store) -> None:
+    prepared = Prepared(insert(t.plans), [c.key for c in t.plans.c])
+    await store.write(lambda uow: prepared.execute(uow.conn, plan_row("TWICE")))
+
+    def again(uow: UnitOfWork) -> None:
+        uow.conn.execute(insert(t.plans), plan_row("ALONGSIDE"))
+        prepared.execute(uow.conn, plan_row("TWICE"))
+
+    with pytest.raises(GovexError) as raised:
+        await store.write(again)
+    assert raised.value.reason == "CONFLICT"
+    ids = await store.read(lambda uow: sorted(uow.conn.execute(select(t.plans.c.id)).scalars()))
+    assert ids == ["TWICE"]
+
+
+async def test_execute_many_inserts_every_row(store: Store) -> None:
+    prepared = Prepared(insert(t.plans), [c.key for c in t.plans.c])
+    await store.write(
+        lambda uow: prepared.execute_many(uow.conn, [plan_row(f"M{i}") for i in range(5)])
+    )
+    ids = await store.read(lambda uow: sorted(uow.conn.execute(select(t.plans.c.id)).scalars()))
+    assert ids == [f"M{i}" for i in range(5)]
+
+
+def test_only_statements_are_prepared() -> None:
+    with pytest.raises(TypeError):
+        Prepared(t.plans.c.id == 1)
