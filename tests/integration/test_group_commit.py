@@ -100,9 +100,16 @@ async def test_a_unit_that_violates_a_constraint_fails_alone(event_store: Store)
     delivered: list[StoredEvent] = []
     store.on_events(delivered.extend)
     ids = [f"p-{i:03d}" for i in range(199)]
-    # One unit inserts a plan id that exists: its INSERT fails inside the batch.
+    # One unit writes a plan of its own, then inserts a plan id that exists:
+    # its second INSERT fails inside the batch, and its first must go too.
+    existing = propose("p-existing")
+
+    def half_then_conflict(uow: UnitOfWork) -> str:
+        uow.plans.add(plan("p-half-written"))
+        return existing(uow)
+
     units = [propose(i) for i in ids]
-    units.insert(97, propose("p-existing"))
+    units.insert(97, half_then_conflict)
     results = await asyncio.gather(
         *(store.write(u) for u in units),
         return_exceptions=True,
@@ -114,6 +121,8 @@ async def test_a_unit_that_violates_a_constraint_fails_alone(event_store: Store)
     assert sorted(r for r in results if isinstance(r, str)) == ids
     # Nothing of the refused unit, everything of the others.
     assert await count(store, t.plans) == 200
+    half = select(t.plans.c.id).where(t.plans.c.id == "p-half-written")
+    assert await store.read(lambda uow: uow.conn.execute(half).first()) is None
     assert await count(store, t.audit_log) == 200
     assert await count(store, t.events) == 200
     handed = [e.sequence for e in delivered]
