@@ -25,6 +25,7 @@ from govex_server.domain.filters import Condition
 from govex_server.domain.policy import Policy
 from govex_server.store import tables as t
 from govex_server.store.filtering import where
+from govex_server.store.prepared import Prepared
 
 # Built once with bound parameters (see repositories.py).
 _EXECUTION_INSERT = insert(t.executions)
@@ -32,11 +33,17 @@ _EXECUTION_BY_ID = select(t.executions).where(t.executions.c.id == bindparam("b_
 _EXECUTION_UPDATE = update(t.executions).where(
     t.executions.c.id == bindparam("b_id"), t.executions.c.version == bindparam("b_version")
 )
-_ORDER_INSERT = insert(t.orders)
+# The statements every order runs several times are Prepared (prepared.py).
+_ORDER_INSERT = Prepared(insert(t.orders), [c.key for c in t.orders.c])
 _ORDER_BY_ID = select(t.orders).where(t.orders.c.id == bindparam("b_id"))
-_ORDER_BY_CLIENT_ID = select(t.orders).where(t.orders.c.client_order_id == bindparam("b_cid"))
-_ORDER_UPDATE = update(t.orders).where(
-    t.orders.c.id == bindparam("b_id"), t.orders.c.state == bindparam("b_state")
+_ORDER_BY_CLIENT_ID = Prepared(
+    select(t.orders).where(t.orders.c.client_order_id == bindparam("b_cid"))
+)
+_ORDER_UPDATE = Prepared(
+    update(t.orders).where(
+        t.orders.c.id == bindparam("b_id"), t.orders.c.state == bindparam("b_state")
+    ),
+    [c.key for c in t.orders.c if c.key != "id"],
 )
 _ORDER_FOR_EXECUTION = (
     select(t.orders)
@@ -52,20 +59,24 @@ _NOTIONAL_KEY = (
     t.daily_notional.c.account == bindparam("b_account"),
     t.daily_notional.c.day == bindparam("b_day"),
 )
-_NOTIONAL_GET = select(t.daily_notional.c.notional).where(*_NOTIONAL_KEY)
+_NOTIONAL_GET = Prepared(select(t.daily_notional.c.notional).where(*_NOTIONAL_KEY))
 # The sum is made by the database, exactly: NUMERIC + on PostgreSQL, and on
 # SQLite the govex_decimal_add function the store registers (its + would go
 # through binary floats).
 _AMOUNT = bindparam("b_amount", type_=t.Amount)
 _NOTIONAL_ADD = {
-    "sqlite": update(t.daily_notional)
-    .where(*_NOTIONAL_KEY)
-    .values(notional=func.govex_decimal_add(t.daily_notional.c.notional, _AMOUNT)),
-    "postgresql": update(t.daily_notional)
-    .where(*_NOTIONAL_KEY)
-    .values(notional=t.daily_notional.c.notional + _AMOUNT),
+    "sqlite": Prepared(
+        update(t.daily_notional)
+        .where(*_NOTIONAL_KEY)
+        .values(notional=func.govex_decimal_add(t.daily_notional.c.notional, _AMOUNT))
+    ),
+    "postgresql": Prepared(
+        update(t.daily_notional)
+        .where(*_NOTIONAL_KEY)
+        .values(notional=t.daily_notional.c.notional + _AMOUNT)
+    ),
 }
-_NOTIONAL_INSERT = insert(t.daily_notional)
+_NOTIONAL_INSERT = Prepared(insert(t.daily_notional), ["account", "day", "notional"])
 
 
 def _execution_row(e: ExecutionRecord) -> dict[str, Any]:
@@ -127,7 +138,7 @@ def _order_row(o: OrderRecord) -> dict[str, Any]:
     return row
 
 
-def _order(row: RowMapping) -> OrderRecord:
+def _order(row: RowMapping | dict[str, Any]) -> OrderRecord:
     data = dict(row)
     data["state"] = OrderState(data["state"])
     data["scheduled_time"] = data.pop("scheduled_at")
@@ -232,7 +243,7 @@ class OrderRepository:
 
     def add(self, order: OrderRecord) -> None:
         """Inserts one order (the client order id is unique)."""
-        self._conn.execute(_ORDER_INSERT, _order_row(order))
+        _ORDER_INSERT.execute(self._conn, _order_row(order))
 
     def get(self, order_id: str) -> OrderRecord | None:
         """One order."""
@@ -242,18 +253,17 @@ class OrderRepository:
 
     def by_client_id(self, client_order_id: str) -> OrderRecord | None:
         """The order with this client order id."""
-        result = self._conn.execute(_ORDER_BY_CLIENT_ID, {"b_cid": client_order_id})
-        row = result.mappings().first()
+        row = _ORDER_BY_CLIENT_ID.first_mapping(self._conn, {"b_cid": client_order_id})
         return _order(row) if row else None
 
     def replace(self, order: OrderRecord, expected: OrderState) -> bool:
         """Writes ``order`` if it is still in state ``expected``."""
         row = _order_row(order)
         del row["id"]
-        result = self._conn.execute(
-            _ORDER_UPDATE, {**row, "b_id": order.id, "b_state": expected.value}
+        changed = _ORDER_UPDATE.execute(
+            self._conn, {**row, "b_id": order.id, "b_state": expected.value}
         )
-        return result.rowcount == 1
+        return changed == 1
 
     def for_execution(self, execution_id: str) -> list[OrderRecord]:
         """Every order of an execution, in sending order."""
@@ -309,18 +319,18 @@ class DailyNotionalRepository:
 
     def get(self, account: str, day: date) -> Decimal:
         """Traded so far that day."""
-        result = self._conn.execute(_NOTIONAL_GET, {"b_account": account, "b_day": day.isoformat()})
-        value: Decimal | None = result.scalar_one_or_none()
+        row = _NOTIONAL_GET.first(self._conn, {"b_account": account, "b_day": day.isoformat()})
+        value: Decimal | None = row[0] if row is not None else None
         return value if value is not None else money.ZERO
 
     def add(self, account: str, day: date, amount: Decimal) -> None:
         """Adds ``amount`` to that day's total, exactly, in one statement
         (the UPDATE's row lock orders concurrent writers)."""
         key = {"b_account": account, "b_day": day.isoformat()}
-        updated = self._conn.execute(
-            _NOTIONAL_ADD[self._conn.dialect.name], {**key, "b_amount": amount}
+        updated = _NOTIONAL_ADD[self._conn.dialect.name].execute(
+            self._conn, {**key, "b_amount": amount}
         )
-        if updated.rowcount == 0:
-            self._conn.execute(
-                _NOTIONAL_INSERT, {"account": account, "day": day.isoformat(), "notional": amount}
+        if updated == 0:
+            _NOTIONAL_INSERT.execute(
+                self._conn, {"account": account, "day": day.isoformat(), "notional": amount}
             )

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from govex_server.store import tables as t
 from govex_server.store.execution_repositories import LIVE_STATES
+from govex_server.store.prepared import Prepared
 
 _E = t.executions
 _CLAIM = (
@@ -33,7 +34,8 @@ _CLAIM = (
 )
 # FOR UPDATE on PostgreSQL: a claim cannot commit between this check and the
 # commit of the write it guards (SQLite's one writer gives that already).
-_FENCE = (
+# Prepared (prepared.py): every order write of an execution runs it.
+_FENCE = Prepared(
     select(_E.c.owner, _E.c.lease_generation, _E.c.state)
     .where(_E.c.id == bindparam("b_id"))
     .with_for_update()
@@ -109,7 +111,7 @@ class LeaseRepository:
         the execution has ended (nobody owns it then: reconciliation may
         bring a leftover order to its true state, and the order state
         machine refuses every change of a final order)."""
-        row = self._conn.execute(_FENCE, {"b_id": execution_id}).first()
+        row = _FENCE.first(self._conn, {"b_id": execution_id})
         if row is None:
             return False
         if row[2] not in LIVE_STATES:

@@ -37,6 +37,8 @@ class _Compiled:
     literals: tuple[Any, ...]
     binds: tuple[Processor, ...]
     results: tuple[Processor, ...]
+    # The result columns' names, for rows read as mappings.
+    columns: tuple[str, ...]
 
 
 _MISSING = object()
@@ -69,7 +71,12 @@ class Prepared:
             for column in compiled._result_columns
         )
         made = _Compiled(
-            compiled.string, names, literals, tuple(processors.get(n) for n in names), results
+            compiled.string,
+            names,
+            literals,
+            tuple(processors.get(n) for n in names),
+            results,
+            tuple(column[0] for column in compiled._result_columns),
         )
         self._by_dialect[id(dialect)] = made
         return made
@@ -119,6 +126,18 @@ class Prepared:
             process(value) if process is not None else value
             for process, value in zip(compiled.results, raw, strict=True)
         )
+
+    def first_mapping(
+        self, conn: Connection, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The first row as a dict keyed by column name, or None."""
+        if conn.dialect.name != "sqlite":
+            row = conn.execute(self._executable, dict(params or {})).mappings().first()
+            return dict(row) if row is not None else None
+        values = self.first(conn, params)
+        if values is None:
+            return None
+        return dict(zip(self._compiled(conn.dialect).columns, values, strict=True))
 
     def execute_many(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         """Runs the statement once per row (one driver call on SQLite)."""
