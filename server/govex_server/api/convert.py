@@ -24,12 +24,19 @@ from govex_server.domain.policy import Freshness, Policy
 from govex_server.domain.principals import PrincipalKind
 from govex_server.domain.signals import PHASE_INPUTS, SCALARS, Regime, SignalSet
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    """A protobuf Timestamp of an aware datetime."""
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
+    """A protobuf Timestamp of an aware datetime. By arithmetic on the
+    timedelta: ``Timestamp.FromDatetime`` took 5% of the writer thread's
+    time (every event carries several times)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes are refused: every time is UTC-aware")
+    delta = value - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000
+    )
 
 
 def optional_time(message: Message, field: str) -> datetime | None:
