@@ -107,6 +107,9 @@ async def test_first_and_rowcount_match_sqlalchemy(store: Store) -> None:
         missing = Prepared(by_id).first(uow.conn, {"b_id": "NONE"})
         changed = Prepared(bump, ["version"]).execute(uow.conn, {"b_id": "P1", "version": 9})
         unchanged = Prepared(bump, ["version"]).execute(uow.conn, {"b_id": "NONE", "version": 9})
+        mapping = Prepared(by_id).first_mapping(uow.conn, {"b_id": "P1"})
+        assert mapping == dict(uow.conn.execute(by_id, {"b_id": "P1"}).mappings().one())
+        assert Prepared(by_id).first_mapping(uow.conn, {"b_id": "NONE"}) is None
         return prepared, tuple(plain) if plain else None, missing, changed, unchanged
 
     prepared, plain, missing, changed, unchanged = await store.write(compare)
