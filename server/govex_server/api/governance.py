@@ -28,10 +28,11 @@ from govex_server.domain.governance import GovernanceMode, ModeSetting
 from govex_server.domain.plans import Plan
 from govex_server.domain.principals import Principal
 from govex_server.domain.rpcs import may_call
+from govex_server.services.activation import Activation
 from govex_server.services.audit import AuditLog
 from govex_server.services.engine import ExecutionEngine, ExecutionView
 from govex_server.services.freezes import FreezeService
-from govex_server.services.governance import Activation, AutoAdvance, GovernanceService
+from govex_server.services.governance import AutoAdvance, GovernanceService
 from govex_server.services.policy import PolicyService
 from govex_server.services.recorder import Call
 

@@ -15,7 +15,7 @@ from govex.governance.v1 import governance_state_pb2
 from govex_server.api import convert
 from govex_server.api.streams import length_delimited
 from govex_server.domain.plans import combined_etag
-from govex_server.services.governance import GovernanceSnapshot
+from govex_server.services.governance_state import GovernanceSnapshot
 from govex_server.services.policy import PolicyView
 
 # GetGovernanceStateResponse.state is field 1, length-delimited.

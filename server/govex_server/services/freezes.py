@@ -22,7 +22,7 @@ from govex_server.domain.freezes import (
 from govex_server.domain.ids import UlidFactory, parse_name
 from govex_server.domain.paging import filter_key, next_token, parse_page
 from govex_server.domain.principals import Principal
-from govex_server.services.governance import MAX_TEXT
+from govex_server.services.plan_changes import MAX_TEXT
 from govex_server.services.read_cache import ReadCache
 from govex_server.services.recorder import Call, Recorder
 from govex_server.store.audit_repositories import AuditRecord

@@ -7,29 +7,24 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from govex_server.domain import filters, list_filters
 from govex_server.domain.clock import Clock
 from govex_server.domain.errors import (
     GovexError,
     etag_mismatch,
-    failed_precondition,
     invalid_field,
     not_found,
     permission_denied,
 )
-from govex_server.domain.events import DomainEvent, EventKind, Payload
-from govex_server.domain.freezes import Freeze, Operation, Verdict, verdict
+from govex_server.domain.events import EventKind
 from govex_server.domain.governance import (
     CooldownStatus,
     GovernanceMode,
     ModeSetting,
     check_cancel,
-    check_cooldown,
     check_propose,
-    check_step,
 )
 from govex_server.domain.ids import UlidFactory, parse_name
 from govex_server.domain.paging import filter_key, next_token, parse_page
@@ -40,35 +35,19 @@ from govex_server.domain.plans import (
     Step,
     Target,
     check_etag,
-    combined_etag,
     require_transition,
 )
 from govex_server.domain.principals import Principal
 from govex_server.domain.targets import validate_targets
+from govex_server.services.activation import Activating
 from govex_server.services.bounds import FullAiBounds
-from govex_server.services.read_cache import ReadCache
+from govex_server.services.governance_state import (
+    GovernanceSnapshot,
+    GovernanceState,
+)
+from govex_server.services.plan_changes import checked_etag, checked_text
 from govex_server.services.recorder import Call, Recorder
-from govex_server.store.audit_repositories import AuditRecord
 from govex_server.store.database import Store, UnitOfWork
-
-MAX_TEXT = 1000
-
-_EVENTS = {
-    PlanAction.UPDATE: EventKind.PLAN_UPDATED,
-    PlanAction.REVIEW: EventKind.PLAN_REVIEWED,
-    PlanAction.APPROVE: EventKind.PLAN_APPROVED,
-    PlanAction.REJECT: EventKind.PLAN_REJECTED,
-    PlanAction.CANCEL: EventKind.PLAN_CANCELLED,
-}
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Activation:
-    """The result of ActivatePlan."""
-
-    plan: Plan
-    superseded: Plan | None
 
 
 @dataclass(frozen=True)
@@ -88,56 +67,6 @@ class PlanPage:
     next_page_token: str
 
 
-@dataclass(frozen=True)
-class GovernanceSnapshot:
-    """What GetGovernanceState reads in one transaction."""
-
-    mode: ModeSetting
-    active_plan: Plan | None
-    counts: dict[PlanState, int]
-    cooldown: CooldownStatus
-    freezes: list[Freeze]
-    verdicts: list[Verdict]
-    read_time: datetime
-    etag: str
-
-
-@dataclass(frozen=True)
-class _Facts:
-    """The stored facts behind GetGovernanceState (time-free, so cacheable)."""
-
-    mode: ModeSetting
-    active: Plan | None
-    counts: dict[PlanState, int]
-    last_activation: tuple[datetime, str] | None
-    unended_freezes: list[Freeze]
-
-    @cached_property
-    def etag(self) -> str:
-        parts = [
-            ",".join(f.id for f in self.unended_freezes),
-            self.mode.etag,
-            self.active.etag if self.active else "-",
-            ",".join(f"{s.value}={self.counts[s]}" for s in PlanState),
-            self.last_activation[1] if self.last_activation else "-",
-        ]
-        return combined_etag(*parts)
-
-
-def _text(value: str, field_name: str, *, required: bool = False) -> str:
-    if required and not value.strip():
-        raise invalid_field(field_name, "required")
-    if len(value) > MAX_TEXT:
-        raise invalid_field(field_name, f"{len(value)} characters: at most {MAX_TEXT}")
-    return value
-
-
-def _etag(value: str, field_name: str = "etag") -> str:
-    if not value:
-        raise invalid_field(field_name, "required: send the etag you read (AIP-154)")
-    return value
-
-
 class PlanExecutions(Protocol):
     """What CancelPlan needs of the execution engine."""
 
@@ -150,7 +79,7 @@ class PlanExecutions(Protocol):
         """After the commit: the execution's runner stops it."""
 
 
-class GovernanceService:
+class GovernanceService(Activating):
     """The plan lifecycle and the governance mode."""
 
     def __init__(
@@ -162,15 +91,12 @@ class GovernanceService:
         ids: UlidFactory | None = None,
         recorder: Recorder | None = None,
     ) -> None:
-        self._recorder = recorder or Recorder()
-        self._store = store
-        self._clock = clock
+        super().__init__(store, clock, bounds, recorder or Recorder())
         self._cooldown = cooldown
-        self._bounds = bounds
         self._ids = ids or UlidFactory()
-        self.read_cache: ReadCache[_Facts] = ReadCache(store)
-        # (facts, active freeze ids, verdicts, etag) of the last snapshot.
-        self._derived: tuple[_Facts, tuple[str, ...], list[Verdict], str] | None = None
+        self.state = GovernanceState(store, clock, cooldown)
+        # Invalidated by the event listener of app.py when something changes.
+        self.read_cache = self.state.read_cache
         self._executions: PlanExecutions | None = None
 
     # ------------------------------------------------------------------ reads
@@ -200,61 +126,15 @@ class GovernanceService:
 
     async def cooldown_status(self) -> CooldownStatus:
         """When the next plan may be published."""
-        now = self._clock.now()
-        return await self._store.read(lambda uow: self._cooldown_status(uow, now))
+        return await self.state.cooldown_status()
 
     async def snapshot(self) -> GovernanceSnapshot:
         """Mode, active plan, counts and cooldown, read together."""
-        facts = await self.read_cache.get(self._read_facts)
-        now = self._clock.now()
-        last = facts.last_activation
-        cooldown = CooldownStatus(
-            self._cooldown,
-            last[0] if last else None,
-            f"plans/{last[1]}" if last else None,
-            now,
-        )
-        freezes = [f for f in facts.unended_freezes if f.active_at(now)]
-        # Verdicts and etag depend on the facts and on which freezes are
-        # active, not on the time itself: computed once per change.
-        active_ids = tuple(f.id for f in freezes)
-        derived = self._derived
-        if derived is None or derived[0] is not facts or derived[1] != active_ids:
-            derived = self._derived = (
-                facts,
-                active_ids,
-                *self._verdicts_and_etag(facts, freezes, now),
-            )
-        verdicts, etag = derived[2], derived[3]
-        return GovernanceSnapshot(
-            facts.mode, facts.active, facts.counts, cooldown, freezes, verdicts, now, etag
-        )
-
-    @staticmethod
-    def _verdicts_and_etag(
-        facts: _Facts, freezes: list[Freeze], now: datetime
-    ) -> tuple[list[Verdict], str]:
-        verdicts = [verdict(op, freezes, now) for op in Operation]
-        if len(freezes) == len(facts.unended_freezes):
-            return verdicts, facts.etag
-        # The etag changes when a freeze expires by the clock, before the
-        # expiry task has recorded it.
-        return verdicts, combined_etag(facts.etag, ",".join(f.id for f in freezes))
-
-    async def _read_facts(self) -> _Facts:
-        return await self._store.read(
-            lambda uow: _Facts(
-                uow.modes.get(),
-                uow.plans.active(),
-                uow.plans.count_by_state(),
-                uow.plans.last_activation(),
-                uow.freezes.unended(),
-            )
-        )
+        return await self.state.snapshot()
 
     async def mode(self) -> ModeSetting:
         """The governance mode."""
-        return await self._store.read(lambda uow: uow.modes.get())
+        return await self.state.mode()
 
     # -------------------------------------------------------------- mutations
 
@@ -267,7 +147,7 @@ class GovernanceService:
     ) -> Plan:
         """A new DRAFT plan."""
         checked = validate_targets(targets)
-        _text(reason, "reason")
+        checked_text(reason, "reason")
 
         def unit(uow: UnitOfWork) -> Plan:
             mode = uow.modes.get()
@@ -315,12 +195,12 @@ class GovernanceService:
         """Changes a DRAFT plan's targets and/or reason (None: unchanged), as
         UpdatePlan's update mask named them; only its proposer may."""
         plan_id = parse_name(name, "plans", "plan.name")
-        _etag(etag, "plan.etag")
+        checked_etag(etag, "plan.etag")
         if targets is None and reason is None:
             raise invalid_field("update_mask", "names no field to update: targets, reason")
         checked = None if targets is None else validate_targets(targets, "plan.targets")
         if reason is not None:
-            _text(reason, "plan.reason")
+            checked_text(reason, "plan.reason")
 
         def mutate(plan: Plan, mode: ModeSetting, now: datetime) -> Plan:
             if plan.proposed.principal != actor.name:
@@ -357,7 +237,7 @@ class GovernanceService:
         self, actor: Principal, name: str, etag: str, reason: str, call: Call | None = None
     ) -> Plan:
         """REVIEWED -> CANCELLED, recording who rejected it and why."""
-        _text(reason, "reason", required=True)
+        checked_text(reason, "reason", required=True)
         return await self._step(actor, "RejectPlan", name, etag, PlanAction.REJECT, reason, call)
 
     async def cancel(
@@ -366,8 +246,8 @@ class GovernanceService:
         """Any non-terminal state -> CANCELLED. Approvers, operators and admins
         may cancel any plan; a proposer only its own."""
         plan_id = parse_name(name, "plans")
-        _etag(etag)
-        _text(reason, "reason")
+        checked_etag(etag)
+        checked_text(reason, "reason")
 
         stopped: list[str] = []
 
@@ -396,99 +276,6 @@ class GovernanceService:
         (it is built after this service, which it uses)."""
         self._executions = executions
 
-    async def activate(
-        self,
-        actor: Principal,
-        name: str,
-        etag: str,
-        override_cooldown: bool,
-        override_reason: str,
-        call: Call | None = None,
-    ) -> Activation:
-        """APPROVED -> ACTIVE (publishing). Refused inside the cooldown unless an
-        admin overrides it with a reason; the previously ACTIVE plan is
-        cancelled as superseded in the same transaction."""
-        plan_id = parse_name(name, "plans")
-        _etag(etag)
-        _text(override_reason, "override_reason", required=override_cooldown)
-
-        def unit(uow: UnitOfWork) -> Activation:
-            # Locking the mode row serialises activations across replicas, so
-            # the cooldown and the supersede read below cannot race.
-            mode = uow.modes.get(for_update=True)
-            plan = self._load(uow, plan_id, etag)
-            self._check_governed(uow, mode, plan, actor, PlanAction.ACTIVATE)
-            require_transition(plan, PlanAction.ACTIVATE)
-            now = self._clock.now()
-            status = self._cooldown_status(uow, now)
-            check_cooldown(status, actor, override_cooldown, override_reason)
-            overridden = override_cooldown and not status.publishing_allowed
-            superseded: Plan | None = None
-            old = uow.plans.active()
-            running = uow.executions.running_for_plan(old.id) if old is not None else None
-            if old is not None and running is not None:
-                # Superseding it would leave the execution trading for a
-                # CANCELLED plan: the desk cancels (or lets finish) it first.
-                raise failed_precondition(
-                    "EXECUTION_RUNNING",
-                    old.name,
-                    f"{old.name} has a running execution (executions/{running.id}); cancel it "
-                    f"or let it finish before activating {plan.name}",
-                    execution=f"executions/{running.id}",
-                )
-            if old is not None:
-                superseded = old.moved(
-                    PlanAction.SUPERSEDE,
-                    now,
-                    cancelled=Step.by(actor, now, f"superseded by {plan.name}"),
-                )
-                self._replace(uow, superseded, old)
-                self._record(
-                    uow,
-                    actor,
-                    mode,
-                    "ActivatePlan",
-                    EventKind.PLAN_CANCELLED,
-                    superseded,
-                    old.name,
-                    old.etag,
-                    superseded.etag,
-                    f"superseded by {plan.name}",
-                )
-            comment = override_reason if overridden else ""
-            activated = plan.moved(
-                PlanAction.ACTIVATE,
-                now,
-                activated=Step.by(actor, now, comment),
-                cooldown_overridden=overridden,
-            )
-            self._replace(uow, activated, plan)
-            details: dict[str, Any] = {}
-            if overridden:
-                details = {
-                    "cooldown_override": True,
-                    "cooldown_remaining_seconds": int(status.remaining.total_seconds()),
-                }
-            result = Activation(activated, superseded)
-            self._record(
-                uow,
-                actor,
-                mode,
-                "ActivatePlan",
-                EventKind.PLAN_ACTIVATED,
-                activated,
-                plan.name,
-                plan.etag,
-                activated.etag,
-                f"cooldown override: {override_reason}" if overridden else "",
-                details,
-                call=call,
-                result=result,
-            )
-            return result
-
-        return await self._store.write(unit)
-
     async def set_mode(
         self,
         actor: Principal,
@@ -498,8 +285,8 @@ class GovernanceService:
         call: Call | None = None,
     ) -> ModeSetting:
         """Changes the governance mode (admin; the caller checks the role)."""
-        _etag(etag)
-        _text(reason, "reason")
+        checked_etag(etag)
+        checked_text(reason, "reason")
 
         def unit(uow: UnitOfWork) -> ModeSetting:
             current = uow.modes.get(for_update=True)
@@ -532,7 +319,7 @@ class GovernanceService:
         """The plan, if ``actor`` may execute it now: the etag is current, the
         plan is ACTIVE, and the mode (with its full_ai bounds) allows it."""
         plan_id = parse_name(name, "plans", "plan")
-        _etag(etag)
+        checked_etag(etag)
 
         def unit(uow: UnitOfWork) -> Plan:
             plan = self._load(uow, plan_id, etag)
@@ -601,146 +388,3 @@ class GovernanceService:
                 return AutoAdvance(plan, steps, f"{step}: {refusal.reason}: {refusal.message}")
             steps.append(step)
         return AutoAdvance(plan, steps, "")
-
-    # ---------------------------------------------------------------- helpers
-
-    async def _step(
-        self,
-        actor: Principal,
-        rpc: str,
-        name: str,
-        etag: str,
-        action: PlanAction,
-        comment: str,
-        call: Call | None,
-    ) -> Plan:
-        plan_id = parse_name(name, "plans")
-        _etag(etag)
-        _text(comment, "comment")
-        step_field = {
-            PlanAction.REVIEW: "reviewed",
-            PlanAction.APPROVE: "approved",
-            PlanAction.REJECT: "rejected",
-        }[action]
-
-        def mutate(plan: Plan, mode: ModeSetting, now: datetime) -> Plan:
-            return plan.moved(action, now, **{step_field: Step.by(actor, now, comment)})
-
-        return await self._transition(
-            actor, rpc, plan_id, etag, action, comment, call, mutate, governed=True
-        )
-
-    async def _transition(
-        self,
-        actor: Principal,
-        rpc: str,
-        plan_id: str,
-        etag: str,
-        action: PlanAction,
-        reason: str,
-        call: Call | None,
-        mutate: Callable[[Plan, ModeSetting, datetime], Plan],
-        *,
-        governed: bool = False,
-        also: Callable[[UnitOfWork, Plan], None] | None = None,
-    ) -> Plan:
-        """Load, check etag, check the governed step, check the transition,
-        write conditionally, audit, remember: one transaction (``also``
-        adds its writes to it)."""
-
-        def unit(uow: UnitOfWork) -> Plan:
-            plan = self._load(uow, plan_id, etag)
-            mode = uow.modes.get()
-            if governed:
-                self._check_governed(uow, mode, plan, actor, action)
-            require_transition(plan, action)
-            now = self._clock.now()
-            new = mutate(plan, mode, now)
-            self._replace(uow, new, plan)
-            if also is not None:
-                also(uow, new)
-            self._record(
-                uow,
-                actor,
-                mode,
-                rpc,
-                _EVENTS[action],
-                new,
-                plan.name,
-                plan.etag,
-                new.etag,
-                reason,
-                call=call,
-                result=new,
-            )
-            return new
-
-        return await self._store.write(unit)
-
-    def _load(self, uow: UnitOfWork, plan_id: str, etag: str) -> Plan:
-        plan = uow.plans.get(plan_id)
-        if plan is None:
-            raise not_found("govex.io/Plan", f"plans/{plan_id}")
-        check_etag(plan.name, etag, plan.etag)
-        return plan
-
-    def _check_governed(
-        self,
-        uow: UnitOfWork,
-        mode: ModeSetting,
-        plan: Plan,
-        actor: Principal,
-        action: PlanAction,
-    ) -> None:
-        violations = []
-        if not actor.is_human and mode.mode is GovernanceMode.FULL_AI:
-            violations = self._bounds.violations(uow, plan)
-        check_step(mode.mode, plan, actor, action, violations)
-
-    def _replace(self, uow: UnitOfWork, new: Plan, old: Plan) -> None:
-        if not uow.plans.replace(new, old.version):
-            latest = uow.plans.get(old.id)
-            raise etag_mismatch(old.name, latest.etag if latest else "")
-
-    def _cooldown_status(self, uow: UnitOfWork, now: datetime) -> CooldownStatus:
-        last = uow.plans.last_activation()
-        return CooldownStatus(
-            self._cooldown,
-            last[0] if last else None,
-            f"plans/{last[1]}" if last else None,
-            now,
-        )
-
-    def _record(
-        self,
-        uow: UnitOfWork,
-        actor: Principal,
-        mode: ModeSetting,
-        rpc: str,
-        event: EventKind,
-        payload: Payload,
-        resource: str,
-        etag_before: str | None,
-        etag_after: str | None,
-        reason: str,
-        details: dict[str, Any] | None = None,
-        *,
-        call: Call | None = None,
-        result: object = None,
-    ) -> None:
-        """The audit record and the event of one change (and, for the call's
-        own change, its idempotency record), in its transaction."""
-        now = self._clock.now()
-        audit = AuditRecord.by(
-            actor,
-            at=now,
-            mode=mode.mode.value,
-            rpc=rpc,
-            resource=resource,
-            etag_before=etag_before,
-            etag_after=etag_after,
-            reason=reason,
-            details=details or {},
-        )
-        event_ = DomainEvent(event, now, actor.name, resource, payload)
-        self._recorder.record(uow, call, audit, [event_], result)
