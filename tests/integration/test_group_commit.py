@@ -23,6 +23,7 @@ from govex_server.domain.events import DomainEvent, EventKind
 from govex_server.domain.governance import GovernanceMode, ModeSetting
 from govex_server.domain.plans import Plan, PlanState, Step, Target
 from govex_server.domain.principals import PrincipalKind
+from govex_server.services.audit import AuditLog
 from govex_server.store import tables as t
 from govex_server.store.audit_repositories import AuditRecord
 from govex_server.store.database import Store, UnitOfWork
@@ -125,6 +126,10 @@ async def test_a_unit_that_violates_a_constraint_fails_alone(event_store: Store)
     assert await store.read(lambda uow: uow.conn.execute(half).first()) is None
     assert await count(store, t.audit_log) == 200
     assert await count(store, t.events) == 200
+    # The audit records of a batch (chained at its end, around the refused
+    # unit) form one unbroken chain with those before it.
+    verdict = await AuditLog(store).verify()
+    assert (verdict.intact, verdict.count) == (True, 200), verdict.problem
     handed = [e.sequence for e in delivered]
     assert sorted(handed) == list(range(2, 201))
     if store.group_commit is not None:

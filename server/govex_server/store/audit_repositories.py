@@ -133,30 +133,65 @@ class HeadGuess:
 
 
 class AuditRepository:
-    """The audit log. Append-only: there is no update or delete here."""
+    """The audit log. Append-only: there is no update or delete here.
 
-    def __init__(self, conn: Connection, guess: HeadGuess | None = None) -> None:
+    ``deferred`` (the SQLite writer's batches): ``append`` only keeps the
+    record, and the writer chains the records of every unit of the batch
+    with one head move and one insert before it commits (group_commit.py).
+    Each statement costs the writer thread a hand-over of the GIL to the
+    event loop and back, which under load is ten times the statement's own
+    time; the chain and the transaction are the same either way."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        guess: HeadGuess | None = None,
+        deferred: list[dict[str, Any]] | None = None,
+    ) -> None:
         self._conn = conn
         self._guess = guess or HeadGuess()
+        self._deferred = deferred
 
-    def append(self, record: AuditRecord) -> int:
-        """Adds one record at the chain's head, in the caller's transaction;
-        returns its sequence. Moving the head row locks it, so concurrent
-        transactions (other replicas) chain one after another."""
-        fields = record.__dict__
+    def append(self, record: AuditRecord) -> None:
+        """Adds one record at the chain's head, in the caller's transaction
+        (when deferred: when the batch ends, still before its commit)."""
+        if self._deferred is not None:
+            self._deferred.append(record.__dict__)
+        else:
+            self.append_all([record.__dict__])
+
+    def take_deferred(self) -> list[dict[str, Any]]:
+        """The records ``append`` kept (deferred), for the batch's end."""
+        records = self._deferred or []
+        self._deferred = []
+        return records
+
+    def append_all(self, records: list[dict[str, Any]]) -> None:
+        """Chains ``records`` (AuditRecord fields) after the head, in order.
+        Moving the head row locks it, so concurrent transactions (other
+        replicas) chain one after another."""
+        if not records:
+            return
         head = self._guess.value
         for _ in range(2):
             if head is None:
                 row = _HEAD_LOCKED.first(self._conn)
                 assert row is not None, "the audit_head row is missing"
                 head = (int(row[0]), str(row[1]))
-            sequence = head[0] + 1
-            digest = audit_chain.link(head[1], audit_chain.content(sequence, fields))
+            sequence, previous = head
+            rows = []
+            for fields in records:
+                sequence += 1
+                digest = audit_chain.link(previous, audit_chain.content(sequence, fields))
+                rows.append(
+                    {**fields, "sequence": sequence, "previous_hash": previous, "hash": digest}
+                )
+                previous = digest
             moved = _HEAD_MOVE.execute(
                 self._conn,
                 {
                     "n_sequence": sequence,
-                    "n_hash": digest,
+                    "n_hash": previous,
                     "b_sequence": head[0],
                     "b_hash": head[1],
                 },
@@ -166,12 +201,11 @@ class AuditRepository:
             head = None  # the guess was stale: read the head under its lock
         else:
             raise RuntimeError("the audit head moved while it was locked")
-        _AUDIT_INSERT.execute(
-            self._conn,
-            {**fields, "sequence": sequence, "previous_hash": head[1], "hash": digest},
-        )
-        self._guess.value = (sequence, digest)
-        return sequence
+        if len(rows) == 1:
+            _AUDIT_INSERT.execute(self._conn, rows[0])
+        else:
+            _AUDIT_INSERT.execute_many(self._conn, rows)
+        self._guess.value = (sequence, previous)
 
     def head(self) -> tuple[int, str]:
         """``(sequence, hash)`` of the newest record (0 and GENESIS if none)."""

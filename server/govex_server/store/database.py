@@ -43,7 +43,7 @@ from govex_server.store.execution_repositories import (
     ExecutionRepository,
     OrderRepository,
 )
-from govex_server.store.group_commit import GroupCommitWriter
+from govex_server.store.group_commit import GroupCommitWriter, Tail
 from govex_server.store.lease_repositories import LeaseRepository
 from govex_server.store.policy_repositories import PolicyStateRepository, SignalRepository
 from govex_server.store.repositories import (
@@ -53,6 +53,7 @@ from govex_server.store.repositories import (
     ModeRepository,
     PlanRepository,
     StoredEvent,
+    insert_events,
 )
 
 if TYPE_CHECKING:
@@ -136,12 +137,19 @@ class UnitOfWork:
     """One transaction and the repositories that work inside it."""
 
     def __init__(
-        self, conn: Connection, encode_event: EventEncoder, audit_head: HeadGuess | None = None
+        self,
+        conn: Connection,
+        encode_event: EventEncoder,
+        audit_head: HeadGuess | None = None,
+        *,
+        deferred: bool = False,
     ) -> None:
         self.conn = conn
         self.plans = PlanRepository(conn)
         self.modes = ModeRepository(conn)
-        self.audit = AuditRepository(conn, audit_head)
+        # Deferred (the SQLite writer): audit records and events are chained
+        # and numbered at the end of the batch, not by each unit.
+        self.audit = AuditRepository(conn, audit_head, [] if deferred else None)
         self.idempotency = IdempotencyRepository(conn)
         self.freezes = FreezeRepository(conn)
         self.events = EventRepository(conn, encode_event)
@@ -195,7 +203,7 @@ class Store:
         if self.is_sqlite:
             self.sync_engine = _sqlite_engine(self.url, "BEGIN", pool_size=READ_THREADS)
             writer_engine = _sqlite_engine(self.url, "BEGIN IMMEDIATE", pool_size=1)
-            self._writer = GroupCommitWriter(writer_engine, self._committed)
+            self._writer = GroupCommitWriter(writer_engine, self._end_batch, self._committed)
             self._writer_engine = writer_engine
             self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="govex-sqlite-read")
         else:
@@ -273,6 +281,31 @@ class Store:
 
         return run
 
+    def _batched(self, unit: Unit[T]) -> Callable[[Connection], tuple[T, Tail]]:
+        """``unit`` for the SQLite writer: what it recorded is kept for the
+        end of its batch (``_end_batch``)."""
+
+        def run(conn: Connection) -> tuple[T, Tail]:
+            uow = UnitOfWork(conn, self._encode_event, self._audit_head, deferred=True)
+            try:
+                result = unit(uow)
+            except IntegrityError as exc:
+                raise _conflict(exc) from exc
+            return result, Tail(uow.audit.take_deferred(), uow.events.take_pending())
+
+        return run
+
+    def _end_batch(self, conn: Connection, tails: list[Tail]) -> list[StoredEvent]:
+        """The last statements of a batch, in its transaction: the audit
+        records of its units chained in order (one head move, one insert),
+        their events numbered and inserted (one counter update, one insert)."""
+        AuditRepository(conn, self._audit_head).append_all(
+            [record for tail in tails for record in tail.audits]
+        )
+        return insert_events(
+            conn, self._encode_event, [event for tail in tails for event in tail.events]
+        )
+
     async def read(self, unit: Unit[T]) -> T:
         """Runs ``unit`` on a read-only snapshot (its transaction is rolled back)."""
         run = self._bind(unit)
@@ -297,10 +330,10 @@ class Store:
         at all; a unique-constraint violation is ABORTED CONFLICT (the caller
         re-reads and retries). A cancelled caller does not interrupt a
         transaction that has begun: it commits or rolls back whole."""
-        run = self._bind(unit)
         if self._writer is not None:
-            result: T = await self._writer.submit(run)
+            result: T = await self._writer.submit(self._batched(unit))
             return result
+        run = self._bind(unit)
         task = asyncio.ensure_future(self._write_postgres(run))
         self._in_flight.add(task)
         task.add_done_callback(_outlived)

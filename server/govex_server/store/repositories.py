@@ -337,12 +337,43 @@ class StoredEvent:
 EventEncoder = Callable[[DomainEvent, int], bytes]
 
 
+def insert_events(
+    conn: Connection, encode: EventEncoder, events: list[DomainEvent]
+) -> list[StoredEvent]:
+    """Numbers ``events`` with one update of the counter and inserts them."""
+    if not events:
+        return []
+    taken = _TAKE_SEQUENCES.first(conn, {"b_count": len(events)})
+    if taken is None:
+        raise RuntimeError("the event_counter row is missing: the database is not migrated")
+    newest = int(taken[0])
+    rows = []
+    stored = []
+    for sequence, event in enumerate(events, start=newest - len(events) + 1):
+        payload = encode(event, sequence)
+        rows.append(
+            {
+                "sequence": sequence,
+                "kind": event.kind.value,
+                "time": event.time,
+                "actor": event.actor,
+                "resource": event.resource,
+                "payload": payload,
+            }
+        )
+        stored.append(StoredEvent(sequence, event.kind.value, payload, event.resource, event))
+    _EVENT_INSERT.execute_many(conn, rows)
+    return stored
+
+
 class EventRepository:
     """The event log: appended in the transaction of the change it records.
 
     Events are numbered late: ``append`` only keeps the event, and ``flush``
     (which the store runs as the unit's last statement before its commit)
     takes their sequences with one update of the counter and inserts them.
+    The SQLite writer does that once for the events of a whole batch
+    (``take_pending``, ``insert_events``), as the batch's last statements.
     The counter's row lock, which every event-writing transaction of every
     replica needs, is so held from the end of the transaction to its commit,
     not across all its statements; sequences stay gap-free and increasing in
@@ -370,30 +401,13 @@ class EventRepository:
 
     def flush(self) -> None:
         """Numbers and inserts the events appended since the last flush."""
-        if not self._pending:
-            return
+        self.appended.extend(insert_events(self._conn, self._encode, self.take_pending()))
+
+    def take_pending(self) -> list[DomainEvent]:
+        """The events appended and not flushed (the SQLite writer numbers
+        those of a whole batch at once, as its last statements)."""
         events, self._pending = self._pending, []
-        taken = _TAKE_SEQUENCES.first(self._conn, {"b_count": len(events)})
-        if taken is None:
-            raise RuntimeError("the event_counter row is missing: the database is not migrated")
-        newest = int(taken[0])
-        rows = []
-        for sequence, event in enumerate(events, start=newest - len(events) + 1):
-            payload = self._encode(event, sequence)
-            rows.append(
-                {
-                    "sequence": sequence,
-                    "kind": event.kind.value,
-                    "time": event.time,
-                    "actor": event.actor,
-                    "resource": event.resource,
-                    "payload": payload,
-                }
-            )
-            self.appended.append(
-                StoredEvent(sequence, event.kind.value, payload, event.resource, event)
-            )
-        _EVENT_INSERT.execute_many(self._conn, rows)
+        return events
 
     def after(self, sequence: int, kinds: Sequence[str] | None, limit: int) -> list[StoredEvent]:
         """Events after ``sequence`` in order, optionally only ``kinds``."""
