@@ -195,7 +195,7 @@ async def test_list_audit_records_is_for_admins_and_auditors(harness: Harness) -
     assert bad.code == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in bad.fields
 
 
-def appending(n: int) -> Callable[[UnitOfWork], int]:
+def appending(n: int) -> Callable[[UnitOfWork], None]:
     return lambda uow: uow.audit.append(record(n))
 
 
