@@ -30,6 +30,7 @@ class Activation:
 class Activating(PlanChanges):
     """The activation use case of the governance service."""
 
+    # The time between two publications; GovernanceService sets it.
     _cooldown: timedelta
 
     async def activate(
