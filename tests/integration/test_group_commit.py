@@ -140,6 +140,40 @@ async def test_a_unit_that_violates_a_constraint_fails_alone(event_store: Store)
         assert store.group_commit.batches < 100
 
 
+async def test_an_event_that_cannot_be_encoded_fails_only_its_unit(database_url: str) -> None:
+    # On SQLite the units of a batch chain their audit records and number
+    # their events into the batch's ledger: a failure there is its own
+    # unit's, and leaves no gap in either sequence.
+    def picky(event: DomainEvent, sequence: int) -> bytes:
+        if event.resource == "plans/p-bad":
+            raise ValueError("this payload cannot be encoded")
+        return encode(event, sequence)
+
+    store = Store(database_url, picky)
+    await migrate(store)
+    try:
+        delivered: list[StoredEvent] = []
+        store.on_events(delivered.extend)
+        ids = [f"p-{i:02d}" for i in range(40)]
+        units = [propose(i) for i in ids]
+        units.insert(20, propose("p-bad"))
+        results = await asyncio.gather(*(store.write(u) for u in units), return_exceptions=True)
+        assert isinstance(results[20], ValueError)
+        assert sorted(r for r in results if isinstance(r, str)) == ids
+        assert [await count(store, table) for table in (t.plans, t.audit_log, t.events)] == [
+            40,
+            40,
+            40,
+        ]
+        assert sorted(e.sequence for e in delivered) == list(range(1, 41))
+        verdict = await AuditLog(store).verify()
+        assert (verdict.intact, verdict.count) == (True, 40), verdict.problem
+        if store.group_commit is not None:
+            assert store.group_commit.batches < 41  # the bad unit shared a batch
+    finally:
+        await store.close()
+
+
 @pytest.fixture
 async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
     """A migrated SQLite store, its group-commit writer not connected yet."""

@@ -132,15 +132,28 @@ class HeadGuess:
         self.value: tuple[int, str] | None = None
 
 
+Head = tuple[int, str]  # (sequence, hash) of the newest record
+
+
+def chained(head: Head, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Head]:
+    """The rows of ``records`` (AuditRecord fields) chained after ``head``,
+    in order, and the head after them."""
+    sequence, previous = head
+    rows = []
+    for fields in records:
+        sequence += 1
+        digest = audit_chain.link(previous, audit_chain.content(sequence, fields))
+        rows.append({**fields, "sequence": sequence, "previous_hash": previous, "hash": digest})
+        previous = digest
+    return rows, (sequence, previous)
+
+
 class AuditRepository:
     """The audit log. Append-only: there is no update or delete here.
 
     ``deferred`` (the SQLite writer's batches): ``append`` only keeps the
-    record, and the writer chains the records of every unit of the batch
-    with one head move and one insert before it commits (group_commit.py).
-    Each statement costs the writer thread a hand-over of the GIL to the
-    event loop and back, which under load is ten times the statement's own
-    time; the chain and the transaction are the same either way."""
+    record; the writer chains it inside the unit's savepoint and inserts the
+    rows of the whole batch before it commits (store/batch_ledger.py)."""
 
     def __init__(
         self,
@@ -154,58 +167,50 @@ class AuditRepository:
 
     def append(self, record: AuditRecord) -> None:
         """Adds one record at the chain's head, in the caller's transaction
-        (when deferred: when the batch ends, still before its commit)."""
+        (when deferred: by the writer, still in the unit's transaction)."""
         if self._deferred is not None:
             self._deferred.append(record.__dict__)
-        else:
-            self.append_all([record.__dict__])
-
-    def take_deferred(self) -> list[dict[str, Any]]:
-        """The records ``append`` kept (deferred), for the batch's end."""
-        records = self._deferred or []
-        self._deferred = []
-        return records
-
-    def append_all(self, records: list[dict[str, Any]]) -> None:
-        """Chains ``records`` (AuditRecord fields) after the head, in order.
-        Moving the head row locks it, so concurrent transactions (other
-        replicas) chain one after another."""
-        if not records:
             return
         head = self._guess.value
         for _ in range(2):
             if head is None:
-                row = _HEAD_LOCKED.first(self._conn)
-                assert row is not None, "the audit_head row is missing"
-                head = (int(row[0]), str(row[1]))
-            sequence, previous = head
-            rows = []
-            for fields in records:
-                sequence += 1
-                digest = audit_chain.link(previous, audit_chain.content(sequence, fields))
-                rows.append(
-                    {**fields, "sequence": sequence, "previous_hash": previous, "hash": digest}
-                )
-                previous = digest
-            moved = _HEAD_MOVE.execute(
-                self._conn,
-                {
-                    "n_sequence": sequence,
-                    "n_hash": previous,
-                    "b_sequence": head[0],
-                    "b_hash": head[1],
-                },
-            )
-            if moved == 1:
-                break
+                head = self.locked_head()
+            rows, new = chained(head, [record.__dict__])
+            if self.write_chained(head, new, rows):
+                self._guess.value = new
+                return
             head = None  # the guess was stale: read the head under its lock
-        else:
-            raise RuntimeError("the audit head moved while it was locked")
+        raise RuntimeError("the audit head moved while it was locked")
+
+    def take_deferred(self) -> list[dict[str, Any]]:
+        """The records ``append`` kept (deferred), in order."""
+        records = self._deferred or []
+        self._deferred = []
+        return records
+
+    def locked_head(self) -> Head:
+        """The head row, locked until the commit (FOR UPDATE on PostgreSQL;
+        SQLite has one writer)."""
+        row = _HEAD_LOCKED.first(self._conn)
+        assert row is not None, "the audit_head row is missing"
+        return int(row[0]), str(row[1])
+
+    def write_chained(self, old: Head, new: Head, rows: list[dict[str, Any]]) -> bool:
+        """Moves the head from ``old`` to ``new`` and inserts ``rows``; False
+        (nothing written) when the head is not at ``old``. Moving the head
+        row locks it, so concurrent transactions (other replicas) chain one
+        after another."""
+        moved = _HEAD_MOVE.execute(
+            self._conn,
+            {"n_sequence": new[0], "n_hash": new[1], "b_sequence": old[0], "b_hash": old[1]},
+        )
+        if moved != 1:
+            return False
         if len(rows) == 1:
             _AUDIT_INSERT.execute(self._conn, rows[0])
         else:
             _AUDIT_INSERT.execute_many(self._conn, rows)
-        self._guess.value = (sequence, previous)
+        return True
 
     def head(self) -> tuple[int, str]:
         """``(sequence, hash)`` of the newest record (0 and GENESIS if none)."""

@@ -38,12 +38,13 @@ from govex_server.store.audit_repositories import (
     HeadGuess,
     IdempotencyRepository,
 )
+from govex_server.store.batch_ledger import BatchLedger
 from govex_server.store.execution_repositories import (
     DailyNotionalRepository,
     ExecutionRepository,
     OrderRepository,
 )
-from govex_server.store.group_commit import GroupCommitWriter, Tail
+from govex_server.store.group_commit import GroupCommitWriter
 from govex_server.store.lease_repositories import LeaseRepository
 from govex_server.store.policy_repositories import PolicyStateRepository, SignalRepository
 from govex_server.store.repositories import (
@@ -53,7 +54,6 @@ from govex_server.store.repositories import (
     ModeRepository,
     PlanRepository,
     StoredEvent,
-    insert_events,
 )
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ class UnitOfWork:
         self.plans = PlanRepository(conn)
         self.modes = ModeRepository(conn)
         # Deferred (the SQLite writer): audit records and events are chained
-        # and numbered at the end of the batch, not by each unit.
+        # and numbered into the batch's ledger (batch_ledger.py).
         self.audit = AuditRepository(conn, audit_head, [] if deferred else None)
         self.idempotency = IdempotencyRepository(conn)
         self.freezes = FreezeRepository(conn)
@@ -203,7 +203,7 @@ class Store:
         if self.is_sqlite:
             self.sync_engine = _sqlite_engine(self.url, "BEGIN", pool_size=READ_THREADS)
             writer_engine = _sqlite_engine(self.url, "BEGIN IMMEDIATE", pool_size=1)
-            self._writer = GroupCommitWriter(writer_engine, self._end_batch, self._committed)
+            self._writer = GroupCommitWriter(writer_engine, self._begin_batch, self._committed)
             self._writer_engine = writer_engine
             self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="govex-sqlite-read")
         else:
@@ -281,30 +281,23 @@ class Store:
 
         return run
 
-    def _batched(self, unit: Unit[T]) -> Callable[[Connection], tuple[T, Tail]]:
-        """``unit`` for the SQLite writer: what it recorded is kept for the
-        end of its batch (``_end_batch``)."""
+    def _batched(self, unit: Unit[T]) -> Callable[[Connection, BatchLedger], T]:
+        """``unit`` for the SQLite writer: its audit records and events go
+        into the batch's ledger (chained and numbered in its savepoint)."""
 
-        def run(conn: Connection) -> tuple[T, Tail]:
+        def run(conn: Connection, ledger: BatchLedger) -> T:
             uow = UnitOfWork(conn, self._encode_event, self._audit_head, deferred=True)
             try:
                 result = unit(uow)
             except IntegrityError as exc:
                 raise _conflict(exc) from exc
-            return result, Tail(uow.audit.take_deferred(), uow.events.take_pending())
+            ledger.record(uow.audit.take_deferred(), uow.events.take_pending())
+            return result
 
         return run
 
-    def _end_batch(self, conn: Connection, tails: list[Tail]) -> list[StoredEvent]:
-        """The last statements of a batch, in its transaction: the audit
-        records of its units chained in order (one head move, one insert),
-        their events numbered and inserted (one counter update, one insert)."""
-        AuditRepository(conn, self._audit_head).append_all(
-            [record for tail in tails for record in tail.audits]
-        )
-        return insert_events(
-            conn, self._encode_event, [event for tail in tails for event in tail.events]
-        )
+    def _begin_batch(self, conn: Connection) -> BatchLedger:
+        return BatchLedger(conn, self._encode_event)
 
     async def read(self, unit: Unit[T]) -> T:
         """Runs ``unit`` on a read-only snapshot (its transaction is rolled back)."""

@@ -6,11 +6,9 @@ one thread owns the only write connection; callers hand it a unit of work (a
 plain function of a UnitOfWork) and await the result. The thread takes every
 unit queued while the previous batch was committing, runs each in its own
 SAVEPOINT (a unit that raises is rolled back alone and its caller gets the
-error), then ends the batch: the audit records and events its units
-recorded are chained, numbered and inserted together (a few statements per
-batch instead of four per unit: each statement hands the GIL to the event
-loop and waits to get it back, which under load costs ten times the
-statement), and commits once: one fsync for the whole batch. A caller's future
+error), then writes the audit records and events its units recorded
+together (batch_ledger.py: a few statements per batch instead of four per
+unit) and commits once: one fsync for the whole batch. A caller's future
 is resolved only after its batch committed, and the events the batch
 appended are handed over (in sequence order) before any caller hears back,
 so a response never overtakes its own event.
@@ -30,11 +28,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
 
-from govex_server.domain.events import DomainEvent
 from govex_server.store.repositories import StoredEvent
 
 log = logging.getLogger("govex.store")
@@ -44,31 +41,29 @@ log = logging.getLogger("govex.store")
 MAX_BATCH = 256
 
 
-@dataclass(frozen=True)
-class Tail:
-    """What one unit recorded, written when its batch ends: its audit
-    records' fields (chained in unit order) and its events (numbered so)."""
+class Ledger(Protocol):
+    """What a batch's units recorded (store/batch_ledger.py)."""
 
-    audits: list[dict[str, Any]]
-    events: list[DomainEvent]
+    def finish(self) -> list[StoredEvent]:
+        """Writes it as the batch's last statements; the stored events."""
 
 
 Committed = Callable[[list[StoredEvent]], None]
-# The batch's last statements: the tails of its units that succeeded, in
-# order -> the stored events, in sequence order.
-EndBatch = Callable[[Connection, list[Tail]], list[StoredEvent]]
+# Called at the start of every batch, inside its transaction.
+BeginBatch = Callable[[Connection], Ledger]
+# A unit as the writer runs it: on the connection, recording into the ledger.
+Run = Callable[[Connection, Any], Any]
 # Told the seconds and the units of every batch (from the writer thread).
 Observed = Callable[[float, int], None]
 
 
 @dataclass(eq=False)
 class _Job:
-    run: Callable[[Connection], tuple[Any, Tail]]
+    run: Run
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     result: Any = None
     error: BaseException | None = None
-    tail: Tail | None = None
 
 
 _STOP = object()
@@ -77,10 +72,10 @@ _STOP = object()
 class GroupCommitWriter:
     """The writer thread and its queue."""
 
-    def __init__(self, engine: Engine, end_batch: EndBatch, committed: Committed) -> None:
+    def __init__(self, engine: Engine, begin_batch: BeginBatch, committed: Committed) -> None:
         self.observe: Observed | None = None
         self._engine = engine
-        self._end_batch = end_batch
+        self._begin_batch = begin_batch
         self._committed = committed
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._main, name="govex-sqlite-writer", daemon=True)
@@ -99,7 +94,7 @@ class GroupCommitWriter:
             self._started = True
             self._thread.start()
 
-    async def submit(self, run: Callable[[Connection], tuple[Any, Tail]]) -> Any:
+    async def submit(self, run: Run) -> Any:
         """Queues ``run`` and waits for its batch to commit. A cancelled
         caller does not cancel the unit: once queued it commits or fails with
         its batch (a write is never left half-known). Cancelling the caller
@@ -170,17 +165,16 @@ class GroupCommitWriter:
                 # The SAVEPOINTs on the driver's cursor: SQLAlchemy's
                 # begin_nested() cost more than the unit's own statements.
                 cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                ledger = self._begin_batch(conn)
                 for job in batch:
                     cursor.execute("SAVEPOINT unit")
                     try:
-                        job.result, job.tail = job.run(conn)
+                        job.result = job.run(conn, ledger)
                     except BaseException as exc:  # the unit's own error, for its caller
                         cursor.execute("ROLLBACK TO unit")
                         job.error = exc
                     cursor.execute("RELEASE unit")
-                events = self._end_batch(
-                    conn, [job.tail for job in batch if job.error is None and job.tail is not None]
-                )
+                events = ledger.finish()
         except Exception as exc:
             # The batch's end or its commit failed (disk full, I/O error):
             # nothing of the batch is stored, and every caller is told so.

@@ -46,6 +46,13 @@ _TAKE_SEQUENCES = Prepared(
     .returning(t.event_counter.c.value)
 )
 _EVENT_INSERT = Prepared(insert(t.events), [c.key for c in t.events.c])
+_COUNTER = Prepared(select(t.event_counter.c.value).where(t.event_counter.c.id == 1))
+# The counter moves only from the value the batch started at.
+_COUNTER_MOVE = Prepared(
+    update(t.event_counter)
+    .where(t.event_counter.c.id == 1, t.event_counter.c.value == bindparam("b_value"))
+    .values(value=bindparam("n_value"))
+)
 
 
 def _step_to_json(step: Step) -> dict[str, str]:
@@ -337,19 +344,13 @@ class StoredEvent:
 EventEncoder = Callable[[DomainEvent, int], bytes]
 
 
-def insert_events(
-    conn: Connection, encode: EventEncoder, events: list[DomainEvent]
-) -> list[StoredEvent]:
-    """Numbers ``events`` with one update of the counter and inserts them."""
-    if not events:
-        return []
-    taken = _TAKE_SEQUENCES.first(conn, {"b_count": len(events)})
-    if taken is None:
-        raise RuntimeError("the event_counter row is missing: the database is not migrated")
-    newest = int(taken[0])
+def numbered(
+    encode: EventEncoder, after: int, events: list[DomainEvent]
+) -> tuple[list[dict[str, Any]], list[StoredEvent]]:
+    """The rows (and stored forms) of ``events`` numbered from ``after + 1``."""
     rows = []
     stored = []
-    for sequence, event in enumerate(events, start=newest - len(events) + 1):
+    for sequence, event in enumerate(events, start=after + 1):
         payload = encode(event, sequence)
         rows.append(
             {
@@ -362,8 +363,24 @@ def insert_events(
             }
         )
         stored.append(StoredEvent(sequence, event.kind.value, payload, event.resource, event))
+    return rows, stored
+
+
+def counter_value(conn: Connection) -> int:
+    """The newest sequence given out (read in the writer's transaction)."""
+    row = _COUNTER.first(conn)
+    if row is None:
+        raise RuntimeError("the event_counter row is missing: the database is not migrated")
+    return int(row[0])
+
+
+def write_numbered(conn: Connection, old: int, new: int, rows: list[dict[str, Any]]) -> bool:
+    """Moves the counter from ``old`` to ``new`` and inserts ``rows``; False
+    (nothing written) when the counter is not at ``old``."""
+    if _COUNTER_MOVE.execute(conn, {"b_value": old, "n_value": new}) != 1:
+        return False
     _EVENT_INSERT.execute_many(conn, rows)
-    return stored
+    return True
 
 
 class EventRepository:
@@ -372,8 +389,8 @@ class EventRepository:
     Events are numbered late: ``append`` only keeps the event, and ``flush``
     (which the store runs as the unit's last statement before its commit)
     takes their sequences with one update of the counter and inserts them.
-    The SQLite writer does that once for the events of a whole batch
-    (``take_pending``, ``insert_events``), as the batch's last statements.
+    The SQLite writer numbers each unit's events inside the unit's savepoint
+    and inserts those of the whole batch before it commits (batch_ledger.py).
     The counter's row lock, which every event-writing transaction of every
     replica needs, is so held from the end of the transaction to its commit,
     not across all its statements; sequences stay gap-free and increasing in
@@ -401,7 +418,15 @@ class EventRepository:
 
     def flush(self) -> None:
         """Numbers and inserts the events appended since the last flush."""
-        self.appended.extend(insert_events(self._conn, self._encode, self.take_pending()))
+        events = self.take_pending()
+        if not events:
+            return
+        taken = _TAKE_SEQUENCES.first(self._conn, {"b_count": len(events)})
+        if taken is None:
+            raise RuntimeError("the event_counter row is missing: the database is not migrated")
+        rows, stored = numbered(self._encode, int(taken[0]) - len(events), events)
+        _EVENT_INSERT.execute_many(self._conn, rows)
+        self.appended.extend(stored)
 
     def take_pending(self) -> list[DomainEvent]:
         """The events appended and not flushed (the SQLite writer numbers
