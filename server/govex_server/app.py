@@ -27,7 +27,7 @@ from govex_server.api.registration import register
 from govex_server.api.stream_limits import StreamLimits
 from govex_server.api.streams import EventStreams, event_frame
 from govex_server.api.transport import SERVER_OPTIONS, server_credentials
-from govex_server.app_execution import build_execution
+from govex_server.app_execution import build_execution, paper_book_seconds
 from govex_server.config import (
     DEFAULT_DATABASE_URL,
     ConfigError,
@@ -315,7 +315,17 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         if settings.metrics_listen:
             exposition = Exposition(
                 metrics,
-                CensusTaker(store, clock, policy, freezes, bus, engine, audit, engine.limiters),
+                CensusTaker(
+                    store,
+                    clock,
+                    policy,
+                    freezes,
+                    bus,
+                    engine,
+                    audit,
+                    engine.limiters,
+                    lambda: paper_book_seconds(exchanges),
+                ),
             )
             try:
                 await exposition.start(settings.metrics_listen)

@@ -117,3 +117,13 @@ def paper_book_path(settings: Settings) -> str:
         return f"{url.database}.paper-book"
     log.warning("paper_book_file is not set: the paper exchange's book lives in memory")
     return ":memory:"
+
+
+def paper_book_seconds(exchanges: ExchangeRegistry) -> dict[str, float]:
+    """CPU seconds each paper account's book has spent (for the metrics)."""
+    books = {}
+    for exchange in exchanges.all():
+        inner = getattr(exchange, "inner", exchange)  # behind the metrics' wrapper
+        if isinstance(inner, PaperExchange):
+            books[exchange.account] = inner.book_seconds
+    return books

@@ -1,6 +1,7 @@
 """``make bench``: govex unary throughput against a bare grpc.aio echo server,
 both loaded by h2load in the same run; start-up time and idle and peak RSS;
-then fan-out and execution; then the event counter on PostgreSQL and two
+then fan-out and execution (the runner on 1,000 orders, and a plan through
+ExecutePlan over gRPC); then the event counter on PostgreSQL and two
 replicas whose owner is killed every 5 s (issue 13).
 
 Then ProposePlan before and after the server interceptor (issue 9: the
@@ -32,6 +33,7 @@ from govex.governance.v1 import governance_service_pb2 as gov
 from tests.bench import (
     event_sequence,
     execution_bench,
+    execution_e2e,
     fanout,
     fault_bench,
     h2load,
@@ -271,6 +273,7 @@ def main() -> int:
         echo.terminate()
         echo.wait(timeout=30)
     ok = execution_bench.main() and ok
+    ok = execution_e2e.main() and ok
     ok = fault_bench.main() and ok
     ok = event_sequence.main() and ok
     ok = replica_bench.main() and ok

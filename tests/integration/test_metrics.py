@@ -120,6 +120,9 @@ async def test_a_scrape_counts_what_happened(
     audited = await h.store.read(lambda uow: uow.audit.head())
     assert value(after, "govex_audit_chain_head") == audited[0]
     assert value(after, "govex_runner_restarts_total") == 0
+    # The simulated exchange's own cost, apart from govex's: its book worked.
+    book_before = value(before, "govex_paper_book_cpu_seconds_total", account="paper")
+    assert value(after, "govex_paper_book_cpu_seconds_total", account="paper") > book_before
 
 
 async def test_anything_but_get_metrics_is_refused(harness: Harness) -> None:

@@ -132,6 +132,13 @@ class PaperExchange:
         # Cancels refused by the "cancel_refused" fault (tests count them).
         self.cancels_refused = 0
 
+    @property
+    def book_seconds(self) -> float:
+        """CPU seconds this simulated exchange's book has spent: its own
+        cost, which a real exchange would bear (the metric
+        govex_paper_book_cpu_seconds reports it apart from govex's)."""
+        return self._book.busy_seconds
+
     async def markets(self) -> dict[str, Market]:
         """One market per priced asset against the quote currency."""
         if self._take("markets_unavailable"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -53,6 +53,7 @@ class Census:
     takeovers: int = 0
     leases_lost: int = 0
     restarts: int = 0
+    paper_book_seconds: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,6 +68,8 @@ class CensusTaker:
     engine: ExecutionEngine
     audit: AuditLog
     limiters: Mapping[str, OrderRateLimiter]
+    # CPU seconds of each paper account's simulated book, by account.
+    paper_books: Callable[[], Mapping[str, float]] = dict
 
     async def take(self) -> Census:
         census = Census(
@@ -77,6 +80,7 @@ class CensusTaker:
             takeovers=self.engine.leases.takeovers,
             leases_lost=self.engine.leases.lost,
             restarts=self.engine.restarts,
+            paper_book_seconds=self.paper_books(),
         )
         try:
 
@@ -183,6 +187,16 @@ class CensusCollector(Collector):
         yield _counter(
             "govex_runner_restarts", "Execution runners restarted after a failure", c.restarts
         )
+        if c.paper_book_seconds:
+            family = CounterMetricFamily(
+                "govex_paper_book_cpu_seconds",
+                "CPU time the paper exchange's simulated book has spent, by account: the "
+                "simulated exchange's own cost, not govex's",
+                labels=["account"],
+            )
+            for account, seconds in sorted(c.paper_book_seconds.items()):
+                family.add_metric([account], seconds)
+            yield family
 
 
 def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
