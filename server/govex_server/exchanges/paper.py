@@ -254,15 +254,18 @@ class PaperExchange:
         if reference is None or quote != self._config.quote:
             raise OrderRejected(f"unknown symbol {symbol}")
         fee_rate = self._config.fee_rate
-        balance = {a: money.exact(f) for a, f in db.execute("SELECT asset, free FROM balances")}
         if side == "BUY":
             hold_asset, hold = quote, money.mul(money.mul(quantity, price), 1 + fee_rate)
         else:
             hold_asset, hold = base, quantity
-        if balance.get(hold_asset, money.ZERO) < hold:
+        # Only the asset held: the book keeps every asset's balance.
+        row = db.execute("SELECT free FROM balances WHERE asset = ?", (hold_asset,)).fetchone()
+        if (money.exact(row[0]) if row else money.ZERO) < hold:
             raise InsufficientFunds(f"needs {hold} {hold_asset}")
         _move(db, hold_asset, -hold, +hold)
-        seq = db.execute("SELECT count(*) FROM orders").fetchone()[0] + 1
+        # Orders are never deleted from the book: the newest rowid is their
+        # count (a count(*) would scan every order, per order).
+        seq = db.execute("SELECT coalesce(max(rowid), 0) FROM orders").fetchone()[0] + 1
         db.execute(
             "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, '0', '0', '0', 'open', ?)",
             (client_id, f"P{seq:08d}", symbol, side, money.text(quantity), money.text(price), seq),
