@@ -65,10 +65,12 @@ async def rig(
     latency_ms: float = 0.0,
     wrap: Callable[[PaperExchange], Exchange] | None = None,
     monotonic: Callable[[], float] = time.monotonic,
+    daily_notional_limit: Decimal = Decimal("1e12"),
 ) -> Rig:
     """A fresh store and paper account; ``wrap`` puts a transport (a flaky
     one) between the engine and the account; ``monotonic`` is the clock of
-    the engine's lease deadlines."""
+    the engine's lease deadlines; ``daily_notional_limit`` is the safety
+    rules' limit on an account's notional a day."""
     tmp = Path(tempfile.mkdtemp(prefix="govex-exec-bench-"))
     clock = SystemClock()
     store = Store(f"sqlite:///{tmp}/govex.db", encode_event)
@@ -85,7 +87,7 @@ async def rig(
     book = PaperBook(str(book_file), config.balances)
     paper = PaperExchange("paper", config, book)
     exchanges = ExchangeRegistry([wrap(paper) if wrap else paper])
-    limits = Limits(Decimal("1e9"), Decimal("1e12"), 600, None, False, config.fee_rate)
+    limits = Limits(Decimal("1e9"), daily_notional_limit, 600, None, False, config.fee_rate)
     planner = ExecutionPlanner(
         store, governance, policy, freezes, exchanges, limits, Level.MODERATE, clock
     )

@@ -161,8 +161,13 @@ class OrderManager:
         def decide(uow: UnitOfWork) -> OrderRecord:
             # Read and decide in the unit that records the decision: the
             # day's traded notional cannot move between the check and the
-            # SUBMITTED row.
-            used = uow.daily_notional.get(exchange.account, now.date())
+            # SUBMITTED row. The account's other orders still at the
+            # exchange count too (their fills are not recorded yet): a
+            # PARALLEL round checked against fills alone would let every
+            # order in flight pass the daily cap and the daily limit.
+            used = uow.daily_notional.get(
+                exchange.account, now.date()
+            ) + uow.orders.in_flight_notional(exchange.account)
             twin = uow.orders.by_client_id(order.client_order_id)
             # The duplicate rule: this client order id belongs to another order.
             known = {order.client_order_id} if twin is not None and twin.id != order.id else set()

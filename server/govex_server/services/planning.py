@@ -140,10 +140,14 @@ class ExecutionPlanner:
             markets = await exchange.markets()
         except ExchangeError as exc:
             raise unreachable(exchange.account, exc) from exc
-        # What the account already traded today leaves less of today's cap:
-        # the schedule shown is the one the engine will follow.
+        # What the account already traded today, and what its orders at the
+        # exchange may still trade, leave less of today's cap: the schedule
+        # shown is the one the engine will follow.
         used_today = await self._store.read(
-            lambda uow: uow.daily_notional.get(exchange.account, now.date())
+            lambda uow: (
+                uow.daily_notional.get(exchange.account, now.date())
+                + uow.orders.in_flight_notional(exchange.account)
+            )
         )
         legs = compute_legs(
             plan.targets,

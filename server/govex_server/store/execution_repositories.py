@@ -55,6 +55,26 @@ _ORDER_FOR_EXECUTION = (
         t.orders.c.attempt,
     )
 )
+# Orders at the exchange whose outcome is not recorded yet: the daily
+# traded notional counts a fill only once it is recorded, so these are what
+# the account may still trade on top of it.
+_IN_FLIGHT_STATES = [
+    s.value
+    for s in (
+        OrderState.SUBMITTED,
+        OrderState.UNKNOWN,
+        OrderState.OPEN,
+        OrderState.PARTIALLY_FILLED,
+    )
+]
+_IN_FLIGHT = (
+    select(t.orders.c.quantity, t.orders.c.filled, t.orders.c.price)
+    .select_from(t.orders.join(t.executions, t.executions.c.id == t.orders.c.execution_id))
+    .where(
+        t.orders.c.state.in_(_IN_FLIGHT_STATES),
+        t.executions.c.exchange == bindparam("b_account"),
+    )
+)
 _NOTIONAL_KEY = (
     t.daily_notional.c.account == bindparam("b_account"),
     t.daily_notional.c.day == bindparam("b_day"),
@@ -269,6 +289,14 @@ class OrderRepository:
         """Every order of an execution, in sending order."""
         result = self._conn.execute(_ORDER_FOR_EXECUTION, {"b_execution": execution_id})
         return [_order(r) for r in result.mappings()]
+
+    def in_flight_notional(self, account: str) -> Decimal:
+        """What the account's orders at the exchange may still trade: the
+        unfilled part of each, at its limit price (the most it can cost)."""
+        total = money.ZERO
+        for quantity, filled, price in self._conn.execute(_IN_FLIGHT, {"b_account": account}):
+            total += money.mul(quantity - filled, price)
+        return total
 
     def unresolved(self) -> list[OrderRecord]:
         """Orders whose exchange state is not known to be final."""

@@ -100,7 +100,9 @@ def validate(
     known_client_ids: Collection[str],
     level: Level,
 ) -> Verdict:
-    """Every rule, then the level decides what fails."""
+    """Every rule, then the level decides what fails. ``daily_used`` is
+    what the account traded today and what its orders at the exchange may
+    still trade."""
     issues: list[Issue] = []
 
     def error(rule: str, message: str) -> None:
@@ -119,7 +121,7 @@ def validate(
     if daily_used + notional > limits.daily_notional_limit:
         error(
             "DAILY_NOTIONAL",
-            f"{daily_used:.2f} traded today + {notional:.2f} exceeds "
+            f"{daily_used:.2f} traded or at the exchange today + {notional:.2f} exceeds "
             f"{limits.daily_notional_limit:.2f}",
         )
     elif (daily_used + notional) * 10 > 9 * limits.daily_notional_limit:
