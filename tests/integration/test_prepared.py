@@ -119,6 +119,30 @@ async def test_first_and_rowcount_match_sqlalchemy(store: Store) -> None:
     assert (changed, unchanged) == (1, 0)
 
 
+async def test_rows_equal_sqlalchemys_rows(store: Store) -> None:
+    from sqlalchemy import literal, or_
+
+    await store.write(
+        lambda uow: uow.conn.execute(insert(t.plans), [plan_row(f"R{i}") for i in range(4)])
+    )
+    # Literal values (bound once, at compile time) beside a parameter.
+    some = select(t.plans.c.id, t.plans.c.created_at, t.plans.c.targets).where(
+        or_(t.plans.c.id == literal("R1"), t.plans.c.id == literal("R3")),
+        t.plans.c.version >= bindparam("b_version"),
+    )
+
+    def compare(uow: UnitOfWork) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        prepared = Prepared(some).rows(uow.conn, {"b_version": 0})
+        plain = [tuple(r) for r in uow.conn.execute(some, {"b_version": 0})]
+        assert Prepared(some).rows(uow.conn, {"b_version": 10**6}) == []
+        return sorted(prepared), sorted(plain)
+
+    prepared, plain = await store.read(compare)
+    assert [r[0] for r in prepared] == ["R1", "R3"]
+    assert prepared == plain
+    assert prepared[0][1].tzinfo is not None  # processed: an aware datetime, not text
+
+
 async def test_a_duplicate_key_is_a_conflict_and_nothing_is_half_written(store: Store) -> None:
     prepared = Prepared(insert(t.plans), [c.key for c in t.plans.c])
     await store.write(lambda uow: prepared.execute(uow.conn, plan_row("TWICE")))

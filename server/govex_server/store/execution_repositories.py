@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from govex_server.domain import money
@@ -67,11 +67,11 @@ _IN_FLIGHT_STATES = [
         OrderState.PARTIALLY_FILLED,
     )
 ]
-_IN_FLIGHT = (
+_IN_FLIGHT = Prepared(
     select(t.orders.c.quantity, t.orders.c.filled, t.orders.c.price)
     .select_from(t.orders.join(t.executions, t.executions.c.id == t.orders.c.execution_id))
     .where(
-        t.orders.c.state.in_(_IN_FLIGHT_STATES),
+        or_(*(t.orders.c.state == literal(s) for s in _IN_FLIGHT_STATES)),
         t.executions.c.exchange == bindparam("b_account"),
     )
 )
@@ -294,7 +294,7 @@ class OrderRepository:
         """What the account's orders at the exchange may still trade: the
         unfilled part of each, at its limit price (the most it can cost)."""
         total = money.ZERO
-        for quantity, filled, price in self._conn.execute(_IN_FLIGHT, {"b_account": account}):
+        for quantity, filled, price in _IN_FLIGHT.rows(self._conn, {"b_account": account}):
             total += money.mul(quantity - filled, price)
         return total
 

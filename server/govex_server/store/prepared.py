@@ -127,6 +127,26 @@ class Prepared:
             for process, value in zip(compiled.results, raw, strict=True)
         )
 
+    def rows(
+        self, conn: Connection, params: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Every row (processed like SQLAlchemy's)."""
+        if conn.dialect.name != "sqlite":
+            return [tuple(r) for r in conn.execute(self._executable, dict(params or {}))]
+        cursor, compiled = self._run(conn, params or {})
+        raw = cursor.fetchall()
+        cursor.close()
+        processes = compiled.results
+        if not any(processes):
+            return raw  # type: ignore[no-any-return]
+        return [
+            tuple(
+                process(value) if process is not None else value
+                for process, value in zip(processes, row, strict=True)
+            )
+            for row in raw
+        ]
+
     def first_mapping(
         self, conn: Connection, params: Mapping[str, Any] | None = None
     ) -> dict[str, Any] | None:
