@@ -9,16 +9,18 @@ ratio to echo drops by no more than 5%).
 
 Targets (issue 8): GetGovernanceState >= 0.9x echo; ProposePlan (a durable
 write: plan, audit record and event) >= 0.5x echo; idle RSS <= 100 MiB;
-start-up to SERVING <= 1 s. Printed, never asserted: these machines are
-noisy. Every govex request is checked on the server side (h2load counts gRPC
-errors in trailers as successes), and every write counted is looked up in
-the database afterwards: plans, audit records and events."""
+start-up to SERVING <= 1 s (the median of 5 restarts). Printed, never
+asserted: these machines are noisy. Every govex request is checked on the
+server side (h2load counts gRPC errors in trailers as successes), and every
+write counted is looked up in the database afterwards: plans, audit records
+and events."""
 
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,6 +52,7 @@ WARMUP = 1_000
 PEER_REQUESTS = 5_000
 CLIENTS = 4
 STREAMS = 16
+RESTARTS = 5
 
 
 @dataclass(frozen=True)
@@ -211,13 +214,18 @@ def main() -> int:
     spawned = time.monotonic()
     server = start_govex()
     first_start = wait_healthy(f"127.0.0.1:{govex_port}", server, log, spawned)
-    server.terminate()
-    server.wait(timeout=30)
-    spawned = time.monotonic()
-    server = start_govex()
+    # Restarts, RESTARTS of them: one start-up is a single noisy sample on
+    # these machines; the target is judged on their median (all printed).
+    restarts: list[float] = []
+    for _ in range(RESTARTS):
+        server.terminate()
+        server.wait(timeout=30)
+        spawned = time.monotonic()
+        server = start_govex()
+        restarts.append(wait_healthy(f"127.0.0.1:{govex_port}", server, log, spawned))
     ok = True
     try:
-        startup = wait_healthy(f"127.0.0.1:{govex_port}", server, log, spawned)
+        startup = statistics.median(restarts)
         time.sleep(1.0)
         idle = rss_mib(server.pid, "VmRSS")
         echo_idle = rss_mib(echo.pid, "VmRSS")
@@ -225,8 +233,10 @@ def main() -> int:
         ok = ok and met
         print(
             f"start-up to SERVING: first start (creates the schema) {first_start:.2f}s, "
-            f"restart {startup:.2f}s (target <= 1 s); idle RSS {idle:.0f} MiB "
-            f"(echo {echo_idle:.0f} MiB, target <= 100 MiB): {'met' if met else 'NOT met'}"
+            f"restart median {startup:.2f}s of {RESTARTS} "
+            f"({', '.join(f'{r:.2f}' for r in restarts)}; target <= 1 s); idle RSS "
+            f"{idle:.0f} MiB (echo {echo_idle:.0f} MiB, target <= 100 MiB): "
+            f"{'met' if met else 'NOT met'}"
         )
         print(f"h2load: {REQUESTS} requests, {CLIENTS} connections x {STREAMS} streams")
         rates: dict[str, float] = {}
