@@ -66,14 +66,16 @@ async def rig(
     wrap: Callable[[PaperExchange], Exchange] | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     daily_notional_limit: Decimal = Decimal("1e12"),
+    database_url: str | None = None,
 ) -> Rig:
     """A fresh store and paper account; ``wrap`` puts a transport (a flaky
     one) between the engine and the account; ``monotonic`` is the clock of
     the engine's lease deadlines; ``daily_notional_limit`` is the safety
-    rules' limit on an account's notional a day."""
+    rules' limit on an account's notional a day; ``database_url`` an empty
+    database (default: a new SQLite file)."""
     tmp = Path(tempfile.mkdtemp(prefix="govex-exec-bench-"))
     clock = SystemClock()
-    store = Store(f"sqlite:///{tmp}/govex.db", encode_event)
+    store = Store(database_url or f"sqlite:///{tmp}/govex.db", encode_event)
     await migrate(store)
     policy = PolicyService(store, clock, PolicySettings(), PhaseSettings())
     governance = GovernanceService(store, clock, timedelta(hours=24), PolicyBounds(policy, clock))

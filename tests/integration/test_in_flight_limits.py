@@ -5,7 +5,9 @@ recorded fills alone (which would let every order in flight pass).
 
 ExecutePlan checks a new execution's orders together, so this drives the
 engine on orders already in the store (as after a restart, or a later day's
-slices): the runner's own check is the one under test."""
+slices): the runner's own check is the one under test. On PostgreSQL the
+four checks run on four connections at once: only the account's lock makes
+each one wait for, and see, the orders the others sent."""
 
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ from govex_server.domain.execution.orders import OrderState
 from tests.bench.engine_rig import add_executions, rig
 
 
-async def test_orders_in_flight_count_against_the_daily_notional_limit() -> None:
+async def test_orders_in_flight_count_against_the_daily_notional_limit(database_url: str) -> None:
     # Four buys of about 500 each, all due now, four at a time; the paper
     # latency keeps them at the exchange together. The limit has room for
     # two of them, not three.
-    bench = await rig(latency_ms=300, daily_notional_limit=Decimal(1_250))
+    bench = await rig(
+        latency_ms=300, daily_notional_limit=Decimal(1_250), database_url=database_url
+    )
     try:
         [execution_id] = await add_executions(bench.store, 1, orders=4, parallel=4)
         await bench.engine.run_supervised(execution_id)

@@ -165,6 +165,7 @@ class OrderManager:
             # exchange count too (their fills are not recorded yet): a
             # PARALLEL round checked against fills alone would let every
             # order in flight pass the daily cap and the daily limit.
+            uow.daily_notional.serialize(exchange.account)
             used = uow.daily_notional.get(
                 exchange.account, now.date()
             ) + uow.orders.in_flight_notional(exchange.account)

@@ -75,6 +75,10 @@ _IN_FLIGHT = Prepared(
         t.executions.c.exchange == bindparam("b_account"),
     )
 )
+# The advisory lock of an account's sends on PostgreSQL: (class, account).
+_ACCOUNT_LOCK = select(
+    func.pg_advisory_xact_lock(literal(7301947), func.hashtext(bindparam("b_account")))
+)
 _NOTIONAL_KEY = (
     t.daily_notional.c.account == bindparam("b_account"),
     t.daily_notional.c.day == bindparam("b_day"),
@@ -344,6 +348,16 @@ class DailyNotionalRepository:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+
+    def serialize(self, account: str) -> None:
+        """Makes the caller's unit the only one checking and recording a
+        send on ``account`` until it commits, so that each check sees the
+        orders the others sent. On PostgreSQL a transaction-scoped advisory
+        lock (concurrent units run on separate connections and would not
+        see each other's uncommitted orders); on SQLite the one writer
+        already runs one unit at a time."""
+        if self._conn.dialect.name == "postgresql":
+            self._conn.execute(_ACCOUNT_LOCK, {"b_account": account})
 
     def get(self, account: str, day: date) -> Decimal:
         """Traded so far that day."""
