@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from govex.execution.v1 import execution_pb2 as es
@@ -104,19 +105,21 @@ def _book_seconds(metrics_port: int) -> float:
 
 
 async def _serving(address: str, process: subprocess.Popen[bytes]) -> None:
+    """Waits for SERVING (after reconciliation: ExecutePlan answers
+    UNAVAILABLE before it)."""
     deadline = time.monotonic() + 60
     async with grpc.aio.insecure_channel(address) as channel:
-        stub = governance_service_pb2_grpc.GovernanceServiceStub(channel)
+        stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError("govex-server exited")
             try:
-                await stub.GetGovernanceState(
-                    gov.GetGovernanceStateRequest(), metadata=md("victor"), timeout=1
-                )
-                return
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
             except grpc.aio.AioRpcError:
-                await asyncio.sleep(0.05)
+                pass
+            await asyncio.sleep(0.05)
     raise RuntimeError("govex-server did not start")
 
 
