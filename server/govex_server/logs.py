@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TextIO
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FORMATS = ("json", "text")
@@ -91,11 +93,72 @@ def quiet_grpc_core() -> None:
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 
+class LineWriter(logging.Handler):
+    """Formats each record in the thread that logs it, and leaves the
+    writing to a thread of its own, which writes every line queued since
+    its last write in one write.
+
+    A write to stderr releases the GIL, and the event loop's thread then
+    waits for it behind the store's writer and gRPC's poller: one write per
+    request cost ProposePlan about a sixth of its throughput. Lines keep
+    their order; at exit (logging's shutdown closes every handler) the
+    queue is drained. What a kill -9 can lose is what the writer thread had
+    not written yet: the last moment's lines, never a stored fact."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write, name="govex-log", daemon=True)
+        self._thread.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.put(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+    def _write(self) -> None:
+        while True:
+            line = self._lines.get()
+            batch: list[str] = []
+            while line is not None:
+                batch.append(line)
+                if len(batch) >= _MAX_LINES_PER_WRITE:
+                    break
+                try:
+                    line = self._lines.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                try:
+                    self._stream.write("\n".join(batch) + "\n")
+                    self._stream.flush()
+                except (OSError, ValueError):
+                    pass  # stderr closed or gone: nowhere left to say it
+            if line is None:
+                return
+
+    def close(self) -> None:
+        """Writes what is queued, then ends the thread."""
+        if self._thread.is_alive():
+            self._lines.put(None)
+            self._thread.join(timeout=5)
+        super().close()
+
+
+# One write carries at most this many lines (a burst is written in pieces).
+_MAX_LINES_PER_WRITE = 1000
+
+
 def configure(level: str, fmt: str) -> None:
     """Sets up the root logger once."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineWriter(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
+    for old in root.handlers:
+        if isinstance(old, LineWriter):
+            old.close()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Python's own grpc module logs through `logging`: it is formatted above.

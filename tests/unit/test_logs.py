@@ -4,6 +4,7 @@ as JSON members or as key=value text; empty fields are left out."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 
@@ -37,3 +38,40 @@ def test_text_lines_put_the_fields_after_the_message_quoted_when_needed() -> Non
         line = logs.TextFormatter().format(_record("refused", reason="has space", code="X"))
     assert line.endswith('refused rpc=ProposePlan reason="has space" code=X'), line
     assert "rpc=" not in logs.TextFormatter().format(_record("after the block"))
+
+
+class _CountingStream(io.StringIO):
+    """A stream that counts the writes it is given."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_the_line_writer_keeps_every_line_in_order_and_writes_them_in_batches() -> None:
+    stream = _CountingStream()
+    handler = logs.LineWriter(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("govex.test.line_writer")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        for i in range(5000):
+            logger.info("line %d", i)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("failed")  # a traceback: one record, several lines
+    finally:
+        logger.removeHandler(handler)
+        handler.close()  # drains what is queued
+    written = stream.getvalue().splitlines()
+    assert written[:5000] == [f"line {i}" for i in range(5000)]
+    assert written[5000] == "failed"
+    assert written[-1] == "ValueError: boom"
+    # Lines queued while the writer was busy went out together.
+    assert stream.writes < 5000
+    assert not handler._thread.is_alive()  # closed: the thread has ended
