@@ -72,9 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             asyncio.run(serve(settings))
     except ConfigError as exc:
+        logs.flush()  # the lines logged before the error come before it
         print(exc.lines("govex-server: configuration error: "), file=sys.stderr)
         return 2
     except OSError as exc:
+        logs.flush()
         print(f"govex-server: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -87,14 +87,22 @@ def main(argv: list[str] | None = None) -> int:
     text = banner(settings.listen, rows, settings.metrics_listen, settings.console_listen)
     try:
         # Printed once the server answers: what it says to try works at once.
-        asyncio.run(serve(settings, on_serving=lambda _: print(text, flush=True)))
+        # The log lines queued so far (the server's "serving" line) first.
+        asyncio.run(serve(settings, on_serving=lambda _: _say(text)))
     except ConfigError as exc:
+        logs.flush()
         print(exc.lines("make run: "), file=sys.stderr)
         return 2
     except OSError as exc:
+        logs.flush()
         print(f"make run: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _say(text: str) -> None:
+    logs.flush()
+    print(text, flush=True)
 
 
 if __name__ == "__main__":

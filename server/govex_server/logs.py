@@ -108,7 +108,8 @@ class LineWriter(logging.Handler):
     def __init__(self, stream: TextIO) -> None:
         super().__init__()
         self._stream = stream
-        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        # Lines; a flush's marker; None: the end.
+        self._lines: queue.SimpleQueue[str | threading.Event | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write, name="govex-log", daemon=True)
         self._thread.start()
 
@@ -120,14 +121,18 @@ class LineWriter(logging.Handler):
 
     def _write(self) -> None:
         while True:
-            line = self._lines.get()
+            item = self._lines.get()
             batch: list[str] = []
-            while line is not None:
-                batch.append(line)
+            flushed: list[threading.Event] = []
+            while item is not None:
+                if isinstance(item, threading.Event):
+                    flushed.append(item)
+                else:
+                    batch.append(item)
                 if len(batch) >= _MAX_LINES_PER_WRITE:
                     break
                 try:
-                    line = self._lines.get_nowait()
+                    item = self._lines.get_nowait()
                 except queue.Empty:
                     break
             if batch:
@@ -136,8 +141,18 @@ class LineWriter(logging.Handler):
                     self._stream.flush()
                 except (OSError, ValueError):
                     pass  # stderr closed or gone: nowhere left to say it
-            if line is None:
+            for waiter in flushed:
+                waiter.set()
+            if item is None:
                 return
+
+    def flush(self) -> None:
+        """Returns once every line queued before the call is written (what
+        the process prints itself then comes after them)."""
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            written = threading.Event()
+            self._lines.put(written)
+            written.wait(timeout=5)
 
     def close(self) -> None:
         """Writes what is queued, then ends the thread."""
@@ -145,6 +160,12 @@ class LineWriter(logging.Handler):
             self._lines.put(None)
             self._thread.join(timeout=5)
         super().close()
+
+
+def flush() -> None:
+    """Every log line queued so far is written (before a direct print)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
 
 
 # One write carries at most this many lines (a burst is written in pieces).

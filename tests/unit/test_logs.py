@@ -75,3 +75,17 @@ def test_the_line_writer_keeps_every_line_in_order_and_writes_them_in_batches() 
     # Lines queued while the writer was busy went out together.
     assert stream.writes < 5000
     assert not handler._thread.is_alive()  # closed: the thread has ended
+
+
+def test_a_flush_returns_once_every_line_before_it_is_written() -> None:
+    stream = _CountingStream()
+    handler = logs.LineWriter(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    try:
+        for i in range(2000):
+            handler.handle(_record(f"queued {i}"))
+        handler.flush()
+        # Read before close: the flush alone got them out.
+        assert stream.getvalue().splitlines() == [f"queued {i}" for i in range(2000)]
+    finally:
+        handler.close()
