@@ -166,9 +166,7 @@ class OrderManager:
             # PARALLEL round checked against fills alone would let every
             # order in flight pass the daily cap and the daily limit.
             uow.daily_notional.serialize(exchange.account)
-            used = uow.daily_notional.get(
-                exchange.account, now.date()
-            ) + uow.orders.in_flight_notional(exchange.account)
+            used = uow.daily_notional.counted(exchange.account, now.date())
             twin = uow.orders.by_client_id(order.client_order_id)
             # The duplicate rule: this client order id belongs to another order.
             known = {order.client_order_id} if twin is not None and twin.id != order.id else set()

@@ -144,10 +144,7 @@ class ExecutionPlanner:
         # exchange may still trade, leave less of today's cap: the schedule
         # shown is the one the engine will follow.
         used_today = await self._store.read(
-            lambda uow: (
-                uow.daily_notional.get(exchange.account, now.date())
-                + uow.orders.in_flight_notional(exchange.account)
-            )
+            lambda uow: uow.daily_notional.counted(exchange.account, now.date())
         )
         legs = compute_legs(
             plan.targets,

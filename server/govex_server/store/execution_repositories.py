@@ -294,14 +294,6 @@ class OrderRepository:
         result = self._conn.execute(_ORDER_FOR_EXECUTION, {"b_execution": execution_id})
         return [_order(r) for r in result.mappings()]
 
-    def in_flight_notional(self, account: str) -> Decimal:
-        """What the account's orders at the exchange may still trade: the
-        unfilled part of each, at its limit price (the most it can cost)."""
-        total = money.ZERO
-        for quantity, filled, price in _IN_FLIGHT.rows(self._conn, {"b_account": account}):
-            total += money.mul(quantity - filled, price)
-        return total
-
     def unresolved(self) -> list[OrderRecord]:
         """Orders whose exchange state is not known to be final."""
         live = [s.value for s in OrderState if not s.terminal and s is not OrderState.PENDING]
@@ -364,6 +356,15 @@ class DailyNotionalRepository:
         row = _NOTIONAL_GET.first(self._conn, {"b_account": account, "b_day": day.isoformat()})
         value: Decimal | None = row[0] if row is not None else None
         return value if value is not None else money.ZERO
+
+    def counted(self, account: str, day: date) -> Decimal:
+        """What counts against that day's limits: the notional traded, plus
+        what the account's orders at the exchange may still trade (the
+        unfilled part of each, at its limit price: the most it can cost)."""
+        total = self.get(account, day)
+        for quantity, filled, price in _IN_FLIGHT.rows(self._conn, {"b_account": account}):
+            total += money.mul(quantity - filled, price)
+        return total
 
     def add(self, account: str, day: date, amount: Decimal) -> None:
         """Adds ``amount`` to that day's total, exactly, in one statement
