@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from govex.governance.v1 import governance_service_pb2 as gov
 from govex_server.store import tables
 from govex_server.store.database import Store, UnitOfWork
 
@@ -34,3 +35,26 @@ async def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
         return result
 
     return await store.read(unit)
+
+
+async def activated(g: Any, request: gov.ProposePlanRequest, comment: str = "") -> Any:
+    """The plan of ``request`` through a GovernanceService stub ``g``:
+    proposed by alice, reviewed and approved by bob, activated by carol
+    (the MANUAL walk); the ACTIVE plan."""
+    plan = (await g.ProposePlan(request, metadata=md("alice"))).plan
+    plan = (
+        await g.ReviewPlan(
+            gov.ReviewPlanRequest(name=plan.name, etag=plan.etag, comment=comment),
+            metadata=md("bob"),
+        )
+    ).plan
+    plan = (
+        await g.ApprovePlan(
+            gov.ApprovePlanRequest(name=plan.name, etag=plan.etag), metadata=md("bob")
+        )
+    ).plan
+    return (
+        await g.ActivatePlan(
+            gov.ActivatePlanRequest(name=plan.name, etag=plan.etag), metadata=md("carol")
+        )
+    ).plan

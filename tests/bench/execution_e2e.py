@@ -44,7 +44,7 @@ from govex.execution.v1 import execution_service_pb2_grpc
 from govex.governance.v1 import governance_service_pb2 as gov
 from govex.governance.v1 import governance_service_pb2_grpc
 from tests.postgres import free_port
-from tests.support import md
+from tests.support import activated, md
 
 BIN = Path(sys.executable).parent
 ASSETS = 199
@@ -134,23 +134,7 @@ async def _execute(address: str) -> tuple[float, str, str]:
         for i in range(1, ASSETS + 1):
             request.targets.add(asset=f"X{i:03d}", weight_percent=WEIGHT)
         request.targets.add(asset="USDT", weight_percent=round(100 - ASSETS * WEIGHT, 6))
-        plan = (await g.ProposePlan(request, metadata=md("alice"))).plan
-        plan = (
-            await g.ReviewPlan(
-                gov.ReviewPlanRequest(name=plan.name, etag=plan.etag, comment="bench"),
-                metadata=md("bob"),
-            )
-        ).plan
-        plan = (
-            await g.ApprovePlan(
-                gov.ApprovePlanRequest(name=plan.name, etag=plan.etag), metadata=md("bob")
-            )
-        ).plan
-        plan = (
-            await g.ActivatePlan(
-                gov.ActivatePlanRequest(name=plan.name, etag=plan.etag), metadata=md("carol")
-            )
-        ).plan
+        plan = await activated(g, request, comment="bench")
         # Subscribed before the execution exists: every event of it is seen.
         stream = x.WatchOrders(exe.WatchOrdersRequest(), metadata=md("victor"))
         first = await stream.read()  # the first heartbeat: the stream is live

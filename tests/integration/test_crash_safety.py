@@ -21,7 +21,7 @@ from govex.execution.v1 import execution_service_pb2 as exe
 from govex.governance.v1 import governance_service_pb2 as gov
 from govex.governance.v1 import governance_service_pb2_grpc, signals_pb2
 from tests.server_process import ServerProcess
-from tests.support import md
+from tests.support import activated, md
 
 CYCLES = 12
 ASSETS = [f"A{i:02d}" for i in range(25)]
@@ -102,22 +102,7 @@ async def setup_plan(g: Any, weight_percent: float = 3.2) -> str:
     for asset in ASSETS:
         request.targets.add(asset=asset, weight_percent=weight_percent)
     request.targets.add(asset="USDT", weight_percent=100 - weight_percent * len(ASSETS))
-    plan = (await g.ProposePlan(request, metadata=md("alice"))).plan
-    plan = (
-        await g.ReviewPlan(
-            gov.ReviewPlanRequest(name=plan.name, etag=plan.etag), metadata=md("bob")
-        )
-    ).plan
-    plan = (
-        await g.ApprovePlan(
-            gov.ApprovePlanRequest(name=plan.name, etag=plan.etag), metadata=md("bob")
-        )
-    ).plan
-    plan = (
-        await g.ActivatePlan(
-            gov.ActivatePlanRequest(name=plan.name, etag=plan.etag), metadata=md("carol")
-        )
-    ).plan
+    plan = await activated(g, request)
     return str(plan.name)
 
 
