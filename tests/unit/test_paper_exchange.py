@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -239,6 +240,23 @@ async def test_closing_waits_for_the_transaction_in_flight(tmp_path: Path) -> No
     assert not closer.is_alive()
     with pytest.raises(RuntimeError, match="paper book is closed"):
         await book.run(slow)
+
+
+async def test_the_book_counts_the_wall_time_it_is_held_apart_from_its_cpu(
+    tmp_path: Path,
+) -> None:
+    # The execution benchmark prints both: the book serves one transaction at
+    # a time, so the time it is held (waits included) bounds a run's rate,
+    # which its CPU time alone understates.
+    book = PaperBook(str(tmp_path / "book.db"), CONFIG.balances)
+
+    def waits_off_cpu(db: sqlite3.Connection) -> None:
+        time.sleep(0.05)  # inside the transaction: held, but no CPU spent
+
+    await book.run(waits_off_cpu)
+    assert book.held_seconds >= 0.05
+    assert book.busy_seconds < 0.04
+    book.close()
 
 
 async def test_a_create_request_later_than_the_recv_window_places_nothing(

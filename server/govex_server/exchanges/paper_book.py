@@ -65,6 +65,11 @@ class PaperBook:
         # GIL while govex runs is not counted): the benchmarks report this
         # simulated exchange's own cost apart.
         self.busy_seconds = 0.0
+        # Wall seconds the book was held (its lock, one transaction at a
+        # time): this simulated exchange serves one order at a time, so a
+        # run can go no faster than its transactions take end to end, GIL
+        # waits included. The execution benchmark prints this ceiling.
+        self.held_seconds = 0.0
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL: in WAL mode a commit survives a crash of any process (the
@@ -94,7 +99,7 @@ class PaperBook:
             with self._lock:
                 if self._closed:
                     raise RuntimeError("the paper book is closed (the server is stopping)")
-                started = time.thread_time()
+                started, entered = time.thread_time(), time.perf_counter()
                 try:
                     self._db.execute("BEGIN IMMEDIATE")
                     try:
@@ -106,6 +111,7 @@ class PaperBook:
                     return result
                 finally:
                     self.busy_seconds += time.thread_time() - started
+                    self.held_seconds += time.perf_counter() - entered
 
         return await asyncio.to_thread(transaction)
 
