@@ -51,13 +51,14 @@ def main() -> bool:
             f"the {seconds:.2f}s ({book / seconds:.0%}); without it at most "
             f"{ORDERS / max(seconds - book, 1e-9):,.0f} orders/s"
         )
-        # It serves one order at a time, and its thread waits for the GIL
-        # between statements: the wall time it was held bounds the rate
-        # whatever govex does (the CPU share above understates that).
+        # Its one thread serves one transaction (a batch of the orders that
+        # waited) at a time, waiting for the GIL between statements: the
+        # wall time it was busy bounds the rate whatever govex does (the CPU
+        # share above understates that).
         print(
-            f"  the paper book was held {held:.2f}s of the {seconds:.2f}s ({held / seconds:.0%}), "
-            f"{held / ORDERS * 1000:.2f} ms an order: it serves one at a time, so at that "
-            f"hold no run could exceed {ORDERS / max(held, 1e-9):,.0f} orders/s"
+            f"  the paper book was busy {held:.2f}s of the {seconds:.2f}s ({held / seconds:.0%}), "
+            f"{held / ORDERS * 1000:.2f} ms an order: it serves one transaction at a time, "
+            f"so no run could exceed {ORDERS / max(held, 1e-9):,.0f} orders/s"
         )
         if target is None:
             met = rate >= 1000

@@ -217,7 +217,7 @@ async def test_balances_keep_more_digits_than_a_float_holds(tmp_path: Path) -> N
 
 
 async def test_closing_waits_for_the_transaction_in_flight(tmp_path: Path) -> None:
-    # At shutdown a cancelled send leaves its worker thread in the book;
+    # At shutdown a cancelled send leaves its request running in the book;
     # closing the connection under it crashed the process (sqlite3 segfault).
     book = PaperBook(str(tmp_path / "book.db"), CONFIG.balances)
     inside, release = threading.Event(), threading.Event()
@@ -231,7 +231,7 @@ async def test_closing_waits_for_the_transaction_in_flight(tmp_path: Path) -> No
     assert await asyncio.to_thread(inside.wait, 30)
     closer = threading.Thread(target=book.close)
     closer.start()
-    # close is parked on the lock the transaction holds, not closing under it.
+    # close waits for the transaction in the book's thread, not closing under it.
     closer.join(0.2)
     assert closer.is_alive()
     release.set()
@@ -275,3 +275,40 @@ async def test_a_create_request_later_than_the_recv_window_places_nothing(
     assert (await t.fetch_order("gxOnTime")).status == "closed"
     with pytest.raises(OrderNotFound):
         await t.fetch_order("gxLate")
+
+
+async def test_requests_waiting_for_the_book_share_a_transaction_and_fail_alone(
+    tmp_path: Path,
+) -> None:
+    # While the book's thread serves one request, those that arrive wait
+    # and are then served together, in one transaction, each in its own
+    # savepoint: the one that raises leaves nothing, the other commits.
+    book = PaperBook(str(tmp_path / "book.db"), CONFIG.balances)
+    inside, release = threading.Event(), threading.Event()
+
+    def holds_the_book(db: sqlite3.Connection) -> None:
+        inside.set()
+        release.wait(30)
+
+    def refused(db: sqlite3.Connection) -> None:
+        db.execute("UPDATE balances SET free = '0' WHERE asset = 'BTC'")
+        raise OrderRejected("refused after writing")
+
+    def credited(db: sqlite3.Connection) -> None:
+        db.execute("UPDATE balances SET free = '7' WHERE asset = 'USDT'")
+
+    first = asyncio.ensure_future(book.run(holds_the_book))
+    assert await asyncio.to_thread(inside.wait, 30)
+    waiting = [asyncio.ensure_future(book.run(w)) for w in (refused, credited)]
+    # One turn of the loop: each task's first step queues its request (a
+    # task's steps run in the order they were scheduled; no timing).
+    await asyncio.sleep(0)
+    release.set()
+    await first
+    with pytest.raises(OrderRejected):
+        await waiting[0]
+    await waiting[1]
+    assert book.transactions == 2
+    rows = await book.run(lambda db: db.execute("SELECT asset, free FROM balances").fetchall())
+    assert dict(rows) == {"USDT": "7", "BTC": "1"}
+    book.close()
