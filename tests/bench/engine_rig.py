@@ -59,6 +59,8 @@ class Rig:
     paper: PaperExchange
     book_file: Path
     book: PaperBook
+    # The engine's freezes (a test places one mid-run).
+    freezes: FreezeService
 
 
 async def rig(
@@ -108,7 +110,7 @@ async def rig(
         lease_terms=LeaseTerms(seconds=600),
         monotonic=monotonic,
     )
-    return Rig(engine, store, paper, book_file, book)
+    return Rig(engine, store, paper, book_file, book, freezes)
 
 
 async def add_executions(store: Store, count: int, orders: int, parallel: int) -> list[str]:

@@ -1,68 +1,31 @@
-"""The order manager: sending an execution's due orders (priced now, inside
-the day's cap, past the freezes and the safety validator), resolving sends
-whose outcome is unknown, refreshing and re-pricing resting orders, and
-cancelling them, all through the account's rate budget."""
+"""The order manager: sending an execution's due orders (order_sender.py),
+resolving sends whose outcome is unknown, refreshing and re-pricing resting
+orders, and cancelling them, all through the account's rate budget."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Sequence
 
-from govex_server.domain import money
 from govex_server.domain.clock import Clock
-from govex_server.domain.execution.budget import day_cap, deferral
-from govex_server.domain.execution.legs import Side, blocked_by
 from govex_server.domain.execution.orders import OrderState
-from govex_server.domain.execution.pricing import limit_order, step_refusal
-from govex_server.domain.execution.records import ExecutionRecord, OrderRecord, Strategy
+from govex_server.domain.execution.records import ExecutionRecord, OrderRecord
 from govex_server.domain.execution.resting import RestingRule
-from govex_server.domain.execution.safety import Level, Limits, Market, ProposedOrder, validate
-from govex_server.exchanges.base import Balance, Exchange, ExchangeOrder
+from govex_server.domain.execution.safety import Limits
+from govex_server.exchanges.base import Exchange, ExchangeOrder
 from govex_server.exchanges.errors import (
     ExchangeError,
-    ExchangeUnavailable,
     OrderNotFound,
-    OrderRejected,
-    OutcomeUnknown,
-    RateLimited,
 )
 from govex_server.exchanges.rate_limit import OrderRateLimiter
 from govex_server.services.freezes import FreezeService
-from govex_server.services.order_records import OrderRecorder, verdict_json
+from govex_server.services.order_records import OrderRecorder
+from govex_server.services.order_sender import OrderSender
 from govex_server.services.planning import ExecutionPlanner
 from govex_server.store.database import Store, UnitOfWork
 
 log = logging.getLogger("govex.engine")
-
-# Tries of one send refused before it reached the exchange (unavailable,
-# rate limited) before the order is given up as REJECTED.
-SEND_RETRIES = 5
-
-
-@dataclass
-class _Quotes:
-    """Prices, markets and balances read once for a round of sends; what the
-    round's placed orders take is reserved here, so that the balance check of
-    each later order sees it."""
-
-    prices: Mapping[str, Decimal]
-    markets: Mapping[str, Market]
-    balances: Mapping[str, Balance]
-    # The daily cap of the policy in force at the round (a fraction).
-    current_cap: float
-    reserved: dict[str, Decimal] = field(default_factory=dict)
-
-    def free(self, asset: str) -> Decimal:
-        """What is free of ``asset`` for the next order of the round."""
-        held = self.balances[asset].free if asset in self.balances else money.ZERO
-        return held - self.reserved.get(asset, money.ZERO)
-
-    def reserve(self, asset: str, amount: Decimal) -> None:
-        """Takes ``amount`` of ``asset`` for an order just placed."""
-        self.reserved[asset] = self.reserved.get(asset, money.ZERO) + amount
 
 
 class OrderManager:
@@ -82,195 +45,20 @@ class OrderManager:
         stopping: dict[str, str],
     ) -> None:
         self._store = store
-        self._clock = clock
         self._records = records
-        self._freezes = freezes
-        self._planner = planner
         self._limiters = limiters
-        self._limits = limits
         self._resting = resting
         # Executions whose sends stop at once (a cancel was accepted here).
         self._stopping = stopping
+        self._sender = OrderSender(
+            store, clock, records, freezes, planner, limiters, limits, stopping, self.resolve
+        )
 
     async def send_all(
         self, execution: ExecutionRecord, due: list[OrderRecord], exchange: Exchange
     ) -> None:
-        sells = [o for o in due if o.side == Side.SELL.value]
-        buys = [o for o in due if o.side == Side.BUY.value]
-        # One price and market look-up for the round (not one per order):
-        # every order of the round is priced at the same moment.
-        assets = sorted({o.symbol.split("/")[0] for o in due})
-        quotes = _Quotes(
-            await exchange.prices(assets),
-            await exchange.markets(),
-            await exchange.balances(),
-            (await self._planner.policy_now()).cap_daily,
-        )
-        if execution.strategy is Strategy.SEQUENTIAL:
-            for order in [*sells, *buys]:
-                if execution.id in self._stopping:
-                    return
-                await self.send(execution, order, exchange, quotes)
-            return
-        # PARALLEL: bounded concurrency, sells (which fund the buys) first.
-        gate = asyncio.Semaphore(execution.max_parallel)
-
-        async def one(order: OrderRecord) -> None:
-            async with gate:
-                if execution.id not in self._stopping:
-                    await self.send(execution, order, exchange, quotes)
-
-        for batch in (sells, buys):
-            await asyncio.gather(*(one(o) for o in batch))
-
-    async def send(
-        self, execution: ExecutionRecord, order: OrderRecord, exchange: Exchange, quotes: _Quotes
-    ) -> None:
-        leg = execution.legs[order.leg_index]
-        now = self._clock.now()
-        # The domain's rule, as at the start: what the leg requires, against
-        # the freezes active now.
-        blocking = blocked_by(leg, await self._freezes.active(), now)
-        if blocking:
-            names = ", ".join(f"{f.name} ({f.type.value})" for f in blocking)
-            await self._records.move(
-                execution, order, OrderState.CANCELLED, reason=f"forbidden by {names}"
-            )
-            return
-        # Price the order now: a slice sent days later uses that day's price.
-        asset = order.symbol.split("/")[0]
-        reference = quotes.prices.get(asset, order.reference_price)
-        market = quotes.markets.get(order.symbol, Market(money.ZERO, money.ZERO, money.ZERO))
-        slippage_bps = execution.policy.slippage_limit_bps
-        quantity, price = limit_order(
-            Side(order.side),
-            money.mul(order.quantity, order.reference_price),
-            reference,
-            slippage_bps,
-            market,
-        )
-        if why := step_refusal(reference, slippage_bps, market):
-            await self._records.move(execution, order, OrderState.REJECTED, reason=why[:500])
-            return
-        quote = exchange.quote
-        cap = day_cap(execution.portfolio_value, execution.policy.cap_daily, quotes.current_cap)
-        limiter = self._limiters.get(exchange.account)
-        if limiter is not None:
-            await limiter.acquire()
-
-        def decide(uow: UnitOfWork) -> OrderRecord:
-            # Read and decide in the unit that records the decision: the
-            # day's traded notional cannot move between the check and the
-            # SUBMITTED row. The account's other orders still at the
-            # exchange count too (their fills are not recorded yet): a
-            # PARALLEL round checked against fills alone would let every
-            # order in flight pass the daily cap and the daily limit.
-            uow.daily_notional.serialize(exchange.account)
-            used = uow.daily_notional.counted(exchange.account, now.date())
-            twin = uow.orders.by_client_id(order.client_order_id)
-            # The duplicate rule: this client order id belongs to another order.
-            known = {order.client_order_id} if twin is not None and twin.id != order.id else set()
-            # The schedule spreads the cap, but a late slice (a restart, a
-            # backlog) or a cap lowered since the start must not push
-            # today's traded notional over it.
-            tomorrow = deferral(now, used, money.mul(quantity, price), cap)
-            if tomorrow is not None:
-                return self._records.move_in(
-                    uow,
-                    execution,
-                    order,
-                    OrderState.PENDING,
-                    reason=f"deferred: today's cap of {cap:.2f} is used",
-                    scheduled_time=tomorrow,
-                )
-            verdict = validate(
-                ProposedOrder(
-                    order.client_order_id,
-                    order.symbol,
-                    order.side,
-                    quantity,
-                    price,
-                    reference,
-                    exchange.sandbox,
-                ),
-                self._limits,
-                market,
-                used,
-                quotes.free(quote),
-                quotes.free(asset),
-                known,
-                Level(execution.safety_level),
-            )
-            safety = verdict_json(verdict)
-            if not verdict.passed:
-                rules = ", ".join(sorted({i.rule for i in verdict.issues}))
-                return self._records.move_in(
-                    uow,
-                    execution,
-                    order,
-                    OrderState.REJECTED,
-                    reason=f"safety: {rules}",
-                    safety=safety,
-                )
-            return self._records.move_in(
-                uow,
-                execution,
-                order,
-                OrderState.SUBMITTED,
-                quantity=quantity,
-                price=price,
-                reference_price=reference,
-                safety=safety,
-                send_time=now,
-            )
-
-        order = await self._store.write(decide)
-        if order.state is not OrderState.SUBMITTED:
-            # Deferred or refused before the exchange heard of it: a backlog
-            # of late slices must not use up the account's order budget.
-            if limiter is not None:
-                limiter.release()
-            return
-        # What this order will take is no longer free for the round's others.
-        if order.side == Side.BUY.value:
-            quotes.reserve(
-                quote, money.mul(money.mul(order.quantity, order.price), 1 + self._limits.fee_rate)
-            )
-        else:
-            quotes.reserve(asset, order.quantity)
-        for attempt in range(SEND_RETRIES):
-            try:
-                placed = await exchange.create_order(
-                    order.client_order_id, order.symbol, order.side, order.quantity, order.price
-                )
-            except RateLimited as exc:
-                # Refused before it was placed: the same id may be sent again.
-                if limiter is not None:
-                    limiter.retry_after(exc.retry_after)
-                    await limiter.acquire()
-                continue
-            except ExchangeUnavailable:
-                await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
-                continue
-            except OrderRejected as exc:
-                await self._records.move(
-                    execution, order, OrderState.REJECTED, reason=str(exc)[:500]
-                )
-                return
-            except OutcomeUnknown as exc:
-                order = await self._records.move(
-                    execution, order, OrderState.UNKNOWN, reason=f"outcome unknown: {exc}"[:500]
-                )
-                await self.resolve(execution, order, exchange)
-                return
-            await self._records.apply(execution, order, placed)
-            return
-        await self._records.move(
-            execution,
-            order,
-            OrderState.REJECTED,
-            reason=f"not placed after {SEND_RETRIES} tries (exchange unavailable or rate limited)",
-        )
+        """Sends a round of due orders (order_sender.py)."""
+        await self._sender.send_all(execution, due, exchange)
 
     async def resolve(
         self, execution: ExecutionRecord, order: OrderRecord, exchange: Exchange
