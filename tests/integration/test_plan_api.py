@@ -246,6 +246,7 @@ def test_tables_module_lists_every_table() -> None:
         "executions",
         "orders",
         "daily_notional",
+        "in_flight_notional",
         "exchange_accounts",
     }
 

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from govex_server.domain import money
 from govex_server.domain.errors import Category, GovexError
 from govex_server.domain.events import DomainEvent
+from govex_server.store import in_flight
 from govex_server.store.audit_repositories import (
     AuditRepository,
     HeadGuess,
@@ -103,6 +104,7 @@ def _sqlite_engine(url: str, begin: str, **kwargs: Any) -> Engine:
         # Exact sums of decimal text inside SQLite (its own + goes through
         # binary floats): one statement, no read back into Python first.
         money.register_sqlite_add(dbapi_conn)
+        in_flight.register(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:

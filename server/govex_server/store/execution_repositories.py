@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import bindparam, func, insert, literal, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from govex_server.domain import money
@@ -55,26 +55,6 @@ _ORDER_FOR_EXECUTION = (
         t.orders.c.attempt,
     )
 )
-# Orders at the exchange whose outcome is not recorded yet: the daily
-# traded notional counts a fill only once it is recorded, so these are what
-# the account may still trade on top of it.
-_IN_FLIGHT_STATES = [
-    s.value
-    for s in (
-        OrderState.SUBMITTED,
-        OrderState.UNKNOWN,
-        OrderState.OPEN,
-        OrderState.PARTIALLY_FILLED,
-    )
-]
-_IN_FLIGHT = Prepared(
-    select(t.orders.c.quantity, t.orders.c.filled, t.orders.c.price)
-    .select_from(t.orders.join(t.executions, t.executions.c.id == t.orders.c.execution_id))
-    .where(
-        or_(*(t.orders.c.state == literal(s) for s in _IN_FLIGHT_STATES)),
-        t.executions.c.exchange == bindparam("b_account"),
-    )
-)
 # The advisory lock of an account's sends on PostgreSQL: (class, account).
 _ACCOUNT_LOCK = select(
     func.pg_advisory_xact_lock(literal(7301947), func.hashtext(bindparam("b_account")))
@@ -84,6 +64,16 @@ _NOTIONAL_KEY = (
     t.daily_notional.c.day == bindparam("b_day"),
 )
 _NOTIONAL_GET = Prepared(select(t.daily_notional.c.notional).where(*_NOTIONAL_KEY))
+# Traded that day, and what the account's orders at the exchange may still
+# trade (kept by the triggers of migration 0011): one read.
+_COUNTED = Prepared(
+    select(
+        select(t.daily_notional.c.notional).where(*_NOTIONAL_KEY).scalar_subquery(),
+        select(t.in_flight_notional.c.notional)
+        .where(t.in_flight_notional.c.account == bindparam("b_account"))
+        .scalar_subquery(),
+    )
+)
 # The sum is made by the database, exactly: NUMERIC + on PostgreSQL, and on
 # SQLite the govex_decimal_add function the store registers (its + would go
 # through binary floats).
@@ -363,10 +353,9 @@ class DailyNotionalRepository:
         """What counts against that day's limits: the notional traded, plus
         what the account's orders at the exchange may still trade (the
         unfilled part of each, at its limit price: the most it can cost)."""
-        total = self.get(account, day)
-        for quantity, filled, price in _IN_FLIGHT.rows(self._conn, {"b_account": account}):
-            total += money.mul(quantity - filled, price)
-        return total
+        row = _COUNTED.first(self._conn, {"b_account": account, "b_day": day.isoformat()})
+        traded, in_flight = row if row is not None else (None, None)
+        return (traded or money.ZERO) + (in_flight or money.ZERO)
 
     def add(self, account: str, day: date, amount: Decimal) -> None:
         """Adds ``amount`` to that day's total, exactly, in one statement

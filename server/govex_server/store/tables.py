@@ -309,6 +309,15 @@ daily_notional = Table(
     Column("notional", Amount, nullable=False),
 )
 
+# What each account's orders at the exchange may still trade, kept by
+# triggers on orders (migration 0011): one row read before every send.
+in_flight_notional = Table(
+    "in_flight_notional",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("notional", Amount, nullable=False),
+)
+
 # Exchange accounts configured at run time (ConnectExchange). Credentials are
 # stored encrypted (Fernet, key from the settings) and never returned.
 exchange_accounts = Table(

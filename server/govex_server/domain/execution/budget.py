@@ -32,3 +32,10 @@ def deferral(
     if used_today + notional <= money.mul(cap, CAP_TOLERANCE):
         return None
     return datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), time(), tzinfo=UTC)
+
+
+def still_to_trade(quantity: Decimal, filled: Decimal, price: Decimal) -> Decimal:
+    """What an order at the exchange may still trade, at most: its unfilled
+    part at its limit price. The day's limits count it before its fills are
+    recorded."""
+    return money.mul(quantity - filled, price)

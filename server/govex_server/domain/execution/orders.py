@@ -40,6 +40,11 @@ class OrderState(enum.Enum):
 TERMINAL = frozenset(
     {OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED}
 )
+# An order that is, or may be, at the exchange: what it may still trade
+# counts against the day's limits before its fills are recorded.
+AT_EXCHANGE = frozenset(
+    {OrderState.SUBMITTED, OrderState.UNKNOWN, OrderState.OPEN, OrderState.PARTIALLY_FILLED}
+)
 _O = OrderState
 _AFTER_SEND = frozenset(
     {_O.OPEN, _O.PARTIALLY_FILLED, _O.FILLED, _O.CANCELLED, _O.REJECTED, _O.EXPIRED}
