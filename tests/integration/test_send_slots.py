@@ -144,7 +144,7 @@ async def test_an_order_decided_before_a_freeze_is_not_sent_after_it() -> None:
         assert len(waited) == 2, [(o.state, o.state_reason) for o in final]
         for order in waited:
             assert order.state is OrderState.CANCELLED
-            assert "before it was sent" in order.state_reason
+            assert order.state_reason.endswith(", withdrawn before it was sent")
         assert sum(o.state is OrderState.CANCELLED for o in final) == 4
     finally:
         door.opened.set()
@@ -164,7 +164,10 @@ async def test_an_order_decided_before_a_cancel_is_not_sent_after_it() -> None:
         waited = [o for o in final if o.send_time is not None and o.exchange_order_id == ""]
         assert len(waited) == 2, [(o.state, o.state_reason) for o in final]
         assert all(o.state is OrderState.CANCELLED for o in waited)
-        assert all("wrong plan" in o.state_reason for o in waited)
+        assert all(
+            o.state_reason == "cancelled by olga: wrong plan, withdrawn before it was sent"
+            for o in waited
+        ), [o.state_reason for o in waited]
     finally:
         door.opened.set()
         await bench.store.close()

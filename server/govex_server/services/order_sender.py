@@ -54,6 +54,8 @@ SEND_RETRIES = 5
 # What an order's send came to: the exchange's order, its refusal, an
 # unknown outcome, or None (never placed after SEND_RETRIES tries).
 Sent = ExchangeOrder | OrderRejected | OutcomeUnknown | None
+# How the reason of an order withdrawn before its send ends.
+_WITHDRAWN = "withdrawn before it was sent"
 Resolve = Callable[[ExecutionRecord, OrderRecord, Exchange], Awaitable[None]]
 
 
@@ -307,12 +309,12 @@ class OrderSender:
             # CANCELLING state has it.
             latest = await self._store.read(lambda uow: uow.executions.get(execution.id))
             why = cancel_reason(latest) if latest is not None else ""
-            return f"{why or self._stopping[execution.id] or 'cancelled'} (before it was sent)"
+            return f"{why or self._stopping[execution.id] or 'cancelled'}, {_WITHDRAWN}"
         leg = execution.legs[order.leg_index]
         blocking = blocked_by(leg, await self._freezes.active(), self._clock.now())
         if blocking:
             names = ", ".join(f"{f.name} ({f.type.value})" for f in blocking)
-            return f"forbidden by {names} before it was sent"
+            return f"forbidden by {names}, {_WITHDRAWN}"
         return ""
 
     async def _place(self, order: OrderRecord, exchange: Exchange) -> Sent:
