@@ -7,18 +7,56 @@ against the ideal (orders x latency / concurrency). Targets (issue 8):
 asserted. This drives the runner on pre-inserted orders, not ExecutePlan
 over gRPC: the policy's ramp spreads a real plan's slices over hours, so an
 end-to-end run of 1,000 orders due at once needs a plan shape the contract
-does not offer yet."""
+does not offer yet. Each run also prints where its time went: before the
+first send, the sends (and how many slots were busy on average), and after
+the last answer."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from decimal import Decimal
 
 from govex_server.domain.execution.orders import OrderState
+from govex_server.exchanges.base import ExchangeOrder
+from govex_server.exchanges.paper import PaperExchange
 from tests.bench.engine_rig import add_executions, rig
 
 ORDERS = 1000
 PARALLEL = 32
+
+
+class Sends:
+    """When the paper account's create calls happened: where a run's time
+    goes besides the exchange (before the first send, after the last
+    answer) and how full the slots were in between."""
+
+    def __init__(self) -> None:
+        self.first = self.last = 0.0
+        self._inside = 0
+        self._since = 0.0
+        self.slot_seconds = 0.0  # the sum over time of the calls in progress
+
+    def _tick(self, step: int) -> None:
+        now = time.perf_counter()
+        self.slot_seconds += self._inside * (now - self._since) if self._since else 0.0
+        self._since, self._inside = now, self._inside + step
+        self.first = self.first or now
+        self.last = now
+
+    def watch(self, paper: PaperExchange) -> None:
+        create = paper.create_order
+
+        async def timed(
+            client_id: str, symbol: str, side: str, quantity: Decimal, price: Decimal
+        ) -> ExchangeOrder:
+            self._tick(+1)
+            try:
+                return await create(client_id, symbol, side, quantity, price)
+            finally:
+                self._tick(-1)
+
+        setattr(paper, "create_order", timed)  # noqa: B010 (an instance's method, replaced)
 
 
 async def run(latency_ms: float) -> tuple[float, float, float, float]:
@@ -27,9 +65,18 @@ async def run(latency_ms: float) -> tuple[float, float, float, float]:
     was busy."""
     bench = await rig(latency_ms)
     [execution_id] = await add_executions(bench.store, 1, ORDERS, PARALLEL)
+    sends = Sends()
+    sends.watch(bench.paper)
     started = time.perf_counter()
     await bench.engine.run_supervised(execution_id)  # the runner itself, to the end
-    seconds = time.perf_counter() - started
+    ended = time.perf_counter()
+    seconds = ended - started
+    span = sends.last - sends.first
+    print(
+        f"  {latency_ms:g} ms: first send after {(sends.first - started) * 1000:.0f} ms; sends "
+        f"over {span:.2f}s with {sends.slot_seconds / span:.1f} of {PARALLEL} slots busy on "
+        f"average; the end {(ended - sends.last) * 1000:.0f} ms after the last answer"
+    )
     final = await bench.engine.get(f"executions/{execution_id}")
     filled = sum(o.state is OrderState.FILLED for o in final.orders)
     assert filled == ORDERS, f"only {filled} filled: {final.execution.state_reason}"
