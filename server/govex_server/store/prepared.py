@@ -66,15 +66,24 @@ class Prepared:
             _MISSING if compiled.binds[n].required else compiled.binds[n].effective_value
             for n in names
         )
+        sqlite = dialect.name == "sqlite"
+        # On SQLite our own column types bind and read with their direct
+        # codecs (tables.py: the same values, without SQLAlchemy's layers).
+        binds = tuple(
+            _direct(compiled.binds[n].type, "sqlite_bind") if sqlite else None for n in names
+        )
         results = tuple(
-            column[2][0].type._cached_result_processor(dialect, None) if column[2] else None
+            (_direct(column[2][0].type, "sqlite_result") if sqlite else None)
+            or column[2][0].type._cached_result_processor(dialect, None)
+            if column[2]
+            else None
             for column in compiled._result_columns
         )
         made = _Compiled(
             compiled.string,
             names,
             literals,
-            tuple(processors.get(n) for n in names),
+            tuple(b or processors.get(n) for b, n in zip(binds, names, strict=True)),
             results,
             tuple(column[0] for column in compiled._result_columns),
         )
@@ -136,16 +145,18 @@ class Prepared:
         cursor, compiled = self._run(conn, params or {})
         raw = cursor.fetchall()
         cursor.close()
-        processes = compiled.results
-        if not any(processes):
+        processed = [(i, p) for i, p in enumerate(compiled.results) if p is not None]
+        if not processed:
             return raw  # type: ignore[no-any-return]
-        return [
-            tuple(
-                process(value) if process is not None else value
-                for process, value in zip(processes, row, strict=True)
-            )
-            for row in raw
-        ]
+        # Only the columns that have a processor are touched (a thousand
+        # order rows are read at every turn of a runner).
+        rows: list[tuple[Any, ...]] = []
+        for row in raw:
+            values = list(row)
+            for i, process in processed:
+                values[i] = process(values[i])
+            rows.append(tuple(values))
+        return rows
 
     def first_mapping(
         self, conn: Connection, params: Mapping[str, Any] | None = None
@@ -172,6 +183,12 @@ class Prepared:
             cursor.executemany(compiled.sql, args)
         except dialect.loaded_dbapi.Error as error:
             raise _translated(compiled.sql, args, error, dialect) from error
+
+
+def _direct(column_type: Any, codec: str) -> Processor:
+    """A column type's direct SQLite codec (tables.py), or None."""
+    found: Processor = getattr(type(column_type), codec, None)
+    return found
 
 
 def _translated(sql: str, args: Any, error: Exception, dialect: Dialect) -> Exception:
