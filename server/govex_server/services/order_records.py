@@ -141,7 +141,7 @@ class OrderRecorder:
             update_time=now,
             **changes,  # type: ignore[arg-type]
         )
-        if not uow.orders.replace(moved, order.state):
+        if not uow.orders.replace(moved, order.state, order):
             latest = uow.orders.get(order.id)
             return latest or order
         self.order_event(uow, moved, execution)

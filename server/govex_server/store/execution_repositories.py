@@ -39,13 +39,25 @@ _ORDER_BY_ID = select(t.orders).where(t.orders.c.id == bindparam("b_id"))
 _ORDER_ID_BY_CLIENT_ID = Prepared(
     select(t.orders.c.id).where(t.orders.c.client_order_id == bindparam("b_cid"))
 )
-_ORDER_UPDATE = Prepared(
-    update(t.orders).where(
-        t.orders.c.id == bindparam("b_id"), t.orders.c.state == bindparam("b_state")
-    ),
-    [c.key for c in t.orders.c if c.key != "id"],
-)
-_ORDER_FOR_EXECUTION = (
+# An order's conditional UPDATE, one statement per set of columns it sets.
+_ORDER_UPDATES: dict[tuple[str, ...], Prepared] = {}
+
+
+def _order_update(columns: tuple[str, ...]) -> Prepared:
+    found = _ORDER_UPDATES.get(columns)
+    if found is None:
+        found = _ORDER_UPDATES[columns] = Prepared(
+            update(t.orders).where(
+                t.orders.c.id == bindparam("b_id"), t.orders.c.state == bindparam("b_state")
+            ),
+            list(columns),
+        )
+    return found
+
+
+_ORDER_UPDATE_ALL = tuple(c.key for c in t.orders.c if c.key != "id")
+# Read at every turn of an execution's runner (a thousand rows and more).
+_ORDER_FOR_EXECUTION = Prepared(
     select(t.orders)
     .where(t.orders.c.execution_id == bindparam("b_execution"))
     .order_by(
@@ -138,6 +150,17 @@ def _execution(row: RowMapping) -> ExecutionRecord:
 
 
 _ORDER_FIELDS = tuple(f.name for f in fields(OrderRecord))
+# Every field but the key.
+_MUTABLE_FIELDS = tuple(f for f in _ORDER_FIELDS if f != "id")
+
+
+# The record's field names that are column names of their own.
+_COLUMN_OF_FIELD = {
+    "scheduled_time": "scheduled_at",
+    "create_time": "created_at",
+    "update_time": "updated_at",
+    "send_time": "sent_at",
+}
 
 
 def _order_row(o: OrderRecord) -> dict[str, Any]:
@@ -150,6 +173,19 @@ def _order_row(o: OrderRecord) -> dict[str, Any]:
     row["updated_at"] = row.pop("update_time")
     row["sent_at"] = row.pop("send_time")
     return row
+
+
+# OrderRecord's fields as positions in an ``orders`` row (its columns in
+# table order): a row becomes a record without a dict per row.
+_ORDER_COLUMNS = [c.key for c in t.orders.c]
+_ROW_POSITIONS = tuple(_ORDER_COLUMNS.index(_COLUMN_OF_FIELD.get(f, f)) for f in _ORDER_FIELDS)
+_STATE_POSITION = _ORDER_FIELDS.index("state")
+
+
+def _order_of_row(row: Sequence[Any]) -> OrderRecord:
+    values = [row[i] for i in _ROW_POSITIONS]
+    values[_STATE_POSITION] = OrderState(values[_STATE_POSITION])
+    return OrderRecord(*values)
 
 
 def _order(row: RowMapping | dict[str, Any]) -> OrderRecord:
@@ -272,19 +308,36 @@ class OrderRepository:
         row = _ORDER_ID_BY_CLIENT_ID.first(self._conn, {"b_cid": client_order_id})
         return str(row[0]) if row else None
 
-    def replace(self, order: OrderRecord, expected: OrderState) -> bool:
-        """Writes ``order`` if it is still in state ``expected``."""
-        row = _order_row(order)
-        del row["id"]
-        changed = _ORDER_UPDATE.execute(
-            self._conn, {**row, "b_id": order.id, "b_state": expected.value}
+    def replace(
+        self, order: OrderRecord, expected: OrderState, previous: OrderRecord | None = None
+    ) -> bool:
+        """Writes ``order`` if it is still in state ``expected``. Given the
+        record it was made from (``dataclasses.replace`` of ``previous``, as
+        read), only the fields given a new value are written: binding all
+        24 columns was a fifth of the writer thread's time, and a field left
+        alone keeps the very object it had, so nothing changed is missed."""
+        if previous is None:
+            row = _order_row(order)
+            del row["id"]
+            columns, values = _ORDER_UPDATE_ALL, row
+        else:
+            values = {
+                _COLUMN_OF_FIELD.get(f, f): getattr(order, f)
+                for f in _MUTABLE_FIELDS
+                if getattr(order, f) is not getattr(previous, f)
+            } or {"state": order.state}
+            if "state" in values:
+                values["state"] = order.state.value
+            columns = tuple(values)
+        changed = _order_update(columns).execute(
+            self._conn, {**values, "b_id": order.id, "b_state": expected.value}
         )
         return changed == 1
 
     def for_execution(self, execution_id: str) -> list[OrderRecord]:
         """Every order of an execution, in sending order."""
-        result = self._conn.execute(_ORDER_FOR_EXECUTION, {"b_execution": execution_id})
-        return [_order(r) for r in result.mappings()]
+        rows = _ORDER_FOR_EXECUTION.rows(self._conn, {"b_execution": execution_id})
+        return [_order_of_row(r) for r in rows]
 
     def unresolved(self) -> list[OrderRecord]:
         """Orders whose exchange state is not known to be final."""
