@@ -69,12 +69,14 @@ async def rig(
     monotonic: Callable[[], float] = time.monotonic,
     daily_notional_limit: Decimal = Decimal("1e12"),
     database_url: str | None = None,
+    quote_balance: Decimal = Decimal(10_000_000),
 ) -> Rig:
     """A fresh store and paper account; ``wrap`` puts a transport (a flaky
     one) between the engine and the account; ``monotonic`` is the clock of
     the engine's lease deadlines; ``daily_notional_limit`` is the safety
     rules' limit on an account's notional a day; ``database_url`` an empty
-    database (default: a new SQLite file)."""
+    database (default: a new SQLite file); ``quote_balance`` the account's
+    USDT."""
     tmp = Path(tempfile.mkdtemp(prefix="govex-exec-bench-"))
     clock = SystemClock()
     store = Store(database_url or f"sqlite:///{tmp}/govex.db", encode_event)
@@ -83,7 +85,7 @@ async def rig(
     governance = GovernanceService(store, clock, timedelta(hours=24), PolicyBounds(policy, clock))
     freezes = FreezeService(store, clock, policy.rederive_in)
     config = PaperConfig(
-        balances={"USDT": Decimal(10_000_000)},
+        balances={"USDT": quote_balance},
         prices={"BTC": Decimal(50_000)},
         latency_ms=latency_ms,
     )

@@ -171,3 +171,25 @@ async def test_an_order_decided_before_a_cancel_is_not_sent_after_it() -> None:
     finally:
         door.opened.set()
         await bench.store.close()
+
+
+async def test_a_round_never_decides_to_spend_the_balance_twice() -> None:
+    # Each buy takes about 502 USDT (0.01 BTC at its limit, and the fee):
+    # the balance pays for 6 of the 10, which are decided at once.
+    bench = await rig(quote_balance=Decimal(3_100))
+    try:
+        [execution_id] = await add_executions(bench.store, 1, 10, 10)
+        await bench.engine.reconcile()
+        await asyncio.wait_for(bench.engine.run_supervised(execution_id), 30)
+        final = await _final(bench, execution_id)
+        states = sorted(o.state.value for o in final)
+        assert states == ["FILLED"] * 6 + ["REJECTED"] * 4, [
+            (o.state, o.state_reason) for o in final
+        ]
+        assert {o.state_reason for o in final if o.state is OrderState.REJECTED} == {
+            "safety: BALANCE"
+        }
+        # Refused by the safety rules, not by the exchange: it heard of six.
+        assert len(await bench.paper.received()) == 6
+    finally:
+        await bench.store.close()

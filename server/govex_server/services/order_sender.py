@@ -44,6 +44,7 @@ from govex_server.services.freezes import FreezeService
 from govex_server.services.order_records import OrderRecorder, verdict_json
 from govex_server.services.planning import ExecutionPlanner
 from govex_server.store.database import Store, UnitOfWork
+from govex_server.store.shared_units import SharedUnits
 
 log = logging.getLogger("govex.engine")
 
@@ -85,11 +86,15 @@ class Quotes:
 
 class Slots:
     """A round's bounds: ``at_exchange`` orders at the exchange at once, and
-    as many again decided (SUBMITTED) and waiting for a slot."""
+    as many again decided (SUBMITTED) and waiting for a slot; and the
+    round's shared writes: the decisions taken while one unit of them was
+    at the writer are written together, and so are the answers."""
 
-    def __init__(self, at_exchange: int) -> None:
+    def __init__(self, at_exchange: int, store: Store) -> None:
         self.exchange = asyncio.Semaphore(at_exchange)
         self.ahead = asyncio.Semaphore(2 * at_exchange)
+        self.decisions = SharedUnits(store)
+        self.answers = SharedUnits(store)
 
 
 class OrderSender:
@@ -135,14 +140,14 @@ class OrderSender:
         )
         if execution.strategy is Strategy.SEQUENTIAL:
             # One at a time, each recorded before the next is decided.
-            slots = Slots(1)
+            slots = Slots(1, self._store)
             for order in [*sells, *buys]:
                 if execution.id in self._stopping:
                     return
                 await self.send(execution, order, exchange, quotes, slots)
             return
         # PARALLEL: bounded concurrency, sells (which fund the buys) first.
-        slots = Slots(execution.max_parallel)
+        slots = Slots(execution.max_parallel, self._store)
 
         async def one(order: OrderRecord) -> None:
             if execution.id not in self._stopping:
@@ -162,7 +167,7 @@ class OrderSender:
         async with slots.ahead:
             if execution.id in self._stopping:
                 return
-            decided = await self._decide(execution, order, exchange, quotes)
+            decided = await self._decide(execution, order, exchange, quotes, slots)
             if decided is None:
                 return
             async with slots.exchange:
@@ -179,7 +184,12 @@ class OrderSender:
         await self._record(execution, decided, sent, exchange, slots)
 
     async def _decide(
-        self, execution: ExecutionRecord, order: OrderRecord, exchange: Exchange, quotes: Quotes
+        self,
+        execution: ExecutionRecord,
+        order: OrderRecord,
+        exchange: Exchange,
+        quotes: Quotes,
+        slots: Slots,
     ) -> OrderRecord | None:
         """The order recorded SUBMITTED (what it takes reserved in
         ``quotes``), or None: it was cancelled, deferred or refused."""
@@ -216,6 +226,14 @@ class OrderSender:
         # send time recorded is when the order may really go.
         if limiter is not None:
             await limiter.acquire()
+        # What the order would take is held before it is decided: every
+        # decision of the round sees the orders decided before it, their
+        # units committed or not (a shared unit decides many at once). It
+        # is given back unless the order is SUBMITTED: a round never
+        # decides to spend a balance twice.
+        free_quote, free_base = quotes.free(quote), quotes.free(asset)
+        held = self._hold(order.side, order.symbol, quantity, price, exchange)
+        quotes.reserve(*held)
 
         def decide(uow: UnitOfWork) -> OrderRecord:
             # Read and decide in the unit that records the decision: the
@@ -255,8 +273,8 @@ class OrderSender:
                 self._limits,
                 market,
                 used,
-                quotes.free(quote),
-                quotes.free(asset),
+                free_quote,
+                free_base,
                 known,
                 Level(execution.safety_level),
             )
@@ -283,23 +301,32 @@ class OrderSender:
                 send_time=now,
             )
 
-        decided = await self._store.write(decide)
+        try:
+            decided = await slots.decisions.write(decide)
+        except BaseException:
+            quotes.reserve(held[0], -held[1])
+            raise
         if decided.state is not OrderState.SUBMITTED:
+            quotes.reserve(held[0], -held[1])
             # Deferred or refused before the exchange heard of it: a backlog
             # of late slices must not use up the account's order budget.
             if limiter is not None:
                 limiter.release()
             return None
-        # What this order will take is no longer free for the round's others.
-        quotes.reserve(*self._holds(decided, exchange))
         return decided
 
     def _holds(self, order: OrderRecord, exchange: Exchange) -> tuple[str, Decimal]:
         """The asset and the amount a decided order takes until it ends."""
-        if order.side == Side.BUY.value:
-            cost = money.mul(money.mul(order.quantity, order.price), 1 + self._limits.fee_rate)
+        return self._hold(order.side, order.symbol, order.quantity, order.price, exchange)
+
+    def _hold(
+        self, side: str, symbol: str, quantity: Decimal, price: Decimal, exchange: Exchange
+    ) -> tuple[str, Decimal]:
+        """The asset and the amount an order of ``quantity`` at ``price`` takes."""
+        if side == Side.BUY.value:
+            cost = money.mul(money.mul(quantity, price), 1 + self._limits.fee_rate)
             return exchange.quote, cost
-        return order.symbol.split("/")[0], order.quantity
+        return symbol.split("/")[0], quantity
 
     async def _withdrawn(self, execution: ExecutionRecord, order: OrderRecord) -> str:
         """Why a decided order must not be sent after all (a cancel accepted
@@ -347,7 +374,10 @@ class OrderSender:
     ) -> None:
         """Records what the exchange answered."""
         if isinstance(sent, ExchangeOrder):
-            await self._records.apply(execution, order, sent)
+            answer = sent
+            await slots.answers.write(
+                lambda uow: self._records.apply_in(uow, execution, order, answer)
+            )
         elif isinstance(sent, OrderRejected):
             await self._records.move(execution, order, OrderState.REJECTED, reason=str(sent)[:500])
         elif isinstance(sent, OutcomeUnknown):
