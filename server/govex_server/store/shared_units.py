@@ -82,10 +82,12 @@ class SharedUnits:
                 _settle(batch[0][1], error=exc)
                 return
             # Nothing of it was kept. Which unit failed, and why, is found
-            # by running each alone: the others are written as they would
-            # have been on their own.
+            # by running each alone, one after the other in the order they
+            # came: the others are written as they would have been on their
+            # own, each seeing the ones before it.
             self.alone += len(batch)
-            await asyncio.gather(*(self._alone(unit, future) for unit, future in batch))
+            for unit, future in batch:
+                await self._alone(unit, future)
             return
         for (_, future), result in zip(batch, results, strict=True):
             _settle(future, result)
