@@ -326,7 +326,7 @@ class OrderSender:
         if side == Side.BUY.value:
             cost = money.mul(money.mul(quantity, price), 1 + self._limits.fee_rate)
             return exchange.quote, cost
-        return symbol.split("/")[0], quantity
+        return symbol.partition("/")[0], quantity
 
     async def _withdrawn(self, execution: ExecutionRecord, order: OrderRecord) -> str:
         """Why a decided order must not be sent after all (a cancel accepted
