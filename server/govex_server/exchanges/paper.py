@@ -33,10 +33,13 @@ from govex_server.exchanges.errors import (
     RateLimited,
 )
 from govex_server.exchanges.paper_book import PaperBook, row_to_order
+from govex_server.exchanges.paper_fills import FillModel, fill_of, write_new_order
 
 D = Decimal
 # Decimals are immutable: safe as dataclass defaults.
 _FEE_RATE, _AMOUNT_STEP, _PRICE_STEP, _MIN_NOTIONAL = D("0.001"), D("0.00001"), D("0.01"), D(10)
+# A new order's filled quantity, average price and fee.
+_UNFILLED = (money.ZERO, money.ZERO, money.ZERO)
 
 
 @dataclass(frozen=True)
@@ -258,60 +261,57 @@ class PaperExchange:
             hold_asset, hold = quote, money.mul(money.mul(quantity, price), 1 + fee_rate)
         else:
             hold_asset, hold = base, quantity
-        # Only the asset held: the book keeps every asset's balance.
-        row = db.execute("SELECT free FROM balances WHERE asset = ?", (hold_asset,)).fetchone()
-        if (money.exact(row[0]) if row else money.ZERO) < hold:
+        # Both assets' balances at once: the hold's, and the fill's.
+        balances = {
+            str(asset): (str(free), str(locked))
+            for asset, free, locked in db.execute(
+                "SELECT asset, free, locked FROM balances WHERE asset IN (?, ?)", (base, quote)
+            )
+        }
+        free = money.exact(balances[hold_asset][0]) if hold_asset in balances else money.ZERO
+        if free < hold:
             raise InsufficientFunds(f"needs {hold} {hold_asset}")
-        _move(db, hold_asset, -hold, +hold)
-        # Orders are never deleted from the book: the newest rowid is their
-        # count (a count(*) would scan every order, per order).
-        seq = db.execute("SELECT coalesce(max(rowid), 0) FROM orders").fetchone()[0] + 1
-        db.execute(
-            "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, '0', '0', '0', 'open', ?)",
-            (client_id, f"P{seq:08d}", symbol, side, money.text(quantity), money.text(price), seq),
-        )
         # A partial fill is cut down onto the amount step, as an exchange would.
-        self._fill(
-            db, client_id, money.down_to(money.mul(quantity, ratio), self._config.amount_step)
+        size = money.down_to(money.mul(quantity, ratio), self._config.amount_step)
+        fill = fill_of(self._fill_model(base), symbol, side, quantity, price, *_UNFILLED, size)
+        return write_new_order(
+            db, (client_id, symbol, side, quantity, price), (hold_asset, hold), fill, balances
         )
-        return _order(db, client_id)
+
+    def _fill_model(self, base: str) -> FillModel:
+        c = self._config
+        return FillModel(c.prices[base], c.slippage_bps, c.price_step, c.fee_rate)
 
     def _fill(self, db: sqlite3.Connection, client_id: str, size: Decimal | None) -> None:
         """Fills up to ``size`` more (all that is left for None) of an open
-        order, if its limit allows, at the reference price moved by the
-        slippage onto the price step (against us: up for a buy, down for a
-        sell)."""
+        order, if its limit allows (paper_fills.py: the fill model)."""
         o = _order(db, client_id)
-        base, _, quote = o.symbol.partition("/")
-        reference = self._config.prices[base]
-        slip = money.div(money.exact(self._config.slippage_bps), D(10_000))
-        step = self._config.price_step
-        if o.side == "BUY":
-            fill_price = money.ceil_to(money.mul(reference, 1 + slip), step)
-        else:
-            fill_price = money.floor_to(money.mul(reference, 1 - slip), step)
-        crosses = fill_price <= o.price if o.side == "BUY" else fill_price >= o.price
-        left = o.quantity - o.filled
-        size = left if size is None else min(size, left)
-        if not crosses or size <= 0:
+        base = o.symbol.partition("/")[0]
+        fill = fill_of(
+            self._fill_model(base),
+            o.symbol,
+            o.side,
+            o.quantity,
+            o.price,
+            o.filled,
+            o.average_price,
+            o.fee,
+            size,
+        )
+        if fill is None:
             return
-        fee_rate = self._config.fee_rate
-        cost = money.mul(size, fill_price)
-        fee = money.mul(cost, fee_rate)
-        if o.side == "BUY":
-            held = money.mul(money.mul(size, o.price), 1 + fee_rate)
-            _move(db, quote, held - cost - fee, -held)
-            _move(db, base, size, money.ZERO)
-        else:
-            _move(db, base, money.ZERO, -size)
-            _move(db, quote, cost - fee, money.ZERO)
-        filled = o.filled + size
-        average = money.div(money.mul(o.average_price, o.filled) + cost, filled)
-        status = "closed" if filled >= o.quantity else "open"
+        for asset, (free, locked) in fill.moves.items():
+            _move(db, asset, free, locked)
         db.execute(
             "UPDATE orders SET filled = ?, average_price = ?, fee = ?, status = ? "
             "WHERE client_id = ?",
-            (money.text(filled), money.text(average), money.text(o.fee + fee), status, client_id),
+            (
+                money.text(fill.filled),
+                money.text(fill.average_price),
+                money.text(fill.fee),
+                fill.status,
+                client_id,
+            ),
         )
 
     async def fetch_order(self, client_id: str, symbol: str = "") -> ExchangeOrder:
