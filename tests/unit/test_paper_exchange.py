@@ -312,3 +312,32 @@ async def test_requests_waiting_for_the_book_share_a_transaction_and_fail_alone(
     rows = await book.run(lambda db: db.execute("SELECT asset, free FROM balances").fetchall())
     assert dict(rows) == {"USDT": "7", "BTC": "1"}
     book.close()
+
+
+async def test_the_latency_is_the_round_trip_and_a_refusal_takes_it_too(tmp_path: Path) -> None:
+    config = PaperConfig(
+        balances=CONFIG.balances, prices=CONFIG.prices, latency_ms=300, fee_rate=D("0.001")
+    )
+    t = trading(tmp_path, config)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await t.create_order("gxTrip", "BTC/USDT", "BUY", D("0.01"), D("50100.0"))
+    # The book is reached after half of it; the answer comes after all of it.
+    assert loop.time() - started >= 0.3
+    t.inject("reject")
+    started = loop.time()
+    with pytest.raises(OrderRejected):
+        await t.create_order("gxNo", "BTC/USDT", "BUY", D("0.01"), D("50100.0"))
+    assert loop.time() - started >= 0.3
+
+
+async def test_a_request_is_late_by_what_it_took_beyond_its_way_there(tmp_path: Path) -> None:
+    # 20 ms round trip: the way there is 10 ms, so a request that arrives
+    # 5.015 s after it was sent is 5.005 s late (beyond the 5 s window).
+    config = PaperConfig(balances=CONFIG.balances, prices=CONFIG.prices, latency_ms=20)
+    times = iter([1000.0, 1005.015, 1005.02])
+    t = PaperExchange(
+        "paper", config, PaperBook(str(tmp_path / "book.db"), config.balances), lambda: next(times)
+    )
+    with pytest.raises(OrderRejected, match="recvWindow"):
+        await t.create_order("gxLate", "BTC/USDT", "BUY", D("0.01"), D("50100.0"))
