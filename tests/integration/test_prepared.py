@@ -170,3 +170,19 @@ async def test_execute_many_inserts_every_row(store: Store) -> None:
 def test_only_statements_are_prepared() -> None:
     with pytest.raises(TypeError):
         Prepared(t.plans.c.id == 1)
+
+
+async def test_the_writer_compiles_every_hot_statement_on_its_first_connection(
+    store: Store,
+) -> None:
+    made = Prepared(select(t.plans.c.id).where(t.plans.c.id == bindparam("b_id")))
+    assert not made._by_dialect
+    await store.write(lambda uow: None)
+    if store.is_sqlite:
+        # A store made before this statement: its writer connected already.
+        fresh = Store(store.url)
+        try:
+            await fresh.write(lambda uow: None)
+        finally:
+            await fresh.close()
+        assert "sqlite" in made._by_dialect

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
 
+from govex_server.store.prepared import compile_all
 from govex_server.store.repositories import StoredEvent
 
 log = logging.getLogger("govex.store")
@@ -136,6 +137,10 @@ class GroupCommitWriter:
                 if conn is None:
                     try:
                         conn = self._engine.connect()
+                        # On the writer's first connection (the dialect
+                        # knows the server then): the hot statements are
+                        # compiled now, not by the first orders.
+                        compile_all(conn.dialect)
                     except Exception as exc:
                         # No connection (an unwritable file, a locked
                         # database): this batch's callers hear why, and the
