@@ -193,3 +193,23 @@ async def test_a_round_never_decides_to_spend_the_balance_twice() -> None:
         assert len(await bench.paper.received()) == 6
     finally:
         await bench.store.close()
+
+
+async def test_a_round_makes_a_task_only_for_an_order_it_can_take_on() -> None:
+    # 12 orders, 2 slots: while the door holds, 2 orders are inside and 2
+    # decided behind them, and no task exists for the 8 others yet.
+    bench, door, execution_id, run = await _held(orders=12, parallel=2)
+    try:
+        sending = [
+            t
+            for t in asyncio.all_tasks()
+            if getattr(t.get_coro(), "cr_code", None) is not None
+            and t.get_coro().cr_code.co_filename.endswith("order_sender.py")  # type: ignore[union-attr]
+        ]
+        assert len(sending) == 4
+        door.opened.set()
+        await asyncio.wait_for(run, 30)
+        assert [o.state for o in await _final(bench, execution_id)] == [OrderState.FILLED] * 12
+    finally:
+        door.opened.set()
+        await bench.store.close()

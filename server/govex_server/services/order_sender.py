@@ -144,17 +144,43 @@ class OrderSender:
             for order in [*sells, *buys]:
                 if execution.id in self._stopping:
                     return
+                await slots.ahead.acquire()
                 await self.send(execution, order, exchange, quotes, slots)
             return
         # PARALLEL: bounded concurrency, sells (which fund the buys) first.
         slots = Slots(execution.max_parallel, self._store)
-
-        async def one(order: OrderRecord) -> None:
-            if execution.id not in self._stopping:
-                await self.send(execution, order, exchange, quotes, slots)
-
         for batch in (sells, buys):
-            await asyncio.gather(*(one(o) for o in batch))
+            await self._spawn(execution, batch, exchange, quotes, slots)
+
+    async def _spawn(
+        self,
+        execution: ExecutionRecord,
+        batch: list[OrderRecord],
+        exchange: Exchange,
+        quotes: Quotes,
+        slots: Slots,
+    ) -> None:
+        """A task per order, made only when a permit of ``slots.ahead`` is
+        free (the task gives it back): a thousand tasks made at once held
+        the event loop for tens of milliseconds, and the writer, waiting for
+        the GIL at every statement, decided the round's first orders that
+        much later. Nothing more is spawned once one has failed."""
+        tasks: list[asyncio.Task[None]] = []
+        failed: list[asyncio.Task[None]] = []
+
+        def done(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                failed.append(task)
+
+        for order in batch:
+            await slots.ahead.acquire()
+            if failed or execution.id in self._stopping:
+                slots.ahead.release()
+                break
+            task = asyncio.ensure_future(self.send(execution, order, exchange, quotes, slots))
+            task.add_done_callback(done)
+            tasks.append(task)
+        await asyncio.gather(*tasks)
 
     async def send(
         self,
@@ -164,7 +190,10 @@ class OrderSender:
         quotes: Quotes,
         slots: Slots,
     ) -> None:
-        async with slots.ahead:
+        """One order of a round. The caller holds one of ``slots.ahead``'s
+        permits: it is given back once the order has left its exchange slot
+        (or was not sent)."""
+        try:
             if execution.id in self._stopping:
                 return
             decided = await self._decide(execution, order, exchange, quotes, slots)
@@ -173,6 +202,8 @@ class OrderSender:
             async with slots.exchange:
                 why = await self._withdrawn(execution, decided)
                 sent = None if why else await self._place(decided, exchange)
+        finally:
+            slots.ahead.release()
         if why:
             await self._records.move(execution, decided, OrderState.CANCELLED, reason=why)
             asset, amount = self._holds(decided, exchange)
