@@ -7,9 +7,11 @@ against the ideal (orders x latency / concurrency). Targets (issue 8):
 asserted. This drives the runner on pre-inserted orders, not ExecutePlan
 over gRPC: the policy's ramp spreads a real plan's slices over hours, so an
 end-to-end run of 1,000 orders due at once needs a plan shape the contract
-does not offer yet. Each run also prints where its time went: before the
-first send, the sends (and how many slots were busy on average), and after
-the last answer."""
+does not offer yet. Each run follows a warm-up execution of 64 orders in
+the same store (the first execution of a fresh store pays once for
+statement compilation and cold pages). Each run also prints where its time
+went: before the first send, the sends (how many slots were busy on
+average, how long a create call took), and after the last answer."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from tests.bench.engine_rig import add_executions, rig
 
 ORDERS = 1000
 PARALLEL = 32
+WARM_UP = 2 * PARALLEL
 
 
 class Sends:
@@ -36,11 +39,13 @@ class Sends:
         self._inside = 0
         self._since = 0.0
         self.slot_seconds = 0.0  # the sum over time of the calls in progress
+        self.calls = 0
 
     def _tick(self, step: int) -> None:
         now = time.perf_counter()
         self.slot_seconds += self._inside * (now - self._since) if self._since else 0.0
         self._since, self._inside = now, self._inside + step
+        self.calls += step > 0
         self.first = self.first or now
         self.last = now
 
@@ -64,6 +69,12 @@ async def run(latency_ms: float) -> tuple[float, float, float, float]:
     the wall seconds the paper book (the simulated exchange's own store)
     was busy."""
     bench = await rig(latency_ms)
+    # A warm-up execution first, in the same store: the first execution of
+    # a fresh store pays once for what a running server has done already
+    # (statements compiled, pages cached: some 30 ms). Its orders count in
+    # the day's traded notional, far below the rig's limits.
+    [warm_up] = await add_executions(bench.store, 1, WARM_UP, PARALLEL)
+    await bench.engine.run_supervised(warm_up)
     [execution_id] = await add_executions(bench.store, 1, ORDERS, PARALLEL)
     sends = Sends()
     sends.watch(bench.paper)
@@ -75,7 +86,9 @@ async def run(latency_ms: float) -> tuple[float, float, float, float]:
     print(
         f"  {latency_ms:g} ms: first send after {(sends.first - started) * 1000:.0f} ms; sends "
         f"over {span:.2f}s with {sends.slot_seconds / span:.1f} of {PARALLEL} slots busy on "
-        f"average; the end {(ended - sends.last) * 1000:.0f} ms after the last answer"
+        f"average; the end {(ended - sends.last) * 1000:.0f} ms after the last answer; "
+        f"a create call took {sends.slot_seconds / max(sends.calls, 1) * 1000:.1f} ms on average "
+        f"(the paper round trip is {latency_ms:g} ms, the book's own time inside it)"
     )
     final = await bench.engine.get(f"executions/{execution_id}")
     filled = sum(o.state is OrderState.FILLED for o in final.orders)
@@ -118,7 +131,7 @@ def main() -> bool:
             met = ratio <= target
             print(
                 f"execution, {latency:g} ms latency: {ORDERS} orders in {seconds:.2f}s = "
-                f"{rate:,.0f} orders/s; {ratio:.1f}x the ideal {ideal:.2f}s "
+                f"{rate:,.0f} orders/s; {ratio:.2f}x the ideal {ideal:.2f}s "
                 f"(target <= {target}x): {'met' if met else 'NOT met'}"
             )
         ok = ok and met
