@@ -161,10 +161,11 @@ class OrderSender:
         slots: Slots,
     ) -> None:
         """A task per order, made only when a permit of ``slots.ahead`` is
-        free (the task gives it back): a thousand tasks made at once held
-        the event loop for tens of milliseconds, and the writer, waiting for
-        the GIL at every statement, decided the round's first orders that
-        much later. Nothing more is spawned once one has failed."""
+        free (the task gives it back): a round's tasks no longer grow with
+        its orders (a 1,000-order round made 1,000 tasks up front, 936 of
+        them waiting on the semaphore). Nothing more is spawned once one
+        has failed; cancelled, the round cancels the tasks it made, as the
+        gather of them all did."""
         tasks: list[asyncio.Task[None]] = []
         failed: list[asyncio.Task[None]] = []
 
@@ -172,14 +173,19 @@ class OrderSender:
             if not task.cancelled() and task.exception() is not None:
                 failed.append(task)
 
-        for order in batch:
-            await slots.ahead.acquire()
-            if failed or execution.id in self._stopping:
-                slots.ahead.release()
-                break
-            task = asyncio.ensure_future(self.send(execution, order, exchange, quotes, slots))
-            task.add_done_callback(done)
-            tasks.append(task)
+        try:
+            for order in batch:
+                await slots.ahead.acquire()
+                if failed or execution.id in self._stopping:
+                    slots.ahead.release()
+                    break
+                task = asyncio.ensure_future(self.send(execution, order, exchange, quotes, slots))
+                task.add_done_callback(done)
+                tasks.append(task)
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            raise
         await asyncio.gather(*tasks)
 
     async def send(
