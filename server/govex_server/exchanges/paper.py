@@ -35,7 +35,6 @@ from govex_server.exchanges.paper_fills import FillModel, fill_of, write_new_ord
 __all__ = ["FAULTS", "PaperConfig", "PaperExchange"]
 
 D = Decimal
-# Decimals are immutable: safe as dataclass defaults.
 # A new order's filled quantity, average price and fee.
 _UNFILLED = (money.ZERO, money.ZERO, money.ZERO)
 

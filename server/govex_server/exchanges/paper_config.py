@@ -12,7 +12,7 @@ from typing import Any
 from govex_server.domain import money
 
 D = Decimal
-
+# Decimals are immutable: safe as dataclass defaults.
 _FEE_RATE, _AMOUNT_STEP, _PRICE_STEP, _MIN_NOTIONAL = D("0.001"), D("0.00001"), D("0.01"), D(10)
 
 
