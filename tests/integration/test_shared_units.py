@@ -1,36 +1,21 @@
 """Units written together (store/shared_units.py), on each backend: the
 units handed in while one shared unit is at the writer go out as one more,
-each sees what the units before it wrote, and a unit that fails fails alone."""
+each sees what the units before it wrote, and a unit that fails fails alone.
+The units record no events: the ``store`` fixture's store refuses them."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
 
 from govex_server.domain.errors import GovexError
-from govex_server.domain.events import DomainEvent
 from govex_server.store import tables as t
 from govex_server.store.database import Store, UnitOfWork
-from govex_server.store.migrate import migrate
 from govex_server.store.shared_units import SharedUnits
 from tests.integration.test_group_commit import plan
-
-
-def no_events(event: DomainEvent, sequence: int) -> bytes:
-    raise AssertionError("these units record no events")
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    store = Store(database_url, no_events)
-    await migrate(store)
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def add(plan_id: str) -> Callable[[UnitOfWork], int]:
