@@ -51,10 +51,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        parsed: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
-        if parsed.tzinfo is None:
-            return parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+        return _utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
     # The hot statements (prepared.py) bind and read with these on SQLite:
     # the same values as this decorator composed with SQLAlchemy's DATETIME
@@ -73,10 +70,12 @@ class UtcDateTime(TypeDecorator[datetime]):
 
     @staticmethod
     def sqlite_result(value: str | None) -> datetime | None:
-        if value is None:
-            return None
-        parsed = datetime.fromisoformat(value)
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return None if value is None else _utc(datetime.fromisoformat(value))
+
+
+def _utc(parsed: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite's carry no zone)."""
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 class Amount(TypeDecorator[Decimal]):
@@ -93,31 +92,29 @@ class Amount(TypeDecorator[Decimal]):
         return dialect.type_descriptor(Numeric(asdecimal=True))
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, Decimal):
-            raise TypeError(f"amounts are Decimals, not {type(value).__name__}")
-        return money.text(value) if dialect.name == "sqlite" else value
+        return Amount.sqlite_bind(value) if dialect.name == "sqlite" else _decimal(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        if value is None or isinstance(value, Decimal):
-            return value
-        return money.exact(value)
+        return Amount.sqlite_result(value)
 
     # As UtcDateTime's: the decorator's own conversion, called directly.
     @staticmethod
     def sqlite_bind(value: Decimal | None) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, Decimal):
-            raise TypeError(f"amounts are Decimals, not {type(value).__name__}")
-        return money.text(value)
+        checked = _decimal(value)
+        return None if checked is None else money.text(checked)
 
     @staticmethod
     def sqlite_result(value: Any) -> Decimal | None:
         if value is None or isinstance(value, Decimal):
             return value
         return money.exact(value)
+
+
+def _decimal(value: Decimal | None) -> Decimal | None:
+    """An amount to store: a Decimal (a float would not be exact) or None."""
+    if value is not None and not isinstance(value, Decimal):
+        raise TypeError(f"amounts are Decimals, not {type(value).__name__}")
+    return value
 
 
 metadata = MetaData()
