@@ -173,6 +173,27 @@ async def test_an_order_decided_before_a_cancel_is_not_sent_after_it() -> None:
         await bench.store.close()
 
 
+def _runners_of(execution_id: str) -> list[asyncio.Task[object]]:
+    return [t for t in asyncio.all_tasks() if t.get_name() == f"execution-{execution_id}"]
+
+
+async def test_a_cancel_during_a_run_starts_no_second_runner() -> None:
+    # A second runner beside the round would stop the execution itself: it
+    # resolved the decided orders at the exchange (not found: REJECTED)
+    # before the round could withdraw them.
+    bench, door, execution_id, run = await _held(orders=6, parallel=2)
+    try:
+        assert len(_runners_of(execution_id)) == 1
+        await bench.engine.cancel(OPERATOR, f"executions/{execution_id}", "wrong plan")
+        assert len(_runners_of(execution_id)) == 1
+        door.opened.set()
+        await asyncio.wait_for(run, 30)
+        assert _runners_of(execution_id) == []
+    finally:
+        door.opened.set()
+        await bench.store.close()
+
+
 async def test_a_round_never_decides_to_spend_the_balance_twice() -> None:
     # Each buy takes about 502 USDT (0.01 BTC at its limit, and the fee):
     # the balance pays for 6 of the 10, which are decided at once.

@@ -197,10 +197,15 @@ class ExecutionEngine:
 
     async def run_supervised(self, execution_id: str) -> None:
         """One execution's supervised runner, to its end (the benchmarks),
-        under its lease (claimed here if nobody holds it)."""
+        under its lease (claimed here if nobody holds it). It is the
+        supervisor's registered runner: run outside the registry, a cancel
+        started a second runner beside it, whose stop resolved the orders
+        the first one was about to withdraw."""
         if not self.leases.holds(execution_id):
             await self.leases.claim(frozenset(self._supervisor.runners), self._note_claim)
-        await self._supervisor.run(execution_id)
+        if execution_id not in self._supervisor.runners:
+            self._supervisor.spawn(execution_id)
+        await self._supervisor.runners[execution_id]
 
     # -------------------------------------------------------------- figures
 
