@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -28,6 +29,15 @@ notes = Table(
     "prepared_notes",
     _scratch,
     Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("body", JSON, nullable=True),
+)
+# Times and amounts that repeat across rows, as an execution's orders do.
+repeats = Table(
+    "prepared_repeats",
+    _scratch,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("at", t.UtcDateTime, nullable=True),
+    Column("amount", t.Amount, nullable=True),
     Column("body", JSON, nullable=True),
 )
 
@@ -186,3 +196,32 @@ async def test_the_writer_compiles_every_hot_statement_on_its_first_connection(
         finally:
             await fresh.close()
         assert "sqlite" in made._by_dialect
+
+
+async def test_rows_that_repeat_times_and_amounts_read_as_sqlalchemys(store: Store) -> None:
+    # A read decodes each distinct text of a time or an amount once: equal
+    # texts share a value, different texts (another scale too) do not, and a
+    # mutable value (JSON) is never shared between rows.
+    values = [
+        (WHEN, Decimal("1.5"), {"a": 1}),
+        (WHEN, Decimal("1.50"), {"a": 1}),
+        (WHEN + timedelta(microseconds=1), Decimal("1.5"), None),
+        (None, None, {"a": 1}),
+        (WHEN, Decimal("-0.00000001"), [1]),
+    ]
+    rows = [{"id": i, "at": a, "amount": m, "body": b} for i, (a, m, b) in enumerate(values)]
+    await store.write(lambda uow: uow.conn.execute(insert(repeats), rows))
+    every = select(repeats).order_by(repeats.c.id)
+
+    def compare(uow: UnitOfWork) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        return Prepared(every).rows(uow.conn), [tuple(r) for r in uow.conn.execute(every)]
+
+    prepared, plain = await store.read(compare)
+
+    # Decimal equality ignores the scale: compared as text, and by type.
+    def shown(found: list[tuple[Any, ...]]) -> list[tuple[str, ...]]:
+        return [tuple(f"{type(v).__name__}:{v}" for v in row) for row in found]
+
+    assert shown(prepared) == shown(plain)
+    assert [r[1] for r in prepared] == [(a and a.astimezone(UTC)) for a, _, _ in values]
+    assert prepared[0][3] == prepared[1][3] and prepared[0][3] is not prepared[1][3]
