@@ -40,11 +40,8 @@ from govex_server.store.audit_repositories import (
     IdempotencyRepository,
 )
 from govex_server.store.batch_ledger import BatchLedger
-from govex_server.store.execution_repositories import (
-    DailyNotionalRepository,
-    ExecutionRepository,
-    OrderRepository,
-)
+from govex_server.store.daily_notional import DailyNotionalRepository
+from govex_server.store.execution_repositories import ExecutionRepository, OrderRepository
 from govex_server.store.group_commit import GroupCommitWriter
 from govex_server.store.lease_repositories import LeaseRepository
 from govex_server.store.policy_repositories import PolicyStateRepository, SignalRepository
