@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +21,12 @@ from govex_server.domain.errors import invalid_field
 from govex_server.domain.events import ExecutionUpdate
 from govex_server.domain.execution.legs import Leg, Side
 from govex_server.domain.execution.orders import OrderState
-from govex_server.domain.execution.records import ExecutionRecord, ExecutionState, OrderRecord
+from govex_server.domain.execution.records import (
+    ExecutionRecord,
+    ExecutionState,
+    OrderRecord,
+    Tallied,
+)
 from govex_server.domain.execution.safety import Level
 from govex_server.domain.execution.safety import Verdict as SafetyVerdict
 from govex_server.domain.execution.schedule import Slice
@@ -231,7 +237,7 @@ def safety_json_to_pb(data: dict[str, Any]) -> execution_pb2.SafetyVerdict:
 
 
 def execution_record_to_pb(
-    e: ExecutionRecord, orders: list[OrderRecord]
+    e: ExecutionRecord, orders: Sequence[Tallied]
 ) -> execution_pb2.Execution:
     """The proto Execution, with its order counts."""
     out = execution_pb2.Execution(
@@ -297,5 +303,5 @@ def execution_event_payload(update: ExecutionUpdate, sequence: int, when: Any) -
         sequence=sequence,
         time=timestamp(when),
         type=execution_pb2.ExecutionEventType.Value(f"EXECUTION_EVENT_TYPE_{update.change.value}"),
-        execution=execution_record_to_pb(update.execution, list(update.orders)),
+        execution=execution_record_to_pb(update.execution, update.orders),
     ).SerializeToString()

@@ -6,7 +6,12 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from govex_server.domain.execution.records import ExecutionRecord, ExecutionState, OrderRecord
+from govex_server.domain.execution.records import (
+    ExecutionRecord,
+    ExecutionState,
+    OrderRecord,
+    Tallied,
+)
 from govex_server.domain.freezes import Freeze
 from govex_server.domain.governance import ModeSetting
 from govex_server.domain.phase import PhaseState
@@ -72,7 +77,7 @@ class ExecutionUpdate:
     """An execution after a change, with its orders (for their counts)."""
 
     execution: ExecutionRecord
-    orders: tuple[OrderRecord, ...]
+    orders: tuple[Tallied, ...]
     change: ExecutionChange
 
 

@@ -72,6 +72,18 @@ class ExecutionQueries:
 
         return await self._store.read(unit)
 
+    async def live(self, execution_id: str) -> ExecutionView:
+        """One execution and only its orders not final yet: what its runner
+        acts on at each turn (the final ones are counted at its end)."""
+
+        def unit(uow: UnitOfWork) -> ExecutionView:
+            execution = uow.executions.get(execution_id)
+            if execution is None:
+                raise not_found("govex.io/Execution", f"executions/{execution_id}")
+            return ExecutionView(execution, uow.orders.live_for_execution(execution_id))
+
+        return await self._store.read(unit)
+
     async def list_executions(
         self,
         states: Sequence[ExecutionState],

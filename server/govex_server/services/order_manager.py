@@ -198,9 +198,9 @@ class OrderManager:
                 await self._records.apply(execution, order, ended, reason)
             elif order.state in (OrderState.SUBMITTED, OrderState.UNKNOWN):
                 await self.resolve(execution, order, exchange)
-        remaining = await self._store.read(lambda uow: uow.orders.for_execution(execution.id))
-        if all(o.state.terminal for o in remaining):
-            if await self._records.finish(execution, remaining, reason):
+        remaining = await self._store.read(lambda uow: uow.orders.live_for_execution(execution.id))
+        if not remaining:
+            if await self._records.finish(execution, reason):
                 self._stopping.pop(execution.id, None)
             return True
         if refused is not None:

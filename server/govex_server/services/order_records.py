@@ -24,6 +24,7 @@ from govex_server.domain.execution.records import (
     ExecutionRecord,
     ExecutionState,
     OrderRecord,
+    Tallied,
     outcome,
 )
 from govex_server.domain.execution.safety import Verdict
@@ -193,7 +194,7 @@ class OrderRecorder:
         self,
         uow: UnitOfWork,
         execution: ExecutionRecord,
-        orders: Sequence[OrderRecord],
+        orders: Sequence[Tallied],
         change: ExecutionChange,
     ) -> None:
         uow.events.append(
@@ -217,18 +218,23 @@ class OrderRecorder:
             )
         )
 
-    async def finish(
-        self, execution: ExecutionRecord, orders: Sequence[OrderRecord], cancelled_by: str = ""
-    ) -> bool:
-        """Ends the execution as its orders say; False when it had ended."""
-        state, reason = outcome(orders, cancelled_by)
+    async def finish(self, execution: ExecutionRecord, cancelled_by: str = "") -> bool:
+        """Ends the execution as its orders say, once none of them is live;
+        False when it had ended or still has a live order. The orders are
+        counted in the unit that ends it, from their tallies."""
         now = self._clock.now()
+        ending: list[tuple[ExecutionState, str]] = []
 
         def unit(uow: UnitOfWork) -> bool:
             self.leases.fence_in(uow, execution.id)
             current = uow.executions.get(execution.id)
             if current is None or current.state.terminal:
                 return False
+            orders = uow.orders.tallies(execution.id)
+            if not all(o.state.terminal for o in orders):
+                return False
+            state, reason = outcome(orders, cancelled_by)
+            ending.append((state, reason))
             ended = replace(
                 current, state=state, state_reason=reason, end_time=now, version=current.version + 1
             )
@@ -242,6 +248,7 @@ class OrderRecorder:
 
         if not await self._store.write(unit):
             return False
+        state, reason = ending[-1]
         log.info("execution %s ended %s: %s", execution.id, state.value, reason)
         return True
 

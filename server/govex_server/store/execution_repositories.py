@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from govex_server.domain.execution.legs import Leg
@@ -16,6 +16,7 @@ from govex_server.domain.execution.records import (
     ExecutionRecord,
     ExecutionState,
     OrderRecord,
+    OrderTally,
     Strategy,
 )
 from govex_server.domain.filters import Condition
@@ -53,16 +54,31 @@ def _order_update(columns: tuple[str, ...]) -> Prepared:
 
 
 _ORDER_UPDATE_ALL = tuple(c.key for c in t.orders.c if c.key != "id")
-# Read at every turn of an execution's runner (a thousand rows and more).
-_ORDER_FOR_EXECUTION = Prepared(
+# An execution's orders in sending order (GetExecution: a thousand rows
+# and more), and the ones still live (read at every turn of its runner).
+_SENDING_ORDER = (
+    t.orders.c.scheduled_at,
+    t.orders.c.leg_index,
+    t.orders.c.slice_index,
+    t.orders.c.attempt,
+)
+_OF_EXECUTION = t.orders.c.execution_id == bindparam("b_execution")
+_ORDER_FOR_EXECUTION = Prepared(select(t.orders).where(_OF_EXECUTION).order_by(*_SENDING_ORDER))
+_LIVE_ORDERS = Prepared(
     select(t.orders)
-    .where(t.orders.c.execution_id == bindparam("b_execution"))
-    .order_by(
-        t.orders.c.scheduled_at,
-        t.orders.c.leg_index,
-        t.orders.c.slice_index,
-        t.orders.c.attempt,
+    .where(
+        _OF_EXECUTION,
+        # Literals (an IN list would be an expanding parameter, which a
+        # Prepared statement does not take).
+        or_(*(t.orders.c.state == literal(s.value) for s in OrderState if not s.terminal)),
     )
+    .order_by(*_SENDING_ORDER)
+)
+# What an execution's end counts of its orders (OrderTally's fields).
+_TALLIES = Prepared(
+    select(*(t.orders.c[f.name] for f in fields(OrderTally)))
+    .where(_OF_EXECUTION)
+    .order_by(*_SENDING_ORDER)
 )
 
 
@@ -299,6 +315,18 @@ class OrderRepository:
         """Every order of an execution, in sending order."""
         rows = _ORDER_FOR_EXECUTION.rows(self._conn, {"b_execution": execution_id})
         return [_order_of_row(r) for r in rows]
+
+    def live_for_execution(self, execution_id: str) -> list[OrderRecord]:
+        """The orders of an execution not final yet, in sending order."""
+        rows = _LIVE_ORDERS.rows(self._conn, {"b_execution": execution_id})
+        return [_order_of_row(r) for r in rows]
+
+    def tallies(self, execution_id: str) -> list[OrderTally]:
+        """Every order of an execution as its end counts it."""
+        rows = _TALLIES.rows(self._conn, {"b_execution": execution_id})
+        return [
+            OrderTally(r[0], r[1], r[2], OrderState(r[3]), r[4], r[5], r[6], r[7]) for r in rows
+        ]
 
     def unresolved(self) -> list[OrderRecord]:
         """Orders whose exchange state is not known to be final."""

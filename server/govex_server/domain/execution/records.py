@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from govex_server.domain import money
 from govex_server.domain.execution.legs import Leg
@@ -110,7 +110,46 @@ class OrderRecord:
         return f"executions/{self.execution_id}/orders/{self.id}"
 
 
-def outcome(orders: Sequence[OrderRecord], cancelled_by: str) -> tuple[ExecutionState, str]:
+class Tallied(Protocol):
+    """What an execution's end (``outcome``) and its counts (an execution's
+    order counts and filled notional) need of each order: an OrderRecord,
+    or an OrderTally read without the rest of its row."""
+
+    @property
+    def leg_index(self) -> int: ...
+    @property
+    def slice_index(self) -> int: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def state(self) -> OrderState: ...
+    @property
+    def state_reason(self) -> str: ...
+    @property
+    def filled(self) -> Decimal: ...
+    @property
+    def average_price(self) -> Decimal: ...
+    @property
+    def price(self) -> Decimal: ...
+
+
+@dataclass(frozen=True)
+class OrderTally:
+    """An order as its execution's end counts it. A runner ends an
+    execution from these: its last turn no longer reads every order whole
+    (a thousand rows of 24 columns, some 20 ms) to find that none is left."""
+
+    leg_index: int
+    slice_index: int
+    attempt: int
+    state: OrderState
+    state_reason: str
+    filled: Decimal
+    average_price: Decimal
+    price: Decimal
+
+
+def outcome(orders: Sequence[Tallied], cancelled_by: str) -> tuple[ExecutionState, str]:
     """How an execution whose orders are all terminal ended: SUCCEEDED only
     when every order filled; CANCELLED when an operator or a FULL_FREEZE
     stopped it; PARTIALLY_FILLED when something filled; else FAILED."""
@@ -121,7 +160,7 @@ def outcome(orders: Sequence[OrderRecord], cancelled_by: str) -> tuple[Execution
         return ExecutionState.SUCCEEDED, "nothing to trade: every leg skipped by policy"
     every = orders
     # A lost send retried under a new attempt counts by its last attempt.
-    latest: dict[tuple[int, int], OrderRecord] = {}
+    latest: dict[tuple[int, int], Tallied] = {}
     for o in orders:
         key = (o.leg_index, o.slice_index)
         if key not in latest or o.attempt > latest[key].attempt:

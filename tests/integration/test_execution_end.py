@@ -1,0 +1,83 @@
+"""How a runner ends an execution, on each backend: a turn reads only the
+live orders; once none is left, the end counts every order from its tally
+(state, reason and fill, not the whole row) in the unit that ends it. The
+ENDED event then carries exactly the counts GetExecution shows, and an
+execution with a live order is never ended."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from govex.execution.v1 import execution_pb2
+from govex_server.api.execution_convert import execution_record_to_pb
+from govex_server.domain.execution.orders import OrderState
+from govex_server.domain.execution.records import ExecutionRecord, ExecutionState, OrderRecord
+from govex_server.store import tables
+from govex_server.store.database import Store, UnitOfWork
+from tests.bench.engine_rig import add_executions, rig
+
+
+async def _stored_execution_events(store: Store, name: str) -> list[bytes]:
+    e = tables.events
+    query = (
+        select(e.c.payload)
+        .where(e.c.resource == name, e.c.kind == "EXECUTION_UPDATED")
+        .order_by(e.c.sequence)
+    )
+    return await store.read(lambda uow: [bytes(r[0]) for r in uow.conn.execute(query)])
+
+
+async def test_the_end_counts_every_order_as_get_execution_does(database_url: str) -> None:
+    # The balance pays for 6 of the 10 buys: 6 FILLED, 4 REJECTED, an
+    # execution PARTIALLY_FILLED with the refusals as its reason.
+    bench = await rig(database_url=database_url, quote_balance=Decimal(3_100))
+    try:
+        [execution_id] = await add_executions(bench.store, 1, 10, 10)
+        await bench.engine.reconcile()
+        await asyncio.wait_for(bench.engine.run_supervised(execution_id), 30)
+        view = await bench.engine.get(f"executions/{execution_id}")
+        assert view.execution.state is ExecutionState.PARTIALLY_FILLED
+        assert view.execution.state_reason == "REJECTED: safety: BALANCE"
+        assert await bench.store.read(lambda uow: uow.orders.live_for_execution(execution_id)) == []
+        [*_, last] = await _stored_execution_events(bench.store, view.execution.name)
+        ended = execution_pb2.ExecutionEvent.FromString(last)
+        assert ended.type == execution_pb2.EXECUTION_EVENT_TYPE_ENDED
+        # Counted from the tallies, it is the execution GetExecution shows
+        # from the whole rows: states, counts, and each leg's filled notional.
+        assert ended.execution == execution_record_to_pb(view.execution, view.orders)
+        # 6 fills of 0.01 BTC at the book's 50,025.
+        assert ended.execution.legs[0].filled_notional.value == "3001.50"
+    finally:
+        await bench.store.close()
+
+
+async def test_an_execution_with_a_live_order_is_not_ended(database_url: str) -> None:
+    bench = await rig(database_url=database_url)
+    try:
+        [execution_id] = await add_executions(bench.store, 1, 3, 3)
+        await bench.engine.reconcile()
+
+        def read(
+            uow: UnitOfWork,
+        ) -> tuple[ExecutionRecord | None, list[OrderRecord], list[OrderRecord]]:
+            return (
+                uow.executions.get(execution_id),
+                uow.orders.live_for_execution(execution_id),
+                uow.orders.for_execution(execution_id),
+            )
+
+        execution, live, every = await bench.store.read(read)
+        assert execution is not None
+        assert live == every and len(live) == 3  # all PENDING, in sending order
+        # As a runner whose turn found none live would, while a stray was
+        # adopted: the end looks again in its own unit, and refuses.
+        assert not await bench.engine.records.finish(execution)
+        after, live, _ = await bench.store.read(read)
+        assert after == execution and len(live) == 3
+        assert await _stored_execution_events(bench.store, f"executions/{execution_id}") == []
+        assert {o.state for o in every} == {OrderState.PENDING}
+    finally:
+        await bench.store.close()
