@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from govex_server.domain import money
@@ -31,7 +30,7 @@ from govex_server.domain.execution.orders import OrderState
 from govex_server.domain.execution.pricing import limit_order, step_refusal
 from govex_server.domain.execution.records import ExecutionRecord, OrderRecord, Strategy
 from govex_server.domain.execution.safety import Level, Limits, Market, ProposedOrder, validate
-from govex_server.exchanges.base import Balance, Exchange, ExchangeOrder
+from govex_server.exchanges.base import Exchange, ExchangeOrder
 from govex_server.exchanges.errors import (
     ExchangeUnavailable,
     OrderRejected,
@@ -43,8 +42,8 @@ from govex_server.services.execution_views import cancel_reason
 from govex_server.services.freezes import FreezeService
 from govex_server.services.order_records import OrderRecorder, verdict_json
 from govex_server.services.planning import ExecutionPlanner
+from govex_server.services.send_round import Quotes, Slots
 from govex_server.store.database import Store, UnitOfWork
-from govex_server.store.shared_units import SharedUnits
 
 log = logging.getLogger("govex.engine")
 
@@ -58,43 +57,6 @@ Sent = ExchangeOrder | OrderRejected | OutcomeUnknown | None
 # How the reason of an order withdrawn before its send ends.
 _WITHDRAWN = "withdrawn before it was sent"
 Resolve = Callable[[ExecutionRecord, OrderRecord, Exchange], Awaitable[None]]
-
-
-@dataclass
-class Quotes:
-    """Prices, markets and balances read once for a round of sends; what the
-    round's placed orders take is reserved here, so that the balance check of
-    each later order sees it."""
-
-    prices: Mapping[str, Decimal]
-    markets: Mapping[str, Market]
-    balances: Mapping[str, Balance]
-    # The daily cap of the policy in force at the round (a fraction).
-    current_cap: float
-    reserved: dict[str, Decimal] = field(default_factory=dict)
-
-    def free(self, asset: str) -> Decimal:
-        """What is free of ``asset`` for the next order of the round."""
-        held = self.balances[asset].free if asset in self.balances else money.ZERO
-        return held - self.reserved.get(asset, money.ZERO)
-
-    def reserve(self, asset: str, amount: Decimal) -> None:
-        """Takes ``amount`` of ``asset`` for an order decided (a negative
-        amount gives it back: the order was not sent after all)."""
-        self.reserved[asset] = self.reserved.get(asset, money.ZERO) + amount
-
-
-class Slots:
-    """A round's bounds: ``at_exchange`` orders at the exchange at once, and
-    as many again decided (SUBMITTED) and waiting for a slot; and the
-    round's shared writes: the decisions taken while one unit of them was
-    at the writer are written together, and so are the answers."""
-
-    def __init__(self, at_exchange: int, store: Store) -> None:
-        self.exchange = asyncio.Semaphore(at_exchange)
-        self.ahead = asyncio.Semaphore(2 * at_exchange)
-        self.decisions = SharedUnits(store)
-        self.answers = SharedUnits(store)
 
 
 class OrderSender:
