@@ -1,12 +1,14 @@
 """How a runner ends an execution, on each backend: a turn reads only the
 live orders; once none is left, the end counts every order from its tally
 (state, reason and fill, not the whole row) in the unit that ends it. The
-ENDED event then carries exactly the counts GetExecution shows, and an
-execution with a live order is never ended."""
+ENDED event then carries exactly the counts GetExecution shows, an
+execution with a live order is never ended, and a runner whose end was
+refused goes on with the order that kept it open."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -79,5 +81,52 @@ async def test_an_execution_with_a_live_order_is_not_ended(database_url: str) ->
         assert after == execution and len(live) == 3
         assert await _stored_execution_events(bench.store, f"executions/{execution_id}") == []
         assert {o.state for o in every} == {OrderState.PENDING}
+    finally:
+        await bench.store.close()
+
+
+async def test_a_runner_whose_end_is_refused_looks_again(database_url: str) -> None:
+    # The runner's turn found no live order, but before its end an order
+    # joins the execution (as a stray adopted by reconciliation would): the
+    # end refuses, and the runner goes on with that order instead of leaving
+    # the execution RUNNING without a runner.
+    bench = await rig(database_url=database_url)
+    try:
+        [execution_id] = await add_executions(bench.store, 1, 2, 2)
+        await bench.engine.reconcile()
+        records = bench.engine.records
+        finish = records.finish
+        joined: list[OrderRecord] = []
+
+        async def join_then_finish(execution: ExecutionRecord, cancelled_by: str = "") -> bool:
+            if not joined:
+
+                def add(uow: UnitOfWork) -> None:
+                    first = uow.orders.for_execution(execution_id)[0]
+                    stray = replace(
+                        first,
+                        id="01STRAY0000000000000000000",
+                        client_order_id=f"{first.client_order_id}x",
+                        slice_index=first.slice_index + 100,
+                        state=OrderState.PENDING,
+                        state_reason="",
+                        exchange_order_id="",
+                        filled=Decimal(0),
+                        average_price=Decimal(0),
+                        fee=Decimal(0),
+                        send_time=None,
+                    )
+                    uow.orders.add(stray)
+                    joined.append(stray)
+
+                await bench.store.write(add)
+            return await finish(execution, cancelled_by)
+
+        setattr(records, "finish", join_then_finish)  # noqa: B010 (this instance's method)
+        await asyncio.wait_for(bench.engine.run_supervised(execution_id), 30)
+        view = await bench.engine.get(f"executions/{execution_id}")
+        assert view.execution.state is ExecutionState.SUCCEEDED, view.execution.state_reason
+        assert [o.state for o in view.orders] == [OrderState.FILLED] * 3
+        assert joined[0].client_order_id in await bench.paper.received()
     finally:
         await bench.store.close()

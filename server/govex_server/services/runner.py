@@ -81,10 +81,11 @@ class Runner:
                     await self._wait(execution, orders, wake)
                 continue
             if not orders:
-                # Not ended (False): it has a live order again (a stray
-                # adopted meanwhile), or another turn ended it: look again.
                 if await self._records.finish(execution):
                     self._signals.stopping.pop(execution_id, None)
+                    return
+                # Not ended: it has a live order again (a stray adopted
+                # meanwhile), or it had ended already: look again.
                 continue
             for order in orders:
                 if order.state in (OrderState.SUBMITTED, OrderState.UNKNOWN):
