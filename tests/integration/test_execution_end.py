@@ -17,6 +17,7 @@ from govex.execution.v1 import execution_pb2
 from govex_server.api.execution_convert import execution_record_to_pb
 from govex_server.domain.execution.orders import OrderState
 from govex_server.domain.execution.records import ExecutionRecord, ExecutionState, OrderRecord
+from govex_server.domain.principals import Principal, PrincipalKind, Role
 from govex_server.store import tables
 from govex_server.store.database import Store, UnitOfWork
 from tests.bench.engine_rig import add_executions, rig
@@ -128,5 +129,25 @@ async def test_a_runner_whose_end_is_refused_looks_again(database_url: str) -> N
         assert view.execution.state is ExecutionState.SUCCEEDED, view.execution.state_reason
         assert [o.state for o in view.orders] == [OrderState.FILLED] * 3
         assert joined[0].client_order_id in await bench.paper.received()
+    finally:
+        await bench.store.close()
+
+
+async def test_a_cancel_counts_the_orders_as_get_execution_does(database_url: str) -> None:
+    # The CANCELLING event is counted from the tallies too, in the cancel's unit.
+    bench = await rig(database_url=database_url)
+    try:
+        [execution_id] = await add_executions(bench.store, 1, 3, 3)
+        await bench.engine.reconcile()
+        operator = Principal("olga", PrincipalKind.HUMAN, frozenset({Role.OPERATOR}))
+        view = await bench.engine.cancel(operator, f"executions/{execution_id}", "wrong plan")
+        [changed] = await _stored_execution_events(bench.store, view.execution.name)
+        event = execution_pb2.ExecutionEvent.FromString(changed)
+        assert event.type == execution_pb2.EXECUTION_EVENT_TYPE_STATE_CHANGED
+        assert event.execution.state == execution_pb2.EXECUTION_STATE_CANCELLING
+        assert event.execution == execution_record_to_pb(view.execution, view.orders)
+        assert [(c.state, c.count) for c in event.execution.order_counts] == [
+            (execution_pb2.ORDER_STATE_PENDING, 3)
+        ]
     finally:
         await bench.store.close()

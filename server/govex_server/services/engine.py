@@ -192,7 +192,7 @@ class ExecutionEngine:
             return
         execution = uow.executions.get(claim.execution_id)
         if execution is not None:
-            orders = uow.orders.for_execution(execution.id)
+            orders = uow.orders.tallies(execution.id)
             self.records.execution_event(uow, execution, orders, ExecutionChange.OWNER_CHANGED)
 
     async def run_supervised(self, execution_id: str) -> None:

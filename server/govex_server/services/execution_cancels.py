@@ -106,7 +106,7 @@ class ExecutionCancels:
             if latest is None or latest.state is not ExecutionState.RUNNING:
                 return latest or execution
             return self.cancelling_in(uow, latest, reason)
-        orders = uow.orders.for_execution(execution.id)
+        orders = uow.orders.tallies(execution.id)
         self._records.execution_event(uow, cancelling, orders, ExecutionChange.STATE_CHANGED)
         return cancelling
 
