@@ -4,7 +4,7 @@ with its orders, and the reads (GetExecution, ListExecutions, ListOrders)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from govex_server.domain import filters, list_filters
@@ -21,6 +21,7 @@ from govex_server.domain.ids import parse_name
 from govex_server.domain.paging import filter_key, next_token, parse_page
 from govex_server.exchanges.base import parse_account
 from govex_server.store.database import Store, UnitOfWork
+from govex_server.store.execution_repositories import OrderRepository
 
 log = logging.getLogger("govex.engine")
 
@@ -63,24 +64,21 @@ class ExecutionQueries:
     async def get(self, name: str) -> ExecutionView:
         """One execution and its orders."""
         execution_id = parse_name(name, "executions")
-
-        def unit(uow: UnitOfWork) -> ExecutionView:
-            execution = uow.executions.get(execution_id)
-            if execution is None:
-                raise not_found("govex.io/Execution", name)
-            return ExecutionView(execution, uow.orders.for_execution(execution_id))
-
-        return await self._store.read(unit)
+        return await self._view(execution_id, OrderRepository.for_execution)
 
     async def live(self, execution_id: str) -> ExecutionView:
         """One execution and only its orders not final yet: what its runner
         acts on at each turn (the final ones are counted at its end)."""
+        return await self._view(execution_id, OrderRepository.live_for_execution)
 
+    async def _view(
+        self, execution_id: str, orders_of: Callable[[OrderRepository, str], list[OrderRecord]]
+    ) -> ExecutionView:
         def unit(uow: UnitOfWork) -> ExecutionView:
             execution = uow.executions.get(execution_id)
             if execution is None:
                 raise not_found("govex.io/Execution", f"executions/{execution_id}")
-            return ExecutionView(execution, uow.orders.live_for_execution(execution_id))
+            return ExecutionView(execution, orders_of(uow.orders, execution_id))
 
         return await self._store.read(unit)
 

@@ -289,10 +289,11 @@ class OrderRepository:
         self, order: OrderRecord, expected: OrderState, previous: OrderRecord | None = None
     ) -> bool:
         """Writes ``order`` if it is still in state ``expected``. Given the
-        record it was made from (``dataclasses.replace`` of ``previous``, as
-        read), only the fields given a new value are written: binding all
-        24 columns was a fifth of the writer thread's time, and a field left
-        alone keeps the very object it had, so nothing changed is missed."""
+        record it was made from (``previous.changed(...)``, or
+        ``dataclasses.replace`` of it), only the fields given a new value
+        are written: binding all 24 columns was a fifth of the writer
+        thread's time, and a field left alone keeps the very object it had,
+        so nothing changed is missed."""
         if previous is None:
             row = _order_row(order)
             del row["id"]

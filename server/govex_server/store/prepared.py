@@ -41,7 +41,7 @@ class _Compiled:
     columns: tuple[str, ...]
     # Per result column: its processor makes immutable values (our direct
     # codecs: times and amounts), so equal stored texts may share one.
-    shared: tuple[bool, ...] = ()
+    shared: tuple[bool, ...]
 
 
 _MISSING = object()
