@@ -8,6 +8,7 @@ import logging
 import signal
 from collections.abc import Callable
 
+from govex_server import heap
 from govex_server.app import Running, start
 from govex_server.config import Settings
 from govex_server.domain.clock import Clock
@@ -47,6 +48,9 @@ async def serve(
     loop.add_signal_handler(signal.SIGHUP, reload_principals)
     running = await start(settings, clock)
     started.append(running)
+    # What start-up built lives as long as the process: out of the cycle
+    # collector's way from now on (this process's, not an embedder's).
+    heap.settle()
     if on_serving is not None:
         on_serving(running)
     if hup_while_starting.is_set():

@@ -65,3 +65,8 @@ async def test_every_line_is_json_and_a_mutation_is_logged_once_with_its_fields(
     assert refusals[0]["principal"] == "bob"
     assert refusals[0]["rpc"] == "ProposePlan"
     assert refusals[0]["reason"] == "ROLE_REQUIRED"
+    # The serving process settled its garbage collector once it was up: what
+    # start-up built (some 100,000 objects) is frozen.
+    [settled] = [e for e in entries if e["message"].startswith("garbage collector settled")]
+    assert settled["young_threshold"] == 10_000
+    assert settled["frozen"] > 10_000, settled

@@ -123,6 +123,10 @@ async def test_a_scrape_counts_what_happened(
     # The simulated exchange's own cost, apart from govex's: its book worked.
     book_before = value(before, "govex_paper_book_cpu_seconds_total", account="paper")
     assert value(after, "govex_paper_book_cpu_seconds_total", account="paper") > book_before
+    # The process and its garbage collector, beside govex's own.
+    assert value(after, "process_resident_memory_bytes") > 0
+    for generation in "012":
+        assert ("python_gc_collections_total", (("generation", generation),)) in after
 
 
 async def test_anything_but_get_metrics_is_refused(harness: Harness) -> None:

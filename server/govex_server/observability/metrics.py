@@ -10,7 +10,13 @@ gauge never drifts from the store."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+)
 
 # Seconds: from a cached read (~100 µs) to a slow exchange (10 s).
 LATENCY_BUCKETS = (
@@ -38,6 +44,10 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
+        # The process itself (resident memory, CPU, open files) and its
+        # cycle collector (collections by generation): read at scrape time.
+        ProcessCollector(registry=registry)
+        GCCollector(registry=registry)
         self.rpc_requests = Counter(
             "govex_rpc_requests",
             "RPCs answered, by method and gRPC status code (streams counted when they end)",
