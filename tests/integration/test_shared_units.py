@@ -45,6 +45,21 @@ async def test_units_handed_in_together_are_one_unit_and_see_each_other(store: S
     assert await stored_ids(store) == {f"P{i:02d}" for i in range(10)}
 
 
+async def test_a_shared_unit_takes_at_most_its_size_in_the_order_they_came(
+    store: Store,
+) -> None:
+    shared = SharedUnits(store, most=4)
+    # Ten handed in within one turn of the loop: shared units of 4, 4 and 2,
+    # each seeing the ones before it.
+    seen = await asyncio.gather(*(shared.write(add(f"P{i:02d}")) for i in range(10)))
+    assert seen == list(range(1, 11))
+    assert shared.shared == 3
+    assert shared.alone == 0
+    assert await stored_ids(store) == {f"P{i:02d}" for i in range(10)}
+    with pytest.raises(ValueError, match="at least one unit"):
+        SharedUnits(store, most=0)
+
+
 async def test_units_handed_in_while_one_is_written_make_the_next(store: Store) -> None:
     shared = SharedUnits(store)
     first = asyncio.ensure_future(shared.write(add("A")))

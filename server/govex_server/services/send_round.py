@@ -49,5 +49,7 @@ class Slots:
     def __init__(self, at_exchange: int, store: Store) -> None:
         self.exchange = asyncio.Semaphore(at_exchange)
         self.ahead = asyncio.Semaphore(2 * at_exchange)
-        self.decisions = SharedUnits(store)
+        # No more decisions a shared unit than there are slots: the first
+        # sends wait for the first unit's commit (shared_units.py).
+        self.decisions = SharedUnits(store, most=at_exchange)
         self.answers = SharedUnits(store)

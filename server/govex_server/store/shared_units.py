@@ -29,8 +29,12 @@ T = TypeVar("T")
 class SharedUnits:
     """One queue of units and at most one shared unit at the writer."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, most: int | None = None) -> None:
+        """At most ``most`` units a shared unit (no bound when None)."""
+        if most is not None and most < 1:
+            raise ValueError(f"a shared unit takes at least one unit, not {most}")
         self._store = store
+        self._most = most
         self._queued: list[tuple[Unit[Any], asyncio.Future[Any]]] = []
         self._drainer: asyncio.Task[None] | None = None
         # Shared units written, and units run again alone after a shared
@@ -52,7 +56,11 @@ class SharedUnits:
         batch: list[tuple[Unit[Any], asyncio.Future[Any]]] = []
         try:
             while self._queued:
-                batch, self._queued = self._queued, []
+                if self._most is None or len(self._queued) <= self._most:
+                    batch, self._queued = self._queued, []
+                else:
+                    batch = self._queued[: self._most]
+                    self._queued = self._queued[self._most :]
                 await self._write(batch)
         except BaseException as exc:
             # Cancelled with the loop: nobody is left waiting forever.
