@@ -57,7 +57,10 @@ def test_sighup_reloads_the_principals(tmp_path: Path) -> None:
         assert server.process is not None
         server.process.send_signal(signal.SIGHUP)
         _until(lambda: _answers(server.address, "yuri-token") == grpc.StatusCode.OK)
-        assert "principals reloaded (SIGHUP)" in (tmp_path / "server-1.log").read_text()
+        # The line is written by the log's own thread, a moment after the
+        # reload took effect: waited for, not read at once.
+        log = tmp_path / "server-1.log"
+        _until(lambda: "principals reloaded (SIGHUP)" in log.read_text())
     finally:
         server.stop()
     assert server.process is not None and server.process.returncode == 0
