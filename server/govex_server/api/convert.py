@@ -182,9 +182,14 @@ def freeze_type_from_pb(value: int, field: str) -> FreezeType:
     return enum_from_pb(freeze_pb2.FreezeType, "FREEZE_TYPE_", FreezeType, value, field)
 
 
+# Looked up once (every order event carries an operation): ``Value`` of a
+# formatted name costs more than the rest of the conversion.
+_OPERATIONS = {o: freeze_pb2.Operation.Value(f"OPERATION_{o.value}") for o in Operation}
+
+
 def operation_to_pb(value: Operation) -> freeze_pb2.Operation.ValueType:
     """Operation.PURCHASE -> OPERATION_PURCHASE."""
-    return freeze_pb2.Operation.Value(f"OPERATION_{value.value}")
+    return _OPERATIONS[value]
 
 
 def operation_from_pb(value: int, field: str = "operation") -> Operation:

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from govex.controls.v1 import freeze_pb2
 from govex.execution.v1 import exchange_pb2, execution_pb2
 from govex.execution.v1 import execution_service_pb2 as pb
 from govex_server.api.convert import (
@@ -31,15 +30,25 @@ from govex_server.domain.execution.records import (
 from govex_server.domain.execution.safety import Level
 from govex_server.domain.execution.safety import Verdict as SafetyVerdict
 from govex_server.domain.execution.schedule import Slice
+from govex_server.domain.freezes import Operation
 from govex_server.exchanges.base import Exchange
 from govex_server.exchanges.rate_limit import Budget
 from govex_server.services.exchange_views import ExchangeDetails
 from govex_server.services.planning import PlannedOrder, PlanValidation
 
+# The enums' numbers by domain value, looked up once: ``Value`` of a
+# formatted name, four of them an order, was a fifth of encoding an order
+# event (every order change stores one, in the SQLite writer).
+_SIDES = {s: execution_pb2.OrderSide.Value(f"ORDER_SIDE_{s.value}") for s in Side}
+_ORDER_STATES = {s: execution_pb2.OrderState.Value(f"ORDER_STATE_{s.value}") for s in OrderState}
+_EXECUTION_STATES = {
+    s: execution_pb2.ExecutionState.Value(f"EXECUTION_STATE_{s.value}") for s in ExecutionState
+}
+
 
 def side_to_pb(side: Side) -> execution_pb2.OrderSide.ValueType:
     """Side.BUY -> ORDER_SIDE_BUY."""
-    return execution_pb2.OrderSide.Value(f"ORDER_SIDE_{side.value}")
+    return _SIDES[side]
 
 
 def level_from_pb(value: int, field: str = "safety_level") -> Level | None:
@@ -183,19 +192,6 @@ def details_to_pb(details: ExchangeDetails, budget: Budget | None) -> pb.GetExch
     return out
 
 
-# The enums' numbers by domain value, looked up once: ``Value`` of a
-# formatted name, four of them an order, was a fifth of encoding an order
-# event (every order change stores one, in the SQLite writer).
-_ORDER_STATES = {s: execution_pb2.OrderState.Value(f"ORDER_STATE_{s.value}") for s in OrderState}
-_EXECUTION_STATES = {
-    s: execution_pb2.ExecutionState.Value(f"EXECUTION_STATE_{s.value}") for s in ExecutionState
-}
-_SIDES = {s.value: execution_pb2.OrderSide.Value(f"ORDER_SIDE_{s.value}") for s in Side}
-_OPERATIONS = {
-    name.removeprefix("OPERATION_"): number for name, number in freeze_pb2.Operation.items()
-}
-
-
 def order_state_to_pb(state: OrderState) -> execution_pb2.OrderState.ValueType:
     """OrderState.FILLED -> ORDER_STATE_FILLED."""
     return _ORDER_STATES[state]
@@ -221,7 +217,7 @@ def _fill_order(out: execution_pb2.Order, o: OrderRecord) -> None:
     out.client_order_id = o.client_order_id
     out.exchange_order_id = o.exchange_order_id
     out.symbol = o.symbol
-    out.side = _SIDES[o.side]
+    out.side = side_to_pb(Side(o.side))
     out.type = execution_pb2.ORDER_TYPE_LIMIT
     out.quantity.value = money.text(o.quantity)
     out.price.value = money.text(o.price)
@@ -235,7 +231,7 @@ def _fill_order(out: execution_pb2.Order, o: OrderRecord) -> None:
     out.attempt = o.attempt
     set_timestamp(out.create_time, o.create_time)
     set_timestamp(out.update_time, o.update_time)
-    out.operation = _OPERATIONS[o.operation]
+    out.operation = operation_to_pb(Operation(o.operation))
     if o.safety:
         out.safety.CopyFrom(safety_json_to_pb(o.safety))
 
@@ -294,7 +290,7 @@ def execution_record_to_pb(
             symbol=leg.symbol,
             asset=leg.asset,
             side=side_to_pb(leg.side),
-            operation=freeze_pb2.Operation.Value(f"OPERATION_{leg.operation.value}"),
+            operation=operation_to_pb(leg.operation),
             current_percent=leg.current_percent,
             target_percent=leg.target_percent,
             notional=decimal(leg.notional),
