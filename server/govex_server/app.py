@@ -274,7 +274,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
         )
         register(
             server,
-            GovernanceServicer(governance, freezes, streams, policy, engine, audit),
+            GovernanceServicer(governance, freezes, streams, policy, engine, audit, clock),
             GOVERNANCE,
             PRESERIALIZED,
         )

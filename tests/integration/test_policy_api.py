@@ -16,6 +16,7 @@ from google.type.decimal_pb2 import Decimal as DecimalPb
 from govex.controls.v1 import freeze_pb2, policy_pb2
 from govex.governance.v1 import events_pb2, plan_pb2, signals_pb2
 from govex.governance.v1 import governance_service_pb2 as gov
+from govex_server.api.state_frame import REUSE_FOR
 from tests.conftest import Harness
 from tests.integration.freeze_helpers import event_of, freeze
 from tests.integration.helpers import activate, approved_plan, refused
@@ -291,6 +292,33 @@ async def test_validate_allocation(harness: Harness) -> None:
     request.target[0].weight_percent = 60
     error = await refused(h.gov.ValidateAllocation(request, metadata=md("victor")))
     assert (error.code, error.fields) == (grpc.StatusCode.INVALID_ARGUMENT, ["target"])
+
+
+async def test_a_state_read_is_answered_again_only_briefly_and_never_after_a_change(
+    harness: Harness,
+) -> None:
+    """On SQLite a read within REUSE_FOR of the last one, with nothing
+    changed, gets that read's frame (its read_time); a later read, and the
+    first read after a change, are read anew. On PostgreSQL every read is
+    anew: another replica may have written."""
+    h = harness
+    assert h.running is not None
+    await state(h)  # the caches hold the facts and the policy from here on
+    h.clock.advance(REUSE_FOR)
+    first = await state(h)
+    h.clock.advance(REUSE_FOR / 2)
+    again = await state(h)
+    reused = h.running.store.is_sqlite
+    elapsed = again.read_time.ToDatetime() - first.read_time.ToDatetime()
+    assert elapsed == (timedelta(0) if reused else REUSE_FOR / 2)
+    h.clock.advance(REUSE_FOR / 2)
+    later = await state(h)
+    assert later.read_time.ToDatetime() - first.read_time.ToDatetime() == REUSE_FOR
+    # No time passes: a freeze created now is in the very next read.
+    frozen = await freeze(h, freeze_pb2.FREEZE_TYPE_S3_ALERT_FREEZE)
+    changed = await state(h)
+    assert [f.name for f in changed.active_freezes] == [frozen.name]
+    assert changed.etag != later.etag
 
 
 async def test_state_read_twice_differs_only_in_its_clock_fields(harness: Harness) -> None:

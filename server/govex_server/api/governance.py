@@ -21,6 +21,7 @@ from govex_server.api.rpc import Context, mutation, stream, unary
 from govex_server.api.state_frame import GovernanceStateFrames
 from govex_server.api.streams import EventStreams
 from govex_server.domain import update_mask
+from govex_server.domain.clock import Clock
 from govex_server.domain.errors import failed_precondition
 from govex_server.domain.events import FREEZE_KINDS, GOVERNANCE_KINDS
 from govex_server.domain.freezes import Freeze as FreezeRecord
@@ -48,8 +49,10 @@ class GovernanceServicer(SignalAndAuditRpcs, pb_grpc.GovernanceServiceServicer):
         policy: PolicyService,
         engine: ExecutionEngine,
         audit: AuditLog,
+        clock: Clock,
     ) -> None:
         self._audit = audit
+        self._clock = clock
         self._engine = engine
         self._gov = governance
         self._freezes = freezes
@@ -66,9 +69,24 @@ class GovernanceServicer(SignalAndAuditRpcs, pb_grpc.GovernanceServiceServicer):
         self, request: pb.GetGovernanceStateRequest, principal: Principal
     ) -> bytes:
         # Pre-serialized (registered with the identity serializer).
+        frame = self._state.reusable(self._state_inputs(), self._clock.now())
+        if frame is not None:
+            return frame
+        before = (self._gov.read_cache.generation, self._policy.read_cache.generation)
         snap = await self._gov.snapshot()
         view = await self._policy.view()
-        return self._state.frame(snap, view, snap.read_time)
+        frame = self._state.frame(snap, view, snap.read_time)
+        # Kept for reuse only if nothing changed while it was built: then it
+        # was built from what the caches hold now.
+        after = self._state_inputs()
+        self._state.remember(frame, after if after == before else None, snap.read_time)
+        return frame
+
+    def _state_inputs(self) -> tuple[int, int] | None:
+        """The versions of the stored facts and of the policy inputs the
+        read caches hold (None when either holds nothing to trust)."""
+        facts, policy = self._gov.read_cache.version(), self._policy.read_cache.version()
+        return None if facts is None or policy is None else (facts, policy)
 
     @unary
     async def GetCooldownStatus(

@@ -47,6 +47,20 @@ class ReadCache(Generic[T]):
         self._generation += 1
         self._value = None
 
+    @property
+    def generation(self) -> int:
+        """Moves on every change the store reports."""
+        return self._generation
+
+    def version(self) -> int | None:
+        """Names the value held now: the same number while it is held,
+        another once a change drops it; None when no value is held, or when
+        a held value must first be checked against the store's change stamp
+        (PostgreSQL: other replicas write too)."""
+        if self._value is None or not self._enabled or self._stamp is not None:
+            return None
+        return self._generation
+
     async def get(self, load: Callable[[], Awaitable[T]]) -> T:
         """The cached value, or a fresh load (cached if nothing changed meanwhile)."""
         if not self._enabled:
