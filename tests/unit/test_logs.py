@@ -89,3 +89,41 @@ def test_a_flush_returns_once_every_line_before_it_is_written() -> None:
         assert stream.getvalue().splitlines() == [f"queued {i}" for i in range(2000)]
     finally:
         handler.close()
+
+
+def test_configured_logging_looks_up_no_caller_thread_or_process() -> None:
+    """No line shows them, so no record pays for finding them."""
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    saved = (
+        logging._srcfile,
+        logging.logThreads,
+        logging.logProcesses,
+        logging.logMultiprocessing,
+    )
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        logs.configure("INFO", "json")
+        keep = Keep()
+        root.addHandler(keep)
+        logging.getLogger("govex.test").info("looked up?")
+        [record] = seen
+        assert (record.funcName, record.lineno) == ("(unknown function)", 0)
+        assert record.thread is None and record.process is None
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        (
+            logging._srcfile,
+            logging.logThreads,
+            logging.logProcesses,
+            logging.logMultiprocessing,
+        ) = saved
