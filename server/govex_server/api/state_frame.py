@@ -15,8 +15,8 @@ value is checked against the store first, so frames are not reused there.
 A reused frame's read_time says when it was read, and its cooldown, freezes
 and signals' age are those of that moment: what time alone moves shows at
 most ``REUSE_FOR`` late, never wrong for its read_time. Under load this saves
-the snapshot, the policy view and the encoding of most
-calls; with no load every call reads anew."""
+most calls the snapshot, the policy view and the encoding; with no load
+every call reads anew."""
 
 from __future__ import annotations
 
