@@ -127,3 +127,4 @@ def test_configured_logging_looks_up_no_caller_thread_or_process() -> None:
             logging.logProcesses,
             logging.logMultiprocessing,
         ) = saved
+        logging.captureWarnings(False)  # configure routed warnings to the log
