@@ -58,7 +58,7 @@ class GovernanceServicer(SignalAndAuditRpcs, pb_grpc.GovernanceServiceServicer):
         self._freezes = freezes
         self._streams = streams
         self._policy = policy
-        self._state = GovernanceStateFrames()
+        self._state = GovernanceStateFrames(governance.read_cache, policy.read_cache)
         # ValidateAllocation counts days as ExecutePlan would, with its limit.
         self._max_days = engine.max_execution_days
 
@@ -69,24 +69,15 @@ class GovernanceServicer(SignalAndAuditRpcs, pb_grpc.GovernanceServiceServicer):
         self, request: pb.GetGovernanceStateRequest, principal: Principal
     ) -> bytes:
         # Pre-serialized (registered with the identity serializer).
-        frame = self._state.reusable(self._state_inputs(), self._clock.now())
+        frame = self._state.reusable(self._state.inputs(), self._clock.now())
         if frame is not None:
             return frame
-        before = (self._gov.read_cache.generation, self._policy.read_cache.generation)
+        before = self._state.generations()
         snap = await self._gov.snapshot()
         view = await self._policy.view()
         frame = self._state.frame(snap, view, snap.read_time)
-        # Kept for reuse only if nothing changed while it was built: then it
-        # was built from what the caches hold now.
-        after = self._state_inputs()
-        self._state.remember(frame, after if after == before else None, snap.read_time)
+        self._state.keep(frame, before, snap.read_time)
         return frame
-
-    def _state_inputs(self) -> tuple[int, int] | None:
-        """The versions of the stored facts and of the policy inputs the
-        read caches hold (None when either holds nothing to trust)."""
-        facts, policy = self._gov.read_cache.version(), self._policy.read_cache.version()
-        return None if facts is None or policy is None else (facts, policy)
 
     @unary
     async def GetCooldownStatus(

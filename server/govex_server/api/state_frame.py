@@ -21,6 +21,7 @@ every call reads anew."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from govex.governance.v1 import governance_state_pb2
 from govex_server.api import convert
@@ -28,6 +29,7 @@ from govex_server.api.streams import length_delimited
 from govex_server.domain.plans import combined_etag
 from govex_server.services.governance_state import GovernanceSnapshot
 from govex_server.services.policy import PolicyView
+from govex_server.services.read_cache import ReadCache
 
 REUSE_FOR = timedelta(milliseconds=1)
 
@@ -38,10 +40,14 @@ _STATE_TAG = b"\x0a"
 class GovernanceStateFrames:
     """The serialized GetGovernanceStateResponse, rebuilt on change only."""
 
-    def __init__(self, reuse_for: timedelta = REUSE_FOR) -> None:
+    def __init__(
+        self, facts: ReadCache[Any] | None = None, policy: ReadCache[Any] | None = None
+    ) -> None:
+        """``facts`` and ``policy``: the read caches the snapshot and the
+        policy view are served from (without them, no frame is reused)."""
         self._etag = ""
         self._static = b""
-        self._reuse_for = reuse_for
+        self._caches = (facts, policy)
         self._last = b""
         self._last_read = datetime.min
         self._last_inputs: tuple[int, int] | None = None
@@ -53,10 +59,28 @@ class GovernanceStateFrames:
         if (
             inputs is None
             or inputs != self._last_inputs
-            or not timedelta(0) <= now - self._last_read < self._reuse_for
+            or not timedelta(0) <= now - self._last_read < REUSE_FOR
         ):
             return None
         return self._last
+
+    def inputs(self) -> tuple[int, int] | None:
+        """The versions of the values the two read caches hold (None when
+        either holds nothing to trust)."""
+        facts, policy = (c.version() if c is not None else None for c in self._caches)
+        return None if facts is None or policy is None else (facts, policy)
+
+    def generations(self) -> tuple[int, int] | None:
+        """Where the two caches' change counts stand (before a build)."""
+        facts, policy = self._caches
+        return None if facts is None or policy is None else (facts.generation, policy.generation)
+
+    def keep(self, frame: bytes, before: tuple[int, int] | None, read: datetime) -> None:
+        """Keeps ``frame``, read at ``read``, for reuse only if nothing changed
+        since ``generations()`` said ``before``: then it was built from what
+        the caches hold now."""
+        after = self.inputs()
+        self.remember(frame, after if before is not None and after == before else None, read)
 
     def remember(self, frame: bytes, inputs: tuple[int, int] | None, read: datetime) -> None:
         """Keeps ``frame``, read at ``read`` from the inputs named by
