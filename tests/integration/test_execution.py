@@ -475,12 +475,22 @@ async def test_a_fill_racing_the_cancel_wins(harness: Harness) -> None:
     plan = await active(h, SMALL)
     paper(h).inject("partial_fill", 2)
     started = await execute(h, plan)
-    h.clock.advance(timedelta(days=1))
-    await idle(h, started.name)
-    resting = {
-        o.name for o in await orders(h, started.name) if o.state == ES.ORDER_STATE_PARTIALLY_FILLED
-    }
-    assert resting
+    # Both legs' first slices are due at the start, and both meet a partial
+    # fill. The clock stays put: an order sent before a move past its TTL
+    # would be cancelled and re-sent at once, and rest no more.
+
+    async def resting_orders() -> set[str]:
+        return {
+            o.name
+            for o in await orders(h, started.name)
+            if o.state == ES.ORDER_STATE_PARTIALLY_FILLED
+        }
+
+    async def both_rest() -> bool:
+        return len(await resting_orders()) == 2
+
+    await wait_for(both_rest, within=30)
+    resting = await resting_orders()
     paper(h).inject("fill_races_cancel", len(resting))
     await h.exe.CancelExecution(
         exe.CancelExecutionRequest(name=started.name, reason="race"), metadata=md("carol")
