@@ -30,7 +30,10 @@ _CONTEXT: ContextVar[Mapping[str, str]] = ContextVar(
 def bind(**fields: str) -> None:
     """Adds ``fields`` to every line written from now on in this task (and
     in the tasks it starts); empty values are left out."""
-    _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v}})
+    given = {k: v for k, v in fields.items() if v}
+    current = _CONTEXT.get()
+    # A call's task starts with nothing bound: no merge to make then.
+    _CONTEXT.set({**current, **given} if current else given)
 
 
 @contextmanager

@@ -119,7 +119,8 @@ class GovexInterceptor(grpc.aio.ServerInterceptor):
             try:
                 call, request = self._admit(name, spec, parse, raw, context)
                 _CALL.set(call)
-                _bind_log_context(call)
+                if call.request_id:  # rpc and principal are bound already
+                    _bind_log_context(call)
                 if not spec.mutating:
                     return await behavior(request, context)
                 response = await self._mutate(call, request, context, behavior, response_type)
