@@ -239,7 +239,7 @@ def verdict_to_pb(verdict: Verdict) -> freeze_pb2.OperationVerdict:
 _EVENT_KINDS = {
     k: events_pb2.EventKind.Value(f"EVENT_KIND_{k.value}")
     for k in EventKind
-    if f"EVENT_KIND_{k.value}" in events_pb2.EventKind.keys()
+    if f"EVENT_KIND_{k.value}" in events_pb2.EventKind.DESCRIPTOR.values_by_name
 }
 
 
