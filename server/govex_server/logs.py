@@ -30,16 +30,21 @@ _CONTEXT: ContextVar[Mapping[str, str]] = ContextVar(
 def bind(**fields: str) -> None:
     """Adds ``fields`` to every line written from now on in this task (and
     in the tasks it starts); empty values are left out."""
+    _CONTEXT.set(_with(fields))
+
+
+def _with(fields: Mapping[str, str]) -> Mapping[str, str]:
+    """The bound fields and ``fields`` (empty values left out)."""
     given = {k: v for k, v in fields.items() if v}
     current = _CONTEXT.get()
     # A call's task starts with nothing bound: no merge to make then.
-    _CONTEXT.set({**current, **given} if current else given)
+    return {**current, **given} if current else given
 
 
 @contextmanager
 def bound(**fields: str) -> Iterator[None]:
     """``bind`` for the duration of a ``with`` block."""
-    token = _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v}})
+    token = _CONTEXT.set(_with(fields))
     try:
         yield
     finally:

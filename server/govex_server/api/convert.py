@@ -128,6 +128,10 @@ def _step_to_pb(step: Step, out: plan_pb2.PlanStep) -> None:
     out.comment = step.comment
 
 
+# The steps a plan may have taken after its proposal (same names in both).
+_LATER_STEPS = ("reviewed", "approved", "activated", "rejected", "cancelled")
+
+
 def plan_to_pb(plan: Plan) -> plan_pb2.Plan:
     """The proto Plan. Fields are set one by one and times in place: built
     for every response and every event of a plan, the keyword constructor
@@ -145,16 +149,10 @@ def plan_to_pb(plan: Plan) -> plan_pb2.Plan:
     for target in plan.targets:
         add(asset=target.asset, weight_percent=target.weight_percent, hedge=target.hedge)
     _step_to_pb(plan.proposed, out.proposed)
-    if plan.reviewed is not None:
-        _step_to_pb(plan.reviewed, out.reviewed)
-    if plan.approved is not None:
-        _step_to_pb(plan.approved, out.approved)
-    if plan.activated is not None:
-        _step_to_pb(plan.activated, out.activated)
-    if plan.rejected is not None:
-        _step_to_pb(plan.rejected, out.rejected)
-    if plan.cancelled is not None:
-        _step_to_pb(plan.cancelled, out.cancelled)
+    for name in _LATER_STEPS:
+        step = getattr(plan, name)
+        if step is not None:
+            _step_to_pb(step, getattr(out, name))
     if plan.execute_time is not None:
         set_timestamp(out.execute_time, plan.execute_time)
     set_timestamp(out.create_time, plan.create_time)
